@@ -43,3 +43,4 @@ cdef class LogBuffer:
     cdef int64_t c_first_conflict(self, LogSlice s) except -2
     cdef int c_truncate_after(self, int64_t index) except -1
     cdef int c_purge_upto(self, int64_t index) except -1
+    cdef list c_membership_entries(self, int64_t start, int64_t stop)

@@ -350,7 +350,25 @@ cdef class LogBuffer:
             self._head = 0
         return 0
 
+    cdef list c_membership_entries(self, int64_t start, int64_t stop):
+        """[(LogId, Membership)] of the membership entries in [start, stop), scanning kind bytes."""
+        cdef list out = []
+        cdef int64_t i
+        cdef Py_ssize_t pos
+        if start < self.first_index:
+            start = self.first_index
+        if stop > self.last_index + 1:
+            stop = self.last_index + 1
+        for i in range(start, stop):
+            pos = self._head + (i - self.first_index)
+            if self._kinds[pos] == ENTRY_MEMBERSHIP:
+                out.append((make_log_id(self.c_leader_at(i), i), self._payloads[pos]))
+        return out
+
     # Python-facing API.
+    def membership_entries(self, int64_t start, int64_t stop):
+        return self.c_membership_entries(start, stop)
+
     def append(self, LeaderId leader not None, list payloads not None, int kind=ENTRY_NORMAL):
         """Append `payloads` as entries of `leader` and `kind`; returns the new last index."""
         return self.c_append(leader, payloads, kind)

@@ -9,9 +9,13 @@ from openraft_fast._core.quorum cimport QuorumSet
 cdef class ProgressTracker:
     def __cinit__(self, *args, **kwargs):
         self._matched = NULL
+        self._ack_seq = NULL
+        self._ack_time = NULL
 
     def __dealloc__(self):
         PyMem_Free(self._matched)
+        PyMem_Free(self._ack_seq)
+        PyMem_Free(self._ack_time)
 
     def __init__(self, QuorumSet quorum not None, self_id, targets, int64_t last_index,
                  Py_ssize_t max_inflight=64, int64_t max_inflight_bytes=1 << 62,
@@ -27,10 +31,14 @@ cdef class ProgressTracker:
         self.self_id = self_id
         self.self_slot = quorum.slot_of(self_id)
         self._matched = <int64_t*>PyMem_Malloc(max(quorum.n, 1) * sizeof(int64_t))
-        if self._matched == NULL:
+        self._ack_seq = <int64_t*>PyMem_Malloc(max(quorum.n, 1) * sizeof(int64_t))
+        self._ack_time = <int64_t*>PyMem_Malloc(max(quorum.n, 1) * sizeof(int64_t))
+        if self._matched == NULL or self._ack_seq == NULL or self._ack_time == NULL:
             raise MemoryError()
         for i in range(quorum.n):
             self._matched[i] = 0
+            self._ack_seq[i] = 0
+            self._ack_time[i] = -1
         self.progress = {}
         for t in targets:
             if t == self_id:
@@ -43,6 +51,11 @@ cdef class ProgressTracker:
             self.progress[t] = p
             if p.slot >= 0:
                 self._matched[p.slot] = p.matched
+                if previous is not None:
+                    old_slot = previous.quorum.slot_of(t)
+                    if old_slot >= 0:
+                        self._ack_seq[p.slot] = previous._ack_seq[old_slot]
+                        self._ack_time[p.slot] = previous._ack_time[old_slot]
         for v in quorum.ids:
             if v != self_id and v not in self.progress:
                 raise ValueError(f"voter {v} has no progress: it must be among the targets")
@@ -68,6 +81,36 @@ cdef class ProgressTracker:
         if old <= self.accepted < index:
             self.accepted = self.quorum.c_committed_index(self._matched)
         return self.accepted
+
+    cdef void c_ack(self, Py_ssize_t slot, int64_t seq, int64_t sent_at) noexcept:
+        if slot < 0:
+            return
+        if seq > self._ack_seq[slot]:
+            self._ack_seq[slot] = seq
+        if sent_at > self._ack_time[slot]:
+            self._ack_time[slot] = sent_at
+
+    cdef int64_t c_quorum_seq(self, int64_t self_seq) noexcept:
+        """The largest seq such that a write quorum acked a message sent at or after it."""
+        if self.self_slot >= 0:
+            self._ack_seq[self.self_slot] = self_seq
+        return self.quorum.c_committed_index(self._ack_seq)
+
+    cdef int64_t c_quorum_time(self, int64_t self_time) noexcept:
+        """The latest send time such that a write quorum acked a message sent at or after it
+        (-1 if none): the leader lease runs from there."""
+        if self.self_slot >= 0:
+            self._ack_time[self.self_slot] = self_time
+        return self.quorum.c_committed_index(self._ack_time)
+
+    def ack(self, node_id, int64_t seq, int64_t sent_at):
+        self.c_ack(self.quorum.slot_of(node_id), seq, sent_at)
+
+    def quorum_seq(self, int64_t self_seq):
+        return self.c_quorum_seq(self_seq)
+
+    def quorum_time(self, int64_t self_time):
+        return self.c_quorum_time(self_time)
 
     cdef Progress c_get(self, object node_id):
         return <Progress>self.progress.get(node_id)

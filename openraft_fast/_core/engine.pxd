@@ -1,0 +1,126 @@
+# The Raft engine: one event in, a list of commands out; no I/O, no clock, no global state.
+# engine.pyi documents the Python-facing API; the sections of engine.pyx follow openraft's
+# handlers: vote/election, replication (leader), append (follower), commit/apply,
+# membership, snapshot, read, transfer, timers.
+from libc.stdint cimport int64_t
+
+from openraft_fast._core.log cimport LogBuffer, LogSlice
+from openraft_fast._core.messages cimport SnapshotMeta
+from openraft_fast._core.progress cimport Progress
+from openraft_fast._core.quorum cimport QuorumSet
+from openraft_fast._core.tracker cimport ProgressTracker
+from openraft_fast._core.types cimport LeaderId, LogId, Membership, Vote
+
+cdef enum:
+    ST_LEARNER = 0
+    ST_FOLLOWER = 1
+    ST_CANDIDATE = 2
+    ST_LEADER = 3
+
+cdef enum:
+    POLICY_READ_INDEX = 1
+    POLICY_LEASE_READ = 2
+
+
+cdef class PersistedState:
+    cdef public Vote vote
+    cdef public LogBuffer log
+    cdef public LogId committed
+    cdef public SnapshotMeta snapshot
+    cdef public LogId applied
+    cdef public object applied_membership
+
+
+cdef class Engine:
+    # Identity and config (times in integer microseconds).
+    cdef readonly object node_id
+    cdef readonly object config
+    cdef bint std
+    cdef int64_t hb_interval_us, et_min_us, et_max_us, follower_lease_us, leader_lease_us
+    cdef int64_t retransmit_us, snapshot_timeout_us
+    cdef int64_t max_payload_entries, max_inflight, max_inflight_bytes, lag_threshold
+    cdef int64_t snapshot_every, keep_logs, purge_batch
+    cdef bint pre_vote_enabled, heartbeat_enabled, elect_enabled, tick_enabled
+    cdef object quorum_factory
+    cdef object rng
+
+    # Durable state as the engine sees it.
+    cdef readonly Vote vote
+    cdef readonly LogBuffer log
+    cdef readonly LogId committed
+    cdef readonly LogId applied
+    cdef readonly LogId flushed
+    cdef int64_t apply_sent                 # highest index handed to an Apply command
+    cdef readonly SnapshotMeta snapshot
+    cdef bint snapshot_building
+
+    # Membership: effective = last appended membership entry; committed = last committed one.
+    cdef readonly Membership membership
+    cdef readonly LogId membership_log_id
+    cdef readonly Membership committed_membership
+    cdef readonly LogId committed_membership_log_id
+    cdef list uncommitted_memberships       # [(LogId, Membership)] past the committed one
+    cdef readonly QuorumSet quorum
+
+    # Server state.
+    cdef readonly int state
+    cdef int64_t now_us
+    cdef int64_t election_deadline, heartbeat_deadline
+    cdef int64_t leader_contact_us           # when we last accepted our leader's message
+
+    # Candidate (and pre-vote) state.
+    cdef set granted, rejected
+    cdef bint pre_voting
+    cdef Vote pre_vote
+
+    # Leader state.
+    cdef readonly ProgressTracker tracker
+    cdef LeaderId leader_committed_id
+    cdef LogId leader_first_log_id          # this leadership's blank entry
+    cdef int64_t seq
+    cdef dict stalled_since                 # target -> time its in-flight window last moved
+    cdef list pending_reads                 # [(seq needed, read LogId, req_id)]
+    cdef object transfer_to
+    cdef int64_t transfer_deadline
+    cdef bint transfer_sent
+
+    # Follower state.
+    cdef list pending_acks                  # [(index to be flushed, target, response)]
+    cdef list pending_snapshot_acks         # [(SnapshotMeta, target, response)]
+
+    cdef list out
+
+    cdef list _take(self)
+    cdef LogId _log_id_at(self, int64_t index)
+    cdef LogId _last_log_id(self)
+    cdef int64_t _committed_index(self)
+    cdef void _reset_election_timer(self)
+    cdef bint _is_voter(self)
+    cdef bint _update_vote(self, Vote v) except -1
+    cdef int _become_follower(self) except -1
+    cdef int _start_election(self, bint transfer) except -1
+    cdef int _start_pre_vote(self) except -1
+    cdef int _check_election(self) except -1
+    cdef int _become_leader(self, bint restored) except -1
+    cdef int _leader_append(self, list payloads, int kind) except -1
+    cdef int _replicate_all(self) except -1
+    cdef int _replicate(self, object target, Progress p) except -1
+    cdef int _send_snapshot(self, object target, Progress p) except -1
+    cdef int _send_heartbeats(self) except -1
+    cdef int _try_commit(self, int64_t accepted) except -1
+    cdef int _set_committed(self, int64_t index) except -1
+    cdef int _apply(self) except -1
+    cdef int _truncate_after(self, int64_t after) except -1
+    cdef int _memberships_appended(self, int64_t start, int64_t stop) except -1
+    cdef int _effective_changed(self) except -1
+    cdef int _flush_acks(self) except -1
+    cdef int _check_reads(self) except -1
+    cdef int _fail_reads(self) except -1
+    cdef int _maybe_timeout_now(self) except -1
+    cdef int _maybe_build_snapshot(self) except -1
+    cdef int _purge(self, int64_t upto) except -1
+    cdef int64_t _lease_time(self) noexcept
+    cdef int _check_writable(self) except -1
+    cdef bint _lease_blocks(self, object from_id)
+    cdef _hand_over(self)
+    cdef _maybe_build_snapshot_now(self)

@@ -1,0 +1,112 @@
+"""The Raft engine: the whole protocol as a deterministic state machine with no I/O.
+
+Every input is a method call; every method returns the list of Commands the runtime must
+execute, in order (see commands.pxd for the execution contract). Time enters only through
+tick(now) (seconds, any monotonic origin); randomness only through the injected rng.
+
+Completion events the runtime must feed back:
+- on_log_flushed(log_id) once an AppendLog is durable (log_id = last id of that AppendLog);
+- on_applied(log_id) once an Apply finished (log_id = last id of that Apply's entries);
+- on_snapshot_built(meta) after BuildSnapshot; on_snapshot_installed(meta) after InstallSnapshot;
+- on_snapshot_send_failed(target, msg_id) when a SendSnapshot could not be delivered.
+Messages from other nodes enter through recv_*; the sender's node id comes from the transport.
+"""
+import random
+from typing import Any, Iterable, List, Optional
+
+from openraft_fast._core.commands import Command
+from openraft_fast._core.log import LogBuffer
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
+                                          SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
+                                          VoteResponse)
+from openraft_fast._core.types import LogId, Membership, Node, Vote
+from openraft_fast.config import Config
+
+LEARNER: int
+FOLLOWER: int
+CANDIDATE: int
+LEADER: int
+READ_INDEX: int
+LEASE_READ: int
+
+
+class PersistedState:
+    """What a node restarts from: exactly what its stores made durable."""
+    vote: Optional[Vote]
+    log: LogBuffer                 # the durable log (purged log id + entries)
+    committed: Optional[LogId]     # from SaveCommitted, if the store keeps it
+    snapshot: Optional[SnapshotMeta]
+    applied: Optional[LogId]       # the state machine's last applied log id
+    applied_membership: Optional[tuple]   # (LogId, Membership) last applied by the state machine
+
+    def __init__(self, vote: Optional[Vote] = None, log: Optional[LogBuffer] = None,
+                 committed: Optional[LogId] = None, snapshot: Optional[SnapshotMeta] = None,
+                 applied: Optional[LogId] = None, applied_membership: Optional[tuple] = None) -> None: ...
+
+
+class Engine:
+    node_id: Any
+    state: int                     # LEARNER / FOLLOWER / CANDIDATE / LEADER
+    vote: Vote
+    log: LogBuffer                 # the engine's view of the log (appended, not necessarily flushed)
+    committed: Optional[LogId]
+    applied: Optional[LogId]       # reported by on_applied
+    flushed: Optional[LogId]
+    membership: Membership         # effective (last appended membership entry)
+    membership_log_id: Optional[LogId]
+    committed_membership: Membership
+    snapshot: Optional[SnapshotMeta]
+    next_deadline: float           # call tick() no later than this
+    now: float
+
+    def __init__(self, node_id: int, config: Config, state: PersistedState, rng: random.Random,
+                 now: float = 0.0) -> None: ...
+    def startup(self) -> List[Command]:
+        """Call once after construction: applies what is committed, restores a leader whose
+        saved vote is its own committed vote, arms the timers."""
+    @property
+    def leader_id(self) -> Optional[int]: ...
+    @property
+    def last_log_id(self) -> Optional[LogId]: ...
+    def leader_node(self) -> Optional[Node]: ...
+    def is_leader(self) -> bool: ...
+
+    # Time and triggers.
+    def tick(self, now: float) -> List[Command]: ...
+    def elect(self) -> List[Command]: ...
+    def trigger_heartbeat(self) -> List[Command]: ...
+    def trigger_snapshot(self) -> List[Command]: ...
+    def purge_log(self, upto: int) -> List[Command]: ...
+    def transfer_leader(self, to: int) -> List[Command]: ...
+
+    # Client requests. These raise ForwardToLeader (errors.py) on a node that is not a leader
+    # taking writes; the entries appended get indexes log.last_index + 1 ...
+    def initialize(self, membership: Membership) -> List[Command]:
+        """Raises InitializeError unless the node is pristine and a voter of `membership`."""
+    def client_write(self, payloads: list) -> List[Command]: ...
+    def change_membership(self, goal: Iterable[int], retain: bool = False,
+                          nodes: Optional[dict] = None) -> List[Command]:
+        """One step towards voter set `goal` (joint first, then uniform: call again once the
+        returned step is committed). Raises ChangeMembershipError("in_progress" | "empty" |
+        "learner_not_found")."""
+    def add_learner(self, node_id: int, node: Node) -> List[Command]: ...
+    def ensure_linearizable(self, req_id: Any, policy: int = ...) -> List[Command]:
+        """Emits Reply(req_id, read_log_id, None) once the read is confirmed (READ_INDEX: after a
+        quorum round; LEASE_READ: at once while the lease holds), or Reply(req_id, None, error).
+        The caller then waits until applied >= read_log_id."""
+
+    # Messages from other nodes.
+    def recv_vote(self, from_id: int, req: VoteRequest) -> List[Command]: ...
+    def recv_vote_response(self, from_id: int, resp: VoteResponse) -> List[Command]: ...
+    def recv_append(self, from_id: int, req: AppendRequest) -> List[Command]: ...
+    def recv_append_response(self, from_id: int, resp: AppendResponse) -> List[Command]: ...
+    def recv_snapshot(self, from_id: int, req: InstallSnapshotRequest) -> List[Command]: ...
+    def recv_snapshot_response(self, from_id: int, resp: SnapshotResponse) -> List[Command]: ...
+    def recv_timeout_now(self, from_id: int, msg: TimeoutNow) -> List[Command]: ...
+
+    # Completions.
+    def on_log_flushed(self, log_id: LogId) -> List[Command]: ...
+    def on_applied(self, log_id: LogId) -> List[Command]: ...
+    def on_snapshot_built(self, meta: SnapshotMeta) -> List[Command]: ...
+    def on_snapshot_installed(self, meta: SnapshotMeta) -> List[Command]: ...
+    def on_snapshot_send_failed(self, target: int, msg_id: int) -> List[Command]: ...

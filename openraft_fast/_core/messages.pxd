@@ -1,0 +1,77 @@
+# Messages between nodes. Times (sent_at) are the sender's clock in integer microseconds;
+# `seq` numbers a leader's messages in send order and is echoed by the response, as is `msg_id`
+# (the id of a tracked replication message; 0 for a heartbeat).
+from libc.stdint cimport int64_t
+
+from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.record cimport Record
+from openraft_fast._core.types cimport LogId, Membership, Vote
+
+cdef enum:
+    APPEND_OK = 0
+    APPEND_CONFLICT = 1
+    APPEND_HIGHER_VOTE = 2
+
+
+cdef class VoteRequest(Record):
+    cdef readonly Vote vote
+    cdef readonly LogId last_log_id
+    cdef readonly bint pre_vote
+    cdef readonly bint transfer         # sent on the leader's behalf: ignores leader leases
+
+
+cdef class VoteResponse(Record):
+    cdef readonly Vote vote             # the responder's vote after handling the request
+    cdef readonly bint granted
+    cdef readonly LogId last_log_id
+    cdef readonly bint pre_vote
+
+
+cdef class AppendRequest(Record):
+    cdef readonly Vote vote
+    cdef readonly LogId prev_log_id
+    cdef readonly LogSlice entries      # None for a heartbeat or an empty probe
+    cdef readonly LogId commit
+    cdef readonly int64_t msg_id
+    cdef readonly int64_t seq
+    cdef readonly int64_t sent_at
+
+
+cdef class AppendResponse(Record):
+    cdef readonly Vote vote
+    cdef readonly int result            # APPEND_OK / APPEND_CONFLICT / APPEND_HIGHER_VOTE
+    cdef readonly LogId matched         # OK: the last log id of the request
+    cdef readonly int64_t conflict      # CONFLICT: the prev index that did not match
+    cdef readonly int64_t hint_last     # CONFLICT: the responder's last index, -1 if no hint
+    cdef readonly int64_t msg_id
+    cdef readonly int64_t seq
+    cdef readonly int64_t sent_at
+
+
+cdef class SnapshotMeta(Record):
+    cdef readonly LogId last_log_id
+    cdef readonly LogId membership_log_id
+    cdef readonly Membership membership
+    cdef readonly str snapshot_id
+
+
+cdef class InstallSnapshotRequest(Record):
+    cdef readonly Vote vote
+    cdef readonly SnapshotMeta meta
+    cdef readonly object data           # opaque to the engine; None in a SendSnapshot command
+    cdef readonly int64_t msg_id
+    cdef readonly int64_t seq
+    cdef readonly int64_t sent_at
+
+
+cdef class SnapshotResponse(Record):
+    cdef readonly Vote vote
+    cdef readonly bint ok
+    cdef readonly int64_t msg_id
+    cdef readonly int64_t seq
+    cdef readonly int64_t sent_at
+
+
+cdef class TimeoutNow(Record):
+    cdef readonly Vote vote             # the leader's vote
+    cdef readonly LogId last_log_id     # the leader's last log id: the target holds it

@@ -1,0 +1,116 @@
+"""Messages between nodes (see messages.pxd)."""
+from libc.stdint cimport int64_t
+
+from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.record cimport Record
+from openraft_fast._core.types cimport LogId, Membership, Vote
+
+OK = APPEND_OK
+CONFLICT = APPEND_CONFLICT
+HIGHER_VOTE = APPEND_HIGHER_VOTE
+
+
+cdef class VoteRequest(Record):
+    _fields = ("vote", "last_log_id", "pre_vote", "transfer")
+
+    def __init__(self, Vote vote not None, LogId last_log_id=None, bint pre_vote=False, bint transfer=False):
+        self.vote = vote
+        self.last_log_id = last_log_id
+        self.pre_vote = pre_vote
+        self.transfer = transfer
+
+
+cdef class VoteResponse(Record):
+    _fields = ("vote", "granted", "last_log_id", "pre_vote")
+
+    def __init__(self, Vote vote not None, bint granted, LogId last_log_id=None, bint pre_vote=False):
+        self.vote = vote
+        self.granted = granted
+        self.last_log_id = last_log_id
+        self.pre_vote = pre_vote
+
+
+cdef class AppendRequest(Record):
+    _fields = ("vote", "prev_log_id", "entries", "commit", "msg_id", "seq", "sent_at")
+
+    def __init__(self, Vote vote not None, LogId prev_log_id=None, LogSlice entries=None, LogId commit=None,
+                 int64_t msg_id=0, int64_t seq=0, int64_t sent_at=0):
+        if entries is not None and prev_log_id is not None and entries.start != prev_log_id.index + 1:
+            raise ValueError(f"entries start at {entries.start}, not right after prev {prev_log_id}")
+        if entries is not None and prev_log_id is None and entries.start != 1:
+            raise ValueError(f"entries start at {entries.start} with no prev log id")
+        self.vote = vote
+        self.prev_log_id = prev_log_id
+        self.entries = entries
+        self.commit = commit
+        self.msg_id = msg_id
+        self.seq = seq
+        self.sent_at = sent_at
+
+    @property
+    def last_log_id(self):
+        if self.entries is not None and len(self.entries):
+            return self.entries.last_log_id
+        return self.prev_log_id
+
+
+cdef class AppendResponse(Record):
+    _fields = ("vote", "result", "matched", "conflict", "hint_last", "msg_id", "seq", "sent_at")
+
+    def __init__(self, Vote vote not None, int result, LogId matched=None, int64_t conflict=0,
+                 int64_t hint_last=-1, int64_t msg_id=0, int64_t seq=0, int64_t sent_at=0):
+        if result < APPEND_OK or result > APPEND_HIGHER_VOTE:
+            raise ValueError(f"unknown append result {result}")
+        self.vote = vote
+        self.result = result
+        self.matched = matched
+        self.conflict = conflict
+        self.hint_last = hint_last
+        self.msg_id = msg_id
+        self.seq = seq
+        self.sent_at = sent_at
+
+
+cdef class SnapshotMeta(Record):
+    _fields = ("last_log_id", "membership_log_id", "membership", "snapshot_id")
+
+    def __init__(self, LogId last_log_id, LogId membership_log_id, Membership membership, str snapshot_id=""):
+        self.last_log_id = last_log_id
+        self.membership_log_id = membership_log_id
+        self.membership = membership
+        self.snapshot_id = snapshot_id
+
+
+cdef class InstallSnapshotRequest(Record):
+    _fields = ("vote", "meta", "data", "msg_id", "seq", "sent_at")
+
+    def __init__(self, Vote vote not None, SnapshotMeta meta not None, data=None, int64_t msg_id=0,
+                 int64_t seq=0, int64_t sent_at=0):
+        self.vote = vote
+        self.meta = meta
+        self.data = data
+        self.msg_id = msg_id
+        self.seq = seq
+        self.sent_at = sent_at
+
+    def with_data(self, data):
+        return InstallSnapshotRequest(self.vote, self.meta, data, self.msg_id, self.seq, self.sent_at)
+
+
+cdef class SnapshotResponse(Record):
+    _fields = ("vote", "ok", "msg_id", "seq", "sent_at")
+
+    def __init__(self, Vote vote not None, bint ok, int64_t msg_id=0, int64_t seq=0, int64_t sent_at=0):
+        self.vote = vote
+        self.ok = ok
+        self.msg_id = msg_id
+        self.seq = seq
+        self.sent_at = sent_at
+
+
+cdef class TimeoutNow(Record):
+    _fields = ("vote", "last_log_id")
+
+    def __init__(self, Vote vote not None, LogId last_log_id=None):
+        self.vote = vote
+        self.last_log_id = last_log_id
