@@ -207,6 +207,16 @@ cdef class Engine:
     def progress(self, target):
         return None if self.tracker is None else self.tracker.progress.get(target)
 
+    def replication_lag(self, target):
+        """Leader: entries `target` lacks (None when not leading or not a target)."""
+        cdef Progress p = None if self.tracker is None else self.tracker.c_get(target)
+        return None if p is None else self.log.last_index - p.matched
+
+    def is_caught_up(self, target):
+        """Leader: whether `target` lags at most replication_lag_threshold entries."""
+        lag = self.replication_lag(target)
+        return lag is not None and lag <= self.lag_threshold
+
     # ------------------------------------------------------------------ helpers
     cdef list _take(self):
         cdef list out = self.out
@@ -488,7 +498,8 @@ cdef class Engine:
         cdef int64_t confirmed
         if not self.pending_reads:
             return 0
-        confirmed = self.tracker.c_quorum_seq(self.seq)
+        # The leader confirms its own leadership for any seq.
+        confirmed = self.tracker.c_quorum_seq(1 << 62)
         cdef list still = []
         for item in self.pending_reads:
             if <int64_t>item[0] <= confirmed:
