@@ -1,0 +1,44 @@
+"""Network contracts: a factory of per-target clients.
+
+Every method returns an awaitable of the response. Return an asyncio.Future (as the shipped
+networks do) and the runtime attaches a callback to it: no task per message. A coroutine
+(`async def`) works too and costs a task per call.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Awaitable
+
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
+                                          SnapshotResponse, TimeoutNow, VoteRequest, VoteResponse)
+from openraft_fast._core.types import Node
+
+
+class Network(ABC):
+    """A client to one target node. Failures surface as Unreachable / NetworkError."""
+
+    @abstractmethod
+    def append_entries(self, req: AppendRequest) -> Awaitable[AppendResponse]: ...
+
+    def heartbeat(self, req: AppendRequest) -> Awaitable[AppendResponse]:
+        """An AppendRequest without entries. Override to send it on a path that bulk data
+        cannot block (the TCP transport does)."""
+        return self.append_entries(req)
+
+    @abstractmethod
+    def vote(self, req: VoteRequest) -> Awaitable[VoteResponse]: ...
+
+    @abstractmethod
+    def install_snapshot(self, req: InstallSnapshotRequest) -> Awaitable[SnapshotResponse]:
+        """`req.data` holds the whole snapshot; a transport may stream it in chunks."""
+
+    @abstractmethod
+    def timeout_now(self, msg: TimeoutNow) -> Awaitable[None]: ...
+
+    def close(self) -> None:
+        """Release the connection (the runtime calls it when the target leaves or on shutdown)."""
+
+
+class NetworkFactory(ABC):
+    @abstractmethod
+    def new_client(self, target: int, node: Node) -> Network: ...

@@ -1,0 +1,196 @@
+"""Raft: the public asyncio handle of one node (a thin class over the runtime core)."""
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from typing import Any, Iterable, Mapping, Optional, Union
+
+from openraft_fast._core.engine import LEASE_READ as _LEASE, READ_INDEX as _READ_INDEX
+from openraft_fast._core.engine import Engine, PersistedState
+from openraft_fast._core.types import LogId, Membership, Node
+from openraft_fast.config import Config
+from openraft_fast.errors import ForwardToLeader, LeaseExpired, RaftError, StorageError, Stopped
+from openraft_fast.metrics import RaftMetrics, ServerState, Wait
+from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
+
+
+class ReadPolicy(enum.IntFlag):
+    """READ_INDEX: confirm leadership with a quorum round. LEASE_READ: trust the leader lease,
+    no round. Both: the lease while it holds, a round otherwise."""
+    READ_INDEX = 1
+    LEASE_READ = 2
+
+
+class Trigger:
+    """Ask the node to do something now instead of when its timers or policies would."""
+
+    def __init__(self, core: RaftCore) -> None:
+        self._core = core
+
+    def _run(self, fn, *args):
+        return self._core.call(lambda: (None, fn(*args)))
+
+    async def elect(self) -> None:
+        await self._run(self._core.engine.elect)
+
+    async def heartbeat(self) -> None:
+        await self._run(self._core.engine.trigger_heartbeat)
+
+    async def snapshot(self) -> None:
+        await self._run(self._core.engine.trigger_snapshot)
+
+    async def purge_log(self, upto: int) -> None:
+        await self._run(self._core.engine.purge_log, upto)
+
+    async def transfer_leader(self, to: int) -> None:
+        await self._run(self._core.engine.transfer_leader, to)
+
+
+class Raft:
+    """One Raft node. Create with `await Raft.start(...)`."""
+
+    def __init__(self, core: RaftCore) -> None:
+        self._core = core
+        self.trigger = Trigger(core)
+
+    @classmethod
+    async def start(cls, node_id: int, config: Config, network_factory, log_store, state_machine,
+                    *, rng: Optional[random.Random] = None) -> "Raft":
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, got {type(config).__name__}")
+        loop = asyncio.get_running_loop()
+        try:
+            vote = await log_store.read_vote()
+            committed = await log_store.read_committed()
+            log = await log_store.read_log()
+            applied, applied_membership = await state_machine.applied_state()
+            snap = await state_machine.get_current_snapshot()
+        except Exception as exc:
+            raise StorageError(f"node {node_id}: reading the stores failed: {exc!r}") from exc
+        state = PersistedState(vote, log, committed, None if snap is None else snap.meta, applied, applied_membership)
+        engine = Engine(node_id, config, state, rng or random.Random(), loop.time())
+        core = RaftCore(node_id, config, network_factory, log_store, state_machine, engine)
+        core.post(engine.startup)
+        return cls(core)
+
+    @property
+    def node_id(self) -> int:
+        return self._core.node_id
+
+    @property
+    def config(self) -> Config:
+        return self._core.config
+
+    # ------------------------------------------------------------------ cluster setup
+    async def initialize(self, nodes: Union[Mapping[int, Node], Iterable[int]]) -> None:
+        """Initialize a new cluster with these voters: once, on one node (or on every node
+        with the same set). Raises InitializeError otherwise."""
+        if isinstance(nodes, Mapping):
+            m = Membership(set(nodes), dict(nodes))
+        else:
+            m = Membership(set(nodes))
+        engine = self._core.engine
+        await self._core.call(lambda: (None, engine.initialize(m)))
+
+    async def add_learner(self, node_id: int, node: Node, blocking: bool = True) -> ClientWriteResponse:
+        """Add a non-voting member; with `blocking`, return once it has caught up."""
+        core = self._core
+        engine = core.engine
+
+        def step():
+            before = engine.log.last_index
+            cmds = engine.add_learner(node_id, node)
+            return (engine.log.last_index if engine.log.last_index > before else None), cmds
+
+        idx = await core.call(step)
+        if idx is not None:
+            await core.wait_applied(idx)
+        if blocking:
+            await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
+            if not engine.is_leader():
+                raise ForwardToLeader(engine.leader_id, engine.leader_node(), "leadership lost while the learner caught up")
+        return ClientWriteResponse(engine.membership_log_id, None, engine.membership)
+
+    async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:
+        """Make `members` the voters: through the joint config to the uniform one. With
+        `retain`, removed voters stay as learners."""
+        core = self._core
+        engine = core.engine
+        goal = frozenset(members)
+
+        def step():
+            before = engine.log.last_index
+            cmds = engine.change_membership(goal, retain)
+            return (engine.log.last_index if engine.log.last_index > before else None), cmds
+
+        while True:
+            idx = await core.call(step)
+            if idx is None:
+                break
+            await core.wait_applied(idx)
+            m = engine.membership
+            if not m.is_joint and m.voter_ids == goal:
+                break
+        return ClientWriteResponse(engine.membership_log_id, None, engine.membership)
+
+    # ------------------------------------------------------------------ client requests
+    def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":
+        """Replicate `data` as one entry; resolves once it is applied on this leader."""
+        return self._core.write(data)
+
+    def client_write_many(self, datas: list) -> "asyncio.Future[BatchWriteResponses]":
+        """Replicate many entries in one submission; resolves with one response per entry."""
+        return self._core.write_many(list(datas))
+
+    async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> LogId:
+        """Return once this leader's state machine reflects every write committed before the
+        call; the returned log id is the read point."""
+        if policy & ReadPolicy.LEASE_READ:
+            try:
+                return await self._core.read(_LEASE)
+            except LeaseExpired:
+                if not policy & ReadPolicy.READ_INDEX:
+                    raise
+        return await self._core.read(_READ_INDEX)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def metrics(self) -> RaftMetrics:
+        return self._core.metrics()
+
+    def wait(self, timeout: float = 5.0) -> Wait:
+        return Wait(self._core, timeout)
+
+    def current_leader(self) -> Optional[int]:
+        return self._core.engine.leader_id
+
+    def is_leader(self) -> bool:
+        return self._core.stopped is None and self._core.engine.is_leader()
+
+    async def shutdown(self) -> None:
+        """Stop the node: every pending call fails with Stopped."""
+        self._core.fatal(Stopped())
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------ receiving side
+    def _receive(self, kind: str, src: int, msg, fut: "asyncio.Future") -> None:
+        self._core.receive(kind, src, msg, fut)
+
+    def _rpc(self, kind: str, msg) -> "asyncio.Future":
+        fut = asyncio.get_running_loop().create_future()
+        self._core.receive(kind, msg.vote.leader_id.node_id, msg, fut)
+        return fut
+
+    def append_entries(self, req):
+        """Handle an AppendRequest from the leader; resolves with the AppendResponse."""
+        return self._rpc("heartbeat" if req.entries is None else "append", req)
+
+    def vote(self, req):
+        return self._rpc("vote", req)
+
+    def install_snapshot(self, req):
+        return self._rpc("snapshot", req)
+
+    def timeout_now(self, msg):
+        return self._rpc("timeout_now", msg)

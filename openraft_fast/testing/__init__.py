@@ -1,0 +1,1 @@
+"""Test support for openraft_fast: the deterministic simulator lives in `openraft_fast.testing.sim`."""

@@ -1,0 +1,3 @@
+from openraft_fast.testing.sim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,611 @@
+"""The simulation: nodes, the event queue, command execution, crash and restart, liveness.
+
+Everything random comes from one random.Random seeded by (mode, seed); each engine gets its own
+random.Random seeded from it. Time is simulated: events sit in a heap of (time, seq, kind, args),
+and each node reads its own clock, offset + rate * sim_time, with rate within 1% of real.
+"""
+import heapq
+import math
+import random
+from collections import Counter, deque
+
+from openraft_fast._core import commands as C
+from openraft_fast._core.engine import LEADER, Engine, PersistedState
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
+                                          SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
+                                          VoteResponse)
+from openraft_fast._core.types import Membership, Node
+from openraft_fast.config import Config
+from openraft_fast.errors import RaftError
+
+from openraft_fast.testing.sim.checker import Checker, SimViolation
+from openraft_fast.testing.sim.network import Network, NetworkFaults
+from openraft_fast.testing.sim.storage import ContractError, NodeStorage
+from openraft_fast.testing.sim.workload import Workload
+
+# Which engine method receives each message type.
+RECEIVER = {
+    VoteRequest: "recv_vote",
+    VoteResponse: "recv_vote_response",
+    AppendRequest: "recv_append",
+    AppendResponse: "recv_append_response",
+    InstallSnapshotRequest: "recv_snapshot",
+    SnapshotResponse: "recv_snapshot_response",
+    TimeoutNow: "recv_timeout_now",
+}
+
+
+def replay_command(seed, steps, mode):
+    return f"python -m openraft_fast.testing.sim --seed {seed} --steps {steps} --mode {mode}"
+
+
+class SimNode:
+    """One node: its engine (None while crashed), its storage and its clock."""
+
+    def __init__(self, node_id, rng):
+        self.id = node_id
+        self.clock_offset = rng.uniform(0.0, 50.0)
+        self.clock_rate = rng.uniform(0.99, 1.01)
+        self.store = NodeStorage()
+        self.engine = None
+        self.incarnation = 0
+        self.crashed = False
+        self.tick_at = None            # sim time of the armed tick event
+        self.stuck_ticks = 0
+        self.flush_busy = False
+        self.sm_busy = False
+        self.snapshots_built = 0
+        # Checker bookkeeping: last values seen, for "never goes backwards".
+        self.seen_vote = None
+        self.seen_committed = None
+        self.seen_applied = None
+        self.leader_lid = None
+        self.pending_reads = []
+
+    def clock(self, sim_time):
+        return self.clock_offset + self.clock_rate * sim_time
+
+    def sim_time(self, local):
+        return (local - self.clock_offset) / self.clock_rate
+
+    def engine_flushed(self):
+        return getattr(self.engine, "flushed", None)
+
+    def __repr__(self):
+        if self.crashed:
+            return f"n{self.id}(crashed)"
+        e = self.engine
+        return (f"n{self.id}(state={e.state} vote={e.vote} last={e.last_log_id} committed={e.committed} "
+                f"applied={e.applied} sm={self.store.sm.applied} members={e.membership!r})")
+
+
+class Simulation:
+    """A cluster of engines driven by one seed.
+
+    `faults` and `workload` switch off the random fault injection and client load (scenario
+    tests drive those by hand); `params` overrides drawn parameters (voters, learners, spares)
+    and `config` overrides Config fields.
+    """
+
+    def __init__(self, seed, mode="adv", *, faults=True, workload=True, params=None, config=None,
+                 trace_len=3000):
+        self.seed = seed
+        self.mode = mode
+        self.rng = rng = random.Random(f"openraft-sim:{mode}:{seed}")
+        params = dict(params or {})
+        n_voters = params.pop("voters", None) or rng.randint(3, 5)
+        n_learners = params.pop("learners", None)
+        n_learners = rng.randint(0, 2) if n_learners is None else n_learners
+        n_spares = params.pop("spares", None)
+        n_spares = rng.randint(2, 3) if n_spares is None else n_spares
+        self.install_delay_max = params.pop("install_delay_max", 0.003)
+        # "sync": InstallSnapshot is durable before the next command runs (what the engine
+        # assumes: it emits PurgeLog and SaveCommitted right after it). "async": it completes
+        # later like Apply, which the command contract also allows.
+        self.install_async = params.pop("install", "sync") == "async"
+        # Refuse even a truncation of committed entries that an InstallSnapshot in the same
+        # batch covers (a crash between the two commands would lose them).
+        self.strict_truncate = params.pop("strict_truncate", False)
+        if params:
+            raise TypeError(f"unknown simulation params {sorted(params)}")
+        cfg = dict(
+            leader_id_mode=mode,
+            enable_pre_vote=rng.random() < 0.5,
+            snapshot_policy=rng.randint(50, 200),
+            max_in_snapshot_log_to_keep=rng.randint(0, 20),
+            max_payload_entries=rng.choice((4, 16, 64, 300)),
+            max_inflight=rng.choice((2, 8, 64)),
+            replication_lag_threshold=rng.choice((20, 100, 1000)),
+            purge_batch_size=rng.choice((1, 8, 32)),
+        )
+        cfg.update(config or {})
+        self.config = Config(**cfg)
+
+        self.now = 0.0
+        self.queue = []
+        self.seq = 0
+        self.steps = 0
+        self.stats = Counter()
+        self.trace = deque(maxlen=trace_len)
+        ids = list(range(1, n_voters + n_learners + n_spares + 1))
+        self.voters0 = ids[:n_voters]
+        self.learners0 = ids[n_voters:n_voters + n_learners]
+        self.nodes = {i: SimNode(i, rng) for i in ids}
+        self.network = Network(rng, NetworkFaults(rng))
+        self.checker = Checker(mode == "std", LEADER)
+        self.workload = Workload(self, faults=faults, actions=workload)
+
+        for node in self.nodes.values():
+            self._start_engine(node)
+        members = self.voters0 + self.learners0
+        init = self.nodes[rng.choice(self.voters0)]
+        m = Membership(set(self.voters0), nodes={i: Node(f"n{i}") for i in members})
+        self.call(init, "initialize", init.engine.initialize, m)
+        self.workload.start()
+
+    def describe(self):
+        c = self.config
+        return (f"seed={self.seed} mode={self.mode} voters={self.voters0} learners={self.learners0} "
+                f"nodes={len(self.nodes)} pre_vote={c.enable_pre_vote} snapshot_policy={c.snapshot_policy} "
+                f"keep={c.max_in_snapshot_log_to_keep} max_payload={c.max_payload_entries} "
+                f"inflight={c.max_inflight} lag={c.replication_lag_threshold} "
+                f"drop={self.network.faults.drop} dup={self.network.faults.duplicate}")
+
+    # -- events --
+    def schedule(self, delay, kind, *args):
+        self.seq += 1
+        heapq.heappush(self.queue, (self.now + delay, self.seq, kind, args))
+
+    def step(self):
+        """Process events until one counts as a step (stale ones do not). False when idle."""
+        queue = self.queue
+        while queue:
+            t, _, kind, args = heapq.heappop(queue)
+            self.now = t
+            if getattr(self, "_ev_" + kind)(*args):
+                self.steps += 1
+                return True
+        return False
+
+    def run(self, steps):
+        """Run `steps` more steps of random load and faults."""
+        target = self.steps + steps
+        while self.steps < target:
+            if not self.step():
+                break
+
+    def run_for(self, seconds):
+        end = self.now + seconds
+        while self.queue and self.queue[0][0] <= end:
+            self.step()
+        self.now = max(self.now, end)
+
+    def run_until(self, predicate, timeout, what="condition"):
+        end = self.now + timeout
+        while not predicate():
+            if not self.queue or self.queue[0][0] > end:
+                raise SimViolation(f"liveness: {what} not reached within {timeout}s of simulated time\n"
+                                   + self.cluster_state())
+            self.step()
+
+    def _ev_tick(self, node_id, incarnation):
+        node = self.nodes[node_id]
+        if node.crashed or node.incarnation != incarnation or node.tick_at != self.now:
+            return False
+        node.tick_at = None
+        self.call(node, "tick", None)
+        return True
+
+    def _ev_msg(self, src, dst, dst_incarnation, msg):
+        node = self.nodes[dst]
+        if (node.crashed or node.incarnation != dst_incarnation or self.nodes[src].crashed
+                or not self.network.reachable(src, dst)):
+            self.stats["msg.lost"] += 1
+            return False
+        self.call(node, type(msg).__name__, getattr(node.engine, RECEIVER[type(msg)]), src, msg)
+        return True
+
+    def _ev_snapshot(self, src, src_incarnation, dst, dst_incarnation, req):
+        node = self.nodes[dst]
+        if (node.crashed or node.incarnation != dst_incarnation or self.nodes[src].crashed
+                or not self.network.reachable(src, dst)):
+            self._snapshot_failed(src, src_incarnation, dst, req.msg_id)
+            return False
+        self.call(node, "InstallSnapshotRequest", node.engine.recv_snapshot, src, req)
+        return True
+
+    def _snapshot_failed(self, src, src_incarnation, dst, msg_id):
+        self.stats["snapshot.send_failed"] += 1
+        self.schedule(self.rng.uniform(0.001, 0.02), "snapshot_failed", src, src_incarnation, dst, msg_id)
+
+    def _ev_snapshot_failed(self, src, src_incarnation, dst, msg_id):
+        node = self.nodes[src]
+        if node.crashed or node.incarnation != src_incarnation:
+            return False
+        self.call(node, "on_snapshot_send_failed", node.engine.on_snapshot_send_failed, dst, msg_id)
+        return True
+
+    def _ev_flush(self, node_id, incarnation):
+        node = self.nodes[node_id]
+        if node.crashed or node.incarnation != incarnation:
+            return False
+        node.flush_busy = False
+        rec = node.store.complete_flush()
+        if rec.intact:
+            self.call(node, "on_log_flushed", node.engine.on_log_flushed, rec.last_log_id)
+        else:
+            self.stats["flush.superseded"] += 1
+        self._kick_flush(node)
+        return True
+
+    def _ev_sm(self, node_id, incarnation):
+        node = self.nodes[node_id]
+        if node.crashed or node.incarnation != incarnation:
+            return False
+        node.sm_busy = False
+        op = node.store.sm_ops.popleft()
+        if op[0] not in ("applied", "built", "installed"):
+            op = self._sm_effect(node, op)
+        eng = node.engine
+        if op[0] == "applied":
+            self.call(node, "on_applied", eng.on_applied, op[1])
+        elif op[0] == "built":
+            self.call(node, "on_snapshot_built", eng.on_snapshot_built, op[1])
+        else:
+            self.call(node, "on_snapshot_installed", eng.on_snapshot_installed, op[1])
+        self._kick_sm(node)
+        return True
+
+    def _sm_effect(self, node, op):
+        """Do the state machine work of `op`; returns the completion to report."""
+        store = node.store
+        sm = store.sm
+        kind = op[0]
+        if kind == "apply":
+            entries = op[1]
+            on_entry = self.workload.on_applied_entry
+            for e in entries.entries():
+                self.checker.on_apply(node.id, sm, e)
+                sm.apply(e)
+                on_entry(node, e)
+            self.stats["applied"] += len(entries)
+            self.workload.check_reads(node)
+            return ("applied", entries.last_log_id)
+        if kind == "build":
+            node.snapshots_built += 1
+            mlid, membership = sm.membership if sm.membership else (None, None)
+            meta = SnapshotMeta(sm.applied, mlid, membership,
+                                f"{node.id}-{node.incarnation}-{node.snapshots_built}")
+            store.snapshot = (meta, sm.data())
+            self.stats["snapshot.built"] += 1
+            return ("built", meta)
+        meta, data = op[1], op[2]
+        self.checker.on_install(node.id, sm, meta, data)
+        sm.restore(data)
+        store.snapshot = (meta, data)
+        self.stats["snapshot.installed"] += 1
+        self.workload.check_reads(node)
+        return ("installed", meta)
+
+    def _install_now(self, node, meta, data):
+        """InstallSnapshot done before the next command runs: the queued state machine work
+        finishes first (its completions are still reported in order, later)."""
+        ops = node.store.sm_ops
+        done = [op if op[0] in ("applied", "built", "installed") else self._sm_effect(node, op) for op in ops]
+        ops.clear()
+        ops.extend(done)
+        ops.append(self._sm_effect(node, ("install", meta, data)))
+        self._kick_sm(node)
+
+    def _ev_action(self, fn, *args):
+        return fn(*args)
+
+    # -- calling an engine --
+    def call(self, node, label, method, *args, client=False):
+        """tick(now), then `method(*args)`; execute all commands; check invariants.
+
+        With client=True a RaftError from `method` is re-raised (after the commands of the
+        tick ran); any other engine exception is a violation.
+        """
+        eng = node.engine
+        trace = self.trace
+        trace.append((self.steps, self.now, node.id, label, args))
+        local_now = node.clock(self.now)
+        try:
+            cmds = eng.tick(local_now)
+        except Exception as e:
+            self._engine_raised(node, "tick", e)
+        if cmds:
+            self.execute(node, cmds)
+        error = None
+        if method is not None:
+            try:
+                cmds = method(*args)
+            except RaftError as e:
+                if not client:
+                    self._engine_raised(node, label, e)
+                error = e
+                cmds = None
+                trace.append((self.steps, self.now, node.id, "raised", (e,)))
+            except SimViolation:
+                raise
+            except Exception as e:
+                self._engine_raised(node, label, e)
+            if cmds:
+                self.execute(node, cmds)
+        self.checker.after_call(node)
+        self._arm_tick(node, local_now)
+        if error is not None:
+            raise error
+
+    def _engine_raised(self, node, what, exc):
+        raise SimViolation(f"node {node.id}: engine raised {type(exc).__name__} in {what}: {exc}") from exc
+
+    def _arm_tick(self, node, local_now):
+        deadline = node.engine.next_deadline
+        if deadline is None or deadline == math.inf:
+            return
+        if deadline <= local_now:
+            # tick(now) left the deadline at or before now. The engine keeps integer microseconds
+            # and truncates tick's float argument, so tick(next_deadline) can land 1 us short:
+            # a real clock moves on, so try again one microsecond later; a deadline that does
+            # not move then is a busy loop.
+            self.stats["tick.not_advanced"] += 1
+            if node.stuck_ticks > 3:
+                raise SimViolation(f"node {node.id}: next_deadline {deadline} stays <= now {local_now} "
+                                   f"after {node.stuck_ticks} ticks (a busy loop for a real runtime)")
+            node.stuck_ticks += 1
+            t = node.sim_time(local_now + 1e-6)
+        else:
+            node.stuck_ticks = 0
+            t = node.sim_time(deadline)
+            while node.clock(t) < deadline:
+                t = math.nextafter(t, math.inf)
+        if node.tick_at is None or t < node.tick_at:
+            node.tick_at = t
+            self.seq += 1
+            heapq.heappush(self.queue, (t, self.seq, "tick", (node.id, node.incarnation)))
+
+    def execute(self, node, cmds):
+        """Run commands in order, as the contract in commands.pxd asks."""
+        store = node.store
+        checker = self.checker
+        trace = self.trace
+        truncated_committed = None
+        for c in cmds:
+            code = c.code
+            trace.append((self.steps, self.now, node.id, "cmd", c))
+            try:
+                if code == C.SEND or code == C.SEND_HEARTBEAT or code == C.RESPOND:
+                    checker.on_outgoing(node, c.msg)
+                    self._send(node, c.target, c.msg)
+                elif code == C.APPEND_LOG:
+                    checker.on_append(node.id, store.log, c.entries)
+                    store.append(c.entries)
+                    self._kick_flush(node)
+                elif code == C.APPLY:
+                    e = node.engine
+                    last = c.entries.stop - 1
+                    if e.committed is None or last > e.committed.index:
+                        raise SimViolation(f"node {node.id} applies up to index {last} beyond committed "
+                                           f"{e.committed}")
+                    store.sm_ops.append(("apply", c.entries))
+                    self._kick_sm(node)
+                elif code == C.SAVE_VOTE:
+                    if store.vote is not None and not c.vote >= store.vote:
+                        raise SimViolation(f"node {node.id} saves vote {c.vote} over {store.vote}: backwards")
+                    store.vote = c.vote
+                elif code == C.SAVE_COMMITTED:
+                    if store.committed is not None and c.log_id < store.committed:
+                        raise SimViolation(f"node {node.id} saves committed {c.log_id} over {store.committed}")
+                    store.committed = c.log_id
+                elif code == C.TRUNCATE_LOG:
+                    lost = checker.on_truncate(node.id, store.log, c.after)
+                    if lost is not None:
+                        if truncated_committed is None:
+                            truncated_committed = (lost, store.log.last_log_id)
+                        if self.strict_truncate:
+                            raise SimViolation(f"node {node.id} truncates committed entry {lost} "
+                                               f"(TruncateLog(after={c.after}))")
+                    store.truncate(c.after)
+                elif code == C.PURGE_LOG:
+                    self._check_purge(node, c.upto)
+                    store.purge(c.upto)
+                elif code == C.REPLY:
+                    self.workload.on_reply(node, c.req_id, c.value, c.error)
+                elif code == C.BUILD_SNAPSHOT:
+                    store.sm_ops.append(("build",))
+                    self._kick_sm(node)
+                elif code == C.INSTALL_SNAPSHOT:
+                    if truncated_committed is not None and c.meta.last_log_id is not None and \
+                            c.meta.last_log_id.index >= truncated_committed[1].index:
+                        # Replaced by a snapshot that covers it: lost only if the node crashes
+                        # between the two commands.
+                        self.stats["truncate.committed_before_install"] += 1
+                        truncated_committed = None
+                    if self.install_async:
+                        store.sm_ops.append(("install", c.meta, c.data))
+                        self._kick_sm(node)
+                    else:
+                        self._install_now(node, c.meta, c.data)
+                elif code == C.SEND_SNAPSHOT:
+                    self._send_snapshot(node, c.target, c.req)
+                else:
+                    raise SimViolation(f"node {node.id}: unknown command {c!r}")
+            except ContractError as e:
+                raise SimViolation(f"node {node.id}: {e}") from None
+        if truncated_committed is not None:
+            lost, last = truncated_committed
+            raise SimViolation(f"node {node.id} truncates committed entry {lost} (its log ended at {last})")
+
+    def _check_purge(self, node, upto):
+        """Purged entries must already be in the durable state machine or snapshot."""
+        store = node.store
+        covered = store.sm.applied.index if store.sm.applied is not None else 0
+        if store.snapshot is not None and store.snapshot[0].last_log_id is not None:
+            covered = max(covered, store.snapshot[0].last_log_id.index)
+        if upto.index > covered:
+            pending = [op[1].last_log_id for op in store.sm_ops if op[0] == "install"]
+            raise SimViolation(
+                f"node {node.id} purges the log up to {upto} but its state machine and snapshot only "
+                f"cover index {covered}" + (f" (an InstallSnapshot up to {pending} is still running: "
+                                            f"a crash now loses entries)" if pending else ""))
+
+    def _send(self, node, target, msg):
+        dst = self.nodes.get(target)
+        if dst is None:
+            raise SimViolation(f"node {node.id} sends {type(msg).__name__} to unknown node {target!r}")
+        for delay in self.network.delays(node.id, target):
+            self.schedule(delay, "msg", node.id, target, dst.incarnation, msg)
+
+    def _send_snapshot(self, node, target, req):
+        dst = self.nodes.get(target)
+        if dst is None:
+            raise SimViolation(f"node {node.id} sends a snapshot to unknown node {target!r}")
+        snap = node.store.snapshot
+        if snap is None or snap[0] != req.meta:
+            raise SimViolation(f"node {node.id} sends snapshot {req.meta!r} but its current snapshot "
+                               f"is {snap[0] if snap else None!r}")
+        self.stats["snapshot.sent"] += 1
+        delays = self.network.delays(node.id, target, allow_duplicate=False)
+        if not delays:
+            self._snapshot_failed(node.id, node.incarnation, target, req.msg_id)
+            return
+        # A snapshot is bulk data: it takes longer than a message.
+        self.schedule(delays[0] * 5 + 0.002, "snapshot", node.id, node.incarnation, target,
+                      dst.incarnation, req.with_data(snap[1]))
+
+    def _kick_flush(self, node):
+        if not node.flush_busy and node.store.flushes:
+            node.flush_busy = True
+            self.schedule(self.rng.uniform(0.0002, 0.004), "flush", node.id, node.incarnation)
+
+    def _kick_sm(self, node):
+        if not node.sm_busy and node.store.sm_ops:
+            node.sm_busy = True
+            kind = node.store.sm_ops[0][0]
+            hi = 0.02 if kind == "build" else self.install_delay_max if kind == "install" else 0.003
+            self.schedule(self.rng.uniform(0.0002, hi), "sm", node.id, node.incarnation)
+
+    # -- crash and restart --
+    def _start_engine(self, node):
+        store = node.store
+        durable = store.persisted()
+        rng = random.Random(self.rng.getrandbits(64))
+        self.trace.append((self.steps, self.now, node.id, "start", (node.incarnation,)))
+        try:
+            eng = Engine(node.id, self.config, PersistedState(**durable), rng, node.clock(self.now))
+            node.engine = eng
+            cmds = eng.startup()
+        except Exception as e:
+            self._engine_raised(node, "Engine()/startup()", e)
+        node.seen_vote = node.seen_committed = node.seen_applied = None
+        node.leader_lid = None
+        self.checker.after_restart(node, durable["vote"], durable["committed"], durable["applied"])
+        self.execute(node, cmds)
+        self.checker.after_call(node)
+        self._arm_tick(node, node.clock(self.now))
+
+    def crash(self, node_id):
+        node = self.nodes[node_id]
+        if node.crashed:
+            return
+        self.trace.append((self.steps, self.now, node_id, "crash", ()))
+        self.stats["crash"] += 1
+        node.crashed = True
+        node.engine = None
+        node.tick_at = None
+        node.flush_busy = node.sm_busy = False
+        node.store.crash()
+        self.workload.on_crash(node)
+
+    def restart(self, node_id):
+        node = self.nodes[node_id]
+        if not node.crashed:
+            return
+        node.crashed = False
+        node.incarnation += 1
+        self.stats["restart"] += 1
+        self._start_engine(node)
+
+    # -- views --
+    def alive(self):
+        return [n for n in self.nodes.values() if not n.crashed]
+
+    def leaders(self):
+        return [n for n in self.nodes.values() if not n.crashed and n.engine.state == LEADER]
+
+    def leader(self):
+        """The leader with the greatest vote, or None."""
+        best = None
+        for n in self.leaders():
+            if best is None or n.engine.vote.leader_id.term > best.engine.vote.leader_id.term or (
+                    n.engine.vote >= best.engine.vote):
+                best = n
+        return best
+
+    def cluster_state(self):
+        lines = [f"  t={self.now:.4f} step={self.steps} cut={sorted(self.network.cut)}"]
+        lines += [f"  {n!r}" for n in self.nodes.values()]
+        return "\n".join(lines)
+
+    def format_trace(self, last=200):
+        out = []
+        items = list(self.trace)[-last:]
+        for step, t, nid, label, args in items:
+            if label == "cmd":
+                out.append(f"{step:6d} {t:9.5f} n{nid}   -> {args!r}")
+            else:
+                out.append(f"{step:6d} {t:9.5f} n{nid} {label} {', '.join(map(repr, args))}")
+        return "\n".join(out)
+
+    # -- liveness --
+    def heal_all(self):
+        """Stop injecting faults, heal the network and restart every crashed node."""
+        self.workload.stop()
+        self.network.heal()
+        self.network.faults.calm()
+        for nid in sorted(self.nodes):
+            self.restart(nid)
+
+    def check_liveness(self, timeout=None):
+        """After heal_all(): a leader emerges, and a marker write plus every write pending on it
+        commit and are applied on every member of its membership."""
+        if timeout is None:
+            timeout = 20 * self.config.election_timeout_max
+        w = self.workload
+        state = {"marker": None, "leader": None}
+
+        def done():
+            leader = self.leader()
+            if leader is None:
+                return False
+            lid = leader.engine.vote.leader_id
+            marker = state["marker"]
+            if marker is None or state["leader"] != (leader.id, leader.incarnation, lid):
+                op = w.write(leader, tag="marker")
+                if op is None:
+                    return False
+                state["marker"] = op
+                state["leader"] = (leader.id, leader.incarnation, lid)
+                return False
+            if marker.acked is None:
+                return False
+            committed_lid = lid.to_committed()
+            target = marker.log_id.index
+            for op in w.pending_writes():
+                if (op.node == leader.id and op.incarnation == leader.incarnation
+                        and op.log_id.leader_id == committed_lid):
+                    return False
+            m = leader.engine.membership
+            for nid in sorted(m.voter_ids | m.learner_ids):
+                n = self.nodes[nid]
+                if n.crashed or n.store.sm.applied is None or n.store.sm.applied.index < target:
+                    return False
+            return True
+
+        start = self.now
+        self.run_until(done, timeout, "a leader with every write committed and applied on all members")
+        self.stats["liveness.ms"] = int((self.now - start) * 1000)
+        w.final_checks()
+        return state["leader"]
