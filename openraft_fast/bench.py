@@ -1,0 +1,138 @@
+"""Cluster benchmarks B1/B2 (DESIGN section 6): an in-process cluster, C clients looping
+`await client_write(payload)` (or `client_write_many` of --batch entries) for S seconds."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional
+
+from openraft_fast import Config, Node, Raft, ServerState
+from openraft_fast.network import LocalRouter
+from openraft_fast.storage import MemLogStore, NoopStateMachine
+
+
+@dataclass
+class BenchResult:
+    transport: str
+    nodes: int
+    clients: int
+    batch: int
+    payload: int
+    put_per_s: float
+    us_per_op: float
+    p50_us: float
+    p99_us: float
+    ops: int
+    seconds: float
+
+
+async def start_local_cluster(nodes: int, config: Optional[Config] = None):
+    """`nodes` voters on a LocalRouter with memory stores; returns (router, {id: Raft}, leader)."""
+    config = config or Config()
+    router = LocalRouter()
+    rafts = {}
+    for i in range(1, nodes + 1):
+        rafts[i] = await Raft.start(i, config, router.factory(i), MemLogStore(), NoopStateMachine())
+        router.add(rafts[i])
+    await rafts[1].initialize({i: Node(f"local:{i}") for i in rafts})
+    await rafts[1].wait(5.0).state(ServerState.LEADER)
+    return router, rafts, rafts[1]
+
+
+def _percentile(sorted_values: List[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, seconds: float,
+                   progress: Optional[Callable[[int, float], None]] = None, warmup: float = 0.2) -> tuple:
+    """Run the client loops; returns (entries written, elapsed seconds, latencies in seconds)."""
+    perf = time.perf_counter
+    # Clients run until `stop`, which the phase timer sets once measuring has begun.
+    state = {"measuring": False, "stop": float("inf")}
+    lats: List[float] = []
+    many = [payload] * batch if batch > 1 else None
+
+    async def client():
+        write = leader.client_write
+        write_many = leader.client_write_many
+        append = lats.append
+        while True:
+            t0 = perf()
+            if t0 >= state["stop"]:
+                return
+            if many is None:
+                await write(payload)
+            else:
+                await write_many(many)
+            if state["measuring"]:
+                append(perf() - t0)
+
+    async def phases():
+        await asyncio.sleep(warmup)
+        state["measuring"] = True
+        start = perf()
+        state["stop"] = start + seconds
+        while perf() < state["stop"]:
+            await asyncio.sleep(min(0.5, max(0.0, state["stop"] - perf())))
+            if progress is not None:
+                progress(len(lats) * batch, perf() - start)
+        return start
+
+    tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
+    start = await phases()
+    await asyncio.gather(*tasks)
+    elapsed = perf() - start
+    return len(lats) * batch, elapsed, lats
+
+
+async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
+                      progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None):
+    router, rafts, leader = await start_local_cluster(nodes, config)
+    payload = b"x" * payload_size
+    results = []
+    try:
+        for c in client_counts:
+            def tick(n, t, c=c):
+                if progress is not None and t > 0:
+                    progress(f"clients={c:<5d} {n / t:>12,.0f} put/s  ({t:4.1f}s)")
+            n, elapsed, lats = await run_load(leader, c, batch, payload, seconds, tick)
+            lats.sort()
+            rate = n / elapsed if elapsed else 0.0
+            results.append(BenchResult("local", nodes, c, batch, payload_size, rate,
+                                       1e6 / rate if rate else 0.0, _percentile(lats, 0.5) * 1e6,
+                                       _percentile(lats, 0.99) * 1e6, n, elapsed))
+    finally:
+        for r in rafts.values():
+            await r.shutdown()
+    return results
+
+
+def format_table(results: List[BenchResult]) -> str:
+    head = f"{'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'us/op':>8s} {'p50 us':>9s} {'p99 us':>9s}"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(f"{r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
+                    f"{r.us_per_op:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f}")
+    return "\n".join(rows)
+
+
+def results_json(results: List[BenchResult]) -> dict:
+    keys = ("transport", "nodes", "clients", "batch", "payload", "put_per_s", "us_per_op", "p50_us", "p99_us")
+    return {"results": [{k: asdict(r)[k] for k in keys} for r in results]}
+
+
+def live_printer(stream=sys.stderr) -> Callable[[str], None]:
+    tty = stream.isatty()
+
+    def show(line: str) -> None:
+        if tty:
+            stream.write("\r" + line.ljust(60))
+        else:
+            stream.write(line + "\n")
+        stream.flush()
+    return show
