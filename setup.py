@@ -7,9 +7,11 @@ Environment switches:
 """
 import glob
 import os
+import shutil
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("OPENRAFT_FAST_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("OPENRAFT_FAST_ANNOTATE", "") not in ("", "0")
@@ -59,7 +61,22 @@ for pyx in sorted(glob.glob("openraft_fast/_core/*.pyx")):
         )
     )
 
+class AtomicInplaceBuildExt(build_ext):
+    """Replace in-place extensions atomically: overwriting a .so that a running process has
+    mapped can crash it; a rename leaves that process on the old file."""
+
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        if self.inplace and outfile.endswith((".so", ".pyd")):
+            tmp = outfile + ".tmp"
+            shutil.copyfile(infile, tmp)
+            shutil.copymode(infile, tmp)
+            os.replace(tmp, outfile)
+            return outfile, True
+        return super().copy_file(infile, outfile, *args, **kwargs)
+
+
 setup(
+    cmdclass={"build_ext": AtomicInplaceBuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,

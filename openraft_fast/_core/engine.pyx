@@ -384,6 +384,7 @@ cdef class Engine:
 
     cdef int _become_leader(self, bint restored) except -1:
         cdef Vote v = self.vote
+        assert self._is_voter() and v.leader_id.node == self.node_id, "only a voter leads, with its own vote"
         if not v.committed:
             v = Vote(v.leader_id, True)
             self.vote = v
@@ -645,6 +646,7 @@ cdef class Engine:
         return self._take()
 
     cdef int _try_commit(self, int64_t accepted) except -1:
+        assert accepted <= self.log.last_index, f"a quorum accepted {accepted} past our last entry"
         # Only an entry of this leadership commits by counting replicas (Raft §5.4.2).
         if accepted > self._committed_index() and accepted >= self.leader_first_log_id.index:
             self._set_committed(accepted)
@@ -739,6 +741,7 @@ cdef class Engine:
         if log_id.index <= _idx(self.flushed):
             return self._take()
         self.flushed = log_id
+        assert log_id.index <= self.log.last_index
         if self.state == ST_LEADER:
             accepted = self.tracker.c_update(self.tracker.self_slot, log_id.index)
             self._try_commit(accepted)
@@ -752,6 +755,7 @@ cdef class Engine:
         cdef LogId lid
         if index <= self._committed_index():
             return 0
+        assert index <= self.log.last_index, f"commit {index} past the last entry {self.log.last_index}"
         self.committed = self._log_id_at(index)
         self.out.append(SaveCommitted(self.committed))
         cdef bint changed = False
@@ -782,6 +786,7 @@ cdef class Engine:
         if _idx(self.flushed) < upto:
             upto = _idx(self.flushed)
         if upto > self.apply_sent:
+            assert self.apply_sent + 1 >= self.log.first_index, "entries to apply were purged"
             self.out.append(Apply(self.log.c_slice(self.apply_sent + 1, upto + 1)))
             self.apply_sent = upto
         return 0

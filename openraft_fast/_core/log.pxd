@@ -15,7 +15,7 @@ cdef class LogSlice:
     cdef readonly list payloads
     cdef readonly bytes kinds
     cdef readonly tuple runs            # ((first_index, LeaderId), ...), first run starts at `start`
-    cdef readonly int64_t nbytes        # payload bytes (bytes-like payloads only)
+    cdef readonly int64_t nbytes        # payload bytes (bytes and bytearray payloads)
 
     cdef LeaderId c_leader_at(self, int64_t index)
 

@@ -1,4 +1,5 @@
 """The in-memory tail of the log (see log.pxd)."""
+from cpython.bytearray cimport PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t, uint8_t
@@ -14,8 +15,11 @@ _COMPACT_MIN = 4096
 
 
 cdef inline int64_t _payload_size(object p) noexcept:
+    # Counted for in-flight byte limits; other payload types count as 0.
     if type(p) is bytes:
         return PyBytes_GET_SIZE(p)
+    if type(p) is bytearray:
+        return PyByteArray_GET_SIZE(p)
     return 0
 
 
@@ -53,7 +57,9 @@ cdef class LogSlice:
                     raise TypeError("runs must hold (first_index, LeaderId) pairs")
                 if first <= prev or first >= start + n:
                     raise ValueError(f"run start {first} out of order or outside [{start}, {start + n})")
-                rs.append((first, (<LeaderId>leader).committed_id()))
+                leader = (<LeaderId>leader).committed_id()
+                if not rs or not _same_leader(<LeaderId>rs[len(rs) - 1][1], <LeaderId>leader):
+                    rs.append((first, leader))     # a run of the same leader continues
                 prev = first
             if rs[0][0] != start:
                 raise ValueError("the first run must start at `start`")

@@ -28,6 +28,8 @@ cdef class QuorumSet:
     cdef int c_vote_result(self, const unsigned char* granted, const unsigned char* rejected) noexcept
     cpdef Py_ssize_t slot_of(self, node_id) except -2
     cdef _init_slots(self, tuple ids, dict slot_of)
+    cdef object _disjoint_pair(self)
+    cdef bint _exact_safe(self, bint sufficient)
     cdef unsigned char* _members(self, ids, unsigned char* buf)
 
 
@@ -62,7 +64,6 @@ cdef class Hierarchical(QuorumSet):
 cdef class Flexible(QuorumSet):
     cdef readonly QuorumSet read
     cdef readonly QuorumSet write
-    cdef _check_intersection(self)
 
 
 cpdef QuorumSet from_configs(configs)

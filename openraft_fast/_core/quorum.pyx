@@ -100,6 +100,33 @@ cdef class QuorumSet:
             return VOTE_LOST
         return VOTE_PENDING
 
+    cdef object _disjoint_pair(self):
+        """(read quorum ids, write quorum ids) that do not intersect, or None. Enumerates the
+        2**n voter subsets: a write quorum whose complement is a read quorum."""
+        if self.n > MAX_FLEXIBLE_VOTERS:
+            raise ValueError(f"cannot check quorum intersection for {self.n} voters (at most {MAX_FLEXIBLE_VOTERS})")
+        cdef unsigned long mask, full = (1UL << self.n) - 1
+        cdef Py_ssize_t i
+        cdef unsigned char* w = self._mbuf
+        cdef unsigned char* r = self._mbuf2
+        for mask in range(full + 1):
+            for i in range(self.n):
+                w[i] = (mask >> i) & 1
+                r[i] = not w[i]
+            if self.c_is_quorum(w) and self.c_is_read_quorum(r):
+                return (sorted(self.ids[i] for i in range(self.n) if r[i]),
+                        sorted(self.ids[i] for i in range(self.n) if w[i]))
+        return None
+
+    cdef bint _exact_safe(self, bint sufficient):
+        """`safe`, exactly: a cheap sufficient rule first, the subset enumeration when it
+        cannot decide (sets too large to enumerate stay unsafe)."""
+        if sufficient:
+            return True
+        if self.n > MAX_FLEXIBLE_VOTERS:
+            return False
+        return self._disjoint_pair() is None
+
     cpdef Py_ssize_t slot_of(self, node_id) except -2:
         """The slot of a voter, or -1 for an id that is not a voter here."""
         return self._slot_of.get(node_id, -1)
@@ -253,9 +280,8 @@ cdef class Weighted(QuorumSet):
             threshold = total // 2 + 1
         if not isinstance(threshold, int) or threshold < 1 or threshold > total:
             raise ValueError(f"Weighted: threshold must be an int in [1, {total}] (total weight), got {threshold!r}")
-        # At most half the weight lets two disjoint quorums decide: usable only as a half of
-        # a Flexible pair, which checks its own intersection.
-        self.safe = 2 * threshold > total
+        # With at most half the weight, two disjoint quorums may both decide: such a set is
+        # usable only as a half of a Flexible pair, which checks its own intersection.
         self.weights = {v: weights[v] for v in members}
         self.threshold = threshold
         self._init_slots(members, _slot_of)
@@ -267,6 +293,7 @@ cdef class Weighted(QuorumSet):
         for i, v in enumerate(members):
             self._slots[i] = self._slot_of[v]
             self._w[i] = weights[v]
+        self.safe = self._exact_safe(2 * threshold > total)
 
     cdef int64_t c_committed_index(self, const int64_t* values) noexcept:
         cdef Py_ssize_t i, j
@@ -328,7 +355,7 @@ cdef class Joint(QuorumSet):
         self.children = tuple(c._rebind(_slot_of) for c in children)
         self._init_slots(None, _slot_of)
         # A quorum of every child includes a quorum of a safe child.
-        self.safe = any((<QuorumSet>c).safe for c in children)
+        self.safe = self._exact_safe(any((<QuorumSet>c).safe for c in children))
 
     cdef int64_t c_committed_index(self, const int64_t* values) noexcept:
         cdef int64_t m = -1, x
@@ -381,13 +408,14 @@ cdef class Hierarchical(QuorumSet):
             need = len(children) // 2 + 1
         if not isinstance(need, int) or need < 1 or need > len(children):
             raise ValueError(f"Hierarchical: need must be an int in [1, {len(children)}], got {need!r}")
-        self.safe = 2 * need > len(children) and all((<QuorumSet>c).safe for c in children)
         if _slot_of is None:
             _slot_of = _union_slots(children)
         self.children = tuple(c._rebind(_slot_of) for c in children)
         self.need = need
         self._init_slots(None, _slot_of)
         self._scratch = <int64_t*>_alloc(len(children), sizeof(int64_t))
+        # Two quorums share a child, each holding a quorum of it.
+        self.safe = self._exact_safe(2 * need > len(children) and all((<QuorumSet>c).safe for c in self.children))
 
     cdef int64_t c_committed_index(self, const int64_t* values) noexcept:
         cdef Py_ssize_t i = 0
@@ -435,26 +463,10 @@ cdef class Flexible(QuorumSet):
         self.write = write._rebind(_slot_of)
         self._init_slots(None, _slot_of)
         if validate:
-            self._check_intersection()
+            pair = self._disjoint_pair()
+            if pair is not None:
+                raise ValueError(f"Flexible: read quorum {pair[0]} does not intersect write quorum {pair[1]}")
         self.safe = True
-
-    cdef _check_intersection(self):
-        if self.n > MAX_FLEXIBLE_VOTERS:
-            raise ValueError(
-                f"Flexible: cannot validate {self.n} voters (at most {MAX_FLEXIBLE_VOTERS})")
-        cdef unsigned long mask, full = (1UL << self.n) - 1
-        cdef Py_ssize_t i
-        cdef unsigned char* w = self._mbuf
-        cdef unsigned char* r = self._mbuf2
-        for mask in range(full + 1):
-            for i in range(self.n):
-                w[i] = (mask >> i) & 1
-                r[i] = not w[i]
-            if self.write.c_is_quorum(w) and self.read.c_is_read_quorum(r):
-                wq = sorted(self.ids[i] for i in range(self.n) if w[i])
-                rq = sorted(self.ids[i] for i in range(self.n) if r[i])
-                raise ValueError(
-                    f"Flexible: read quorum {rq} does not intersect write quorum {wq}")
 
     cdef int64_t c_committed_index(self, const int64_t* values) noexcept:
         return self.write.c_committed_index(values)

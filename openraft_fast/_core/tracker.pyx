@@ -54,6 +54,8 @@ cdef class ProgressTracker:
                 if previous is not None:
                     old_slot = previous.quorum.slot_of(t)
                     if old_slot >= 0:
+                        if previous._matched[old_slot] > p.matched:
+                            self._matched[p.slot] = previous._matched[old_slot]
                         self._ack_seq[p.slot] = previous._ack_seq[old_slot]
                         self._ack_time[p.slot] = previous._ack_time[old_slot]
         for v in quorum.ids:

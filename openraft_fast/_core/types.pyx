@@ -142,6 +142,12 @@ cdef class LogId:
     def __richcmp__(LogId self, other, int op):
         if not isinstance(other, LogId):
             return NotImplemented
+        if self.leader_id.std != (<LogId>other).leader_id.std:
+            if op == 2:
+                return False
+            if op == 3:
+                return True
+            raise TypeError("cannot compare std-mode and advanced-mode log ids")
         return cmp_matches(log_id_cmp(self, <LogId>other), op)
 
     def __hash__(self):
