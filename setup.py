@@ -19,6 +19,8 @@ ANNOTATE = os.environ.get("OPENRAFT_FAST_ANNOTATE", "") not in ("", "0")
 directives = {
     "language_level": 3,
     "embedsignature": True,
+    # Plain C methods instead of CyFunctions: ~12 ns less per call from Python.
+    "binding": False,
     "boundscheck": DEBUG,
     "wraparound": DEBUG,
     "initializedcheck": DEBUG,

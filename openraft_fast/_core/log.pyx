@@ -263,7 +263,6 @@ cdef class LogBuffer:
 
     cdef LogSlice c_slice(self, int64_t start, int64_t stop):
         cdef Py_ssize_t a, b, j
-        cdef int64_t first
         cdef list runs = []
         if start < self.first_index or stop > self.last_index + 1 or start > stop:
             raise IndexError(f"slice [{start}, {stop}) outside the log [{self.first_index}, {self.last_index + 1})")
@@ -276,13 +275,15 @@ cdef class LogBuffer:
         s.kinds = PyBytes_FromStringAndSize(<char*>self._kinds + a, b - a)
         s.nbytes = self._cum[b] - self._cum[a]
         if stop > start:
-            for j in range(len(self._run_starts)):
-                first = self._run_starts[j]
-                if first >= stop:
-                    break
-                if j + 1 < len(self._run_starts) and <int64_t>self._run_starts[j + 1] <= start:
-                    continue
-                runs.append((first if first > start else start, self._run_leaders[j]))
+            # The run holding `start`, searched from the newest (replication reads the tail).
+            j = len(self._run_starts) - 1
+            while j > 0 and <int64_t>self._run_starts[j] > start:
+                j -= 1
+            runs.append((start, self._run_leaders[j]))
+            j += 1
+            while j < len(self._run_starts) and <int64_t>self._run_starts[j] < stop:
+                runs.append((self._run_starts[j], self._run_leaders[j]))
+                j += 1
         s.runs = tuple(runs)
         return s
 
