@@ -52,6 +52,8 @@ class Wait:
         m = core.metrics()
         if pred(m):
             return m
+        if core.stopped is not None:
+            raise core.stopped
         fut = asyncio.get_running_loop().create_future()
         waiter = (pred, fut)
         core.metric_waiters.append(waiter)

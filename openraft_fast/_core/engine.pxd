@@ -50,6 +50,7 @@ cdef class Engine:
     cdef readonly LogId committed
     cdef readonly LogId applied
     cdef readonly LogId flushed
+    cdef int64_t commit_target              # known committed; `committed` follows as flushes allow
     cdef int64_t apply_sent                 # highest index handed to an Apply command
     cdef readonly SnapshotMeta snapshot
     cdef bint snapshot_building
@@ -79,7 +80,8 @@ cdef class Engine:
     cdef LogId leader_first_log_id          # this leadership's blank entry
     cdef int64_t seq
     cdef dict stalled_since                 # target -> time its in-flight window last moved
-    cdef list pending_reads                 # [(seq needed, read LogId, req_id)]
+    cdef list pending_reads                 # [(seq needed, read LogId, req_id, time asked)]
+    cdef int64_t purge_wanted               # a purge held back by a live stream, retried
     cdef object transfer_to
     cdef int64_t transfer_deadline
     cdef bint transfer_sent
@@ -101,7 +103,7 @@ cdef class Engine:
     cdef int _start_election(self, bint transfer) except -1
     cdef int _start_pre_vote(self) except -1
     cdef int _check_election(self) except -1
-    cdef int _become_leader(self, bint restored) except -1
+    cdef int _become_leader(self) except -1
     cdef int _leader_append(self, list payloads, int kind) except -1
     cdef int _replicate_all(self) except -1
     cdef int _replicate(self, object target, Progress p) except -1
@@ -120,7 +122,9 @@ cdef class Engine:
     cdef int _maybe_build_snapshot(self) except -1
     cdef int _purge(self, int64_t upto) except -1
     cdef int64_t _lease_time(self) noexcept
+    cdef bint _lease_valid(self) noexcept
     cdef int _check_writable(self) except -1
     cdef bint _lease_blocks(self, object from_id)
     cdef _hand_over(self)
     cdef _maybe_build_snapshot_now(self)
+    cdef _expire_reads(self)

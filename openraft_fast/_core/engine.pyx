@@ -19,7 +19,8 @@ from openraft_fast._core.types cimport (
 )
 
 from openraft_fast._core.quorum import from_configs
-from openraft_fast.errors import ChangeMembershipError, ForwardToLeader, InitializeError, LeaseExpired, RaftError
+from openraft_fast.errors import (ChangeMembershipError, ForwardToLeader, InitializeError, LeaseExpired,
+                                  QuorumNotEnough, RaftError)
 
 LEARNER = ST_LEARNER
 FOLLOWER = ST_FOLLOWER
@@ -112,9 +113,12 @@ cdef class Engine:
         self.committed = state.committed
         if not _log_id_ge(self.committed, self.applied):
             self.committed = self.applied
-        if _idx(self.committed) > self.log.last_index and self.log.last_index >= self.log.first_index:
-            raise ValueError(f"committed {self.committed} lies past the last log entry {self.log.last_log_id}")
         self.flushed = self.log.last_log_id
+        if _idx(self.committed) > _idx(self.flushed) and _idx(self.committed) > _idx(self.applied):
+            # A store that kept a committed id past its durable log: those entries are
+            # committed on a quorum and come back from the leader.
+            self.committed = self.applied if _idx(self.applied) > _idx(self.flushed) else self.flushed
+        self.commit_target = _idx(self.committed)
         self.apply_sent = _idx(self.applied)
         self.snapshot_building = False
 
@@ -251,9 +255,13 @@ cdef class Engine:
         if self.transfer_to is not None:
             node = None if self.membership is None else self.membership.get_node(self.transfer_to)
             raise ForwardToLeader(self.transfer_to, node, "leadership is being transferred")
-        if self._lease_time() + self.leader_lease_us <= self.now_us:
+        if not self._lease_valid():
             raise ForwardToLeader(None, None, "check-quorum: no quorum acked within the lease")
         return 0
+
+    cdef bint _lease_valid(self) noexcept:
+        cdef int64_t t = self._lease_time()
+        return t >= 0 and t + self.leader_lease_us > self.now_us
 
     cdef int64_t _lease_time(self) noexcept:
         """Send time of the newest message a write quorum acked (-1 if none)."""
@@ -333,7 +341,7 @@ cdef class Engine:
             if self.pre_voting:
                 self._start_election(False)
             else:
-                self._become_leader(False)
+                self._become_leader()
         elif r == VOTE_LOST:
             # Keep the vote; try again when the election timer fires.
             self.pre_voting = False
@@ -344,7 +352,9 @@ cdef class Engine:
     cdef bint _lease_blocks(self, object from_id):
         """A node that knows a live leader refuses to help elect another (leader lease)."""
         if self.state == ST_LEADER:
-            return self._lease_time() + self.leader_lease_us > self.now_us
+            return self._lease_valid()
+        if self.vote.committed and from_id == self.vote.leader_id.node_id:
+            return False        # our own leader re-electing itself (after a restart)
         return self.vote.committed and self.now_us < self.leader_contact_us + self.follower_lease_us
 
     def recv_vote(self, from_id, VoteRequest req not None):
@@ -382,7 +392,7 @@ cdef class Engine:
             self._check_election()
         return self._take()
 
-    cdef int _become_leader(self, bint restored) except -1:
+    cdef int _become_leader(self) except -1:
         cdef Vote v = self.vote
         assert self._is_voter() and v.leader_id.node == self.node_id, "only a voter leads, with its own vote"
         if not v.committed:
@@ -399,9 +409,8 @@ cdef class Engine:
         self.tracker = ProgressTracker(self.quorum, self.node_id, self.membership.node_ids(), self.log.last_index,
                                        self.max_inflight, self.max_inflight_bytes, None, _idx(self.flushed))
         # The voters that granted us count as acks at election time: the lease starts here.
-        if not restored:
-            for g in self.granted:
-                self.tracker.c_ack(self.tracker.quorum.slot_of(g), 0, self.now_us)
+        for g in self.granted:
+            self.tracker.c_ack(self.tracker.quorum.slot_of(g), 0, self.now_us)
         self.granted = set()
         self.rejected = set()
         self.heartbeat_deadline = self.now_us + self.hb_interval_us
@@ -427,6 +436,8 @@ cdef class Engine:
 
     def client_write(self, list payloads not None):
         self._check_writable()
+        if not payloads:
+            return self._take()
         self._leader_append(payloads, ENTRY_NORMAL)
         self._replicate_all()
         return self._take()
@@ -480,7 +491,7 @@ cdef class Engine:
         if not _log_id_ge(read_id, self.leader_first_log_id):
             read_id = self.leader_first_log_id
         if policy == POLICY_LEASE_READ:
-            if self.transfer_to is None and self._lease_time() + self.leader_lease_us > self.now_us:
+            if self.transfer_to is None and self._lease_valid():
                 for r in ids:
                     self.out.append(Reply(r, read_id, None))
             else:
@@ -490,7 +501,7 @@ cdef class Engine:
             return self._take()
         # A quorum must ack a message sent after the read began: the next seq and on.
         for r in ids:
-            self.pending_reads.append((self.seq + 1, read_id, r))
+            self.pending_reads.append((self.seq + 1, read_id, r, self.now_us))
         self._send_heartbeats()
         self._check_reads()
         return self._take()
@@ -509,6 +520,20 @@ cdef class Engine:
                 still.append(item)
         self.pending_reads = still
         return 0
+
+    cdef _expire_reads(self):
+        """A read no quorum confirmed within an election timeout fails: a cut-off leader
+        cannot serve it, and its caller should not wait forever."""
+        cdef list still = []
+        err = None
+        for item in self.pending_reads:
+            if self.now_us - <int64_t>item[3] >= self.et_max_us:
+                if err is None:
+                    err = QuorumNotEnough("no quorum confirmed this leader within the election timeout")
+                self.out.append(Reply(item[2], None, err))
+            else:
+                still.append(item)
+        self.pending_reads = still
 
     cdef int _fail_reads(self) except -1:
         err = ForwardToLeader(None, None, "leadership lost before the read was confirmed")
@@ -574,8 +599,7 @@ cdef class Engine:
                 return self._send_snapshot(target, p)
             start = p.send_start
             end = p.send_end
-            if p.state == PROBE and self.snapshot is not None and \
-                    self.snapshot.last_log_id.index - (start - 1) > self.lag_threshold:
+            if self.snapshot is not None and self.snapshot.last_log_id.index - (start - 1) > self.lag_threshold:
                 # Far behind: a snapshot is cheaper than probing and streaming the log.
                 return self._send_snapshot(target, p)
             entries = self.log.c_slice(start, end) if end > start else None
@@ -724,6 +748,8 @@ cdef class Engine:
                                  f"(after {after}, committed {self.committed})")
         self.log.c_truncate_after(after)
         self.out.append(TruncateLog(after))
+        if self.commit_target > after:
+            self.commit_target = after
         if _idx(self.flushed) > after:
             self.flushed = self._log_id_at(after)
         self.pending_acks = [a for a in self.pending_acks if <int64_t>a[0] <= after]
@@ -745,14 +771,22 @@ cdef class Engine:
         if self.state == ST_LEADER:
             accepted = self.tracker.c_update(self.tracker.self_slot, log_id.index)
             self._try_commit(accepted)
-        self._flush_acks()
+        self._flush_acks()      # the leader waits on these: before applying
+        if self.commit_target > self._committed_index():
+            self._set_committed(self.commit_target)
         self._apply()
         return self._take()
 
     # ------------------------------------------------------------------ commit / apply
     cdef int _set_committed(self, int64_t index) except -1:
+        """`index` is known committed. Our committed id follows it only as far as our log is
+        durable, so a saved committed id never lies past the durable log."""
         cdef Membership m
         cdef LogId lid
+        if index > self.commit_target:
+            self.commit_target = index
+        if index > _idx(self.flushed):
+            index = _idx(self.flushed)
         if index <= self._committed_index():
             return 0
         assert index <= self.log.last_index, f"commit {index} past the last entry {self.log.last_index}"
@@ -795,6 +829,8 @@ cdef class Engine:
         if not _log_id_ge(self.applied, log_id):
             self.applied = log_id
         self._maybe_build_snapshot()
+        if self.purge_wanted >= self.log.first_index:
+            self._purge(self.purge_wanted)
         return self._take()
 
     # ------------------------------------------------------------------ membership
@@ -875,9 +911,14 @@ cdef class Engine:
             upto = self.snapshot.last_log_id.index
         if upto > _idx(self.applied):
             upto = _idx(self.applied)
+        if upto > self.purge_wanted:
+            self.purge_wanted = upto
         if self.state == ST_LEADER:
-            for p in self.tracker.progress.values():
-                if p.state != SNAPSHOT and p.inflight.count > 0 and p.matched < upto:
+            # A live stream keeps what it is about to send; a stalled one (its target down)
+            # does not hold the log back: it gets the snapshot when it returns.
+            for target, p in self.tracker.progress.items():
+                if p.state == REPLICATE and p.matched < upto and \
+                        self.now_us - <int64_t>self.stalled_since.get(target, 0) <= self.retransmit_us:
                     upto = p.matched
         if upto - (self.log.first_index - 1) < self.purge_batch or upto < self.log.first_index:
             return 0
@@ -919,6 +960,10 @@ cdef class Engine:
         self.out.append(PurgeLog(last))
         self.snapshot = meta
         self.committed = last
+        if self.commit_target < last.index:
+            self.commit_target = last.index
+        if not _log_id_ge(self.flushed, last):
+            self.flushed = last         # the purge below makes everything up to `last` durable
         self.out.append(SaveCommitted(last))
         self.apply_sent = last.index
         self.committed_membership = meta.membership
@@ -979,6 +1024,8 @@ cdef class Engine:
         if self.state == ST_LEADER:
             if self.transfer_to is not None and self.now_us >= self.transfer_deadline:
                 self.transfer_to = None         # the target did not take over: resume writes
+            if self.pending_reads:
+                self._expire_reads()
             if self.heartbeat_enabled and self.now_us >= self.heartbeat_deadline:
                 self._send_heartbeats()
                 # Messages lost on the way leave a window stuck: probe again.
@@ -987,6 +1034,8 @@ cdef class Engine:
                             self.snapshot_timeout_us if p.state == SNAPSHOT else self.retransmit_us):
                         p.c_restart_probe(self.log.last_index)
                     self._replicate(target, p)
+                if self.purge_wanted >= self.log.first_index:
+                    self._purge(self.purge_wanted)
         elif self.elect_enabled and self._is_voter() and self.now_us >= self.election_deadline:
             if self.pre_vote_enabled:
                 self._start_pre_vote()
@@ -995,9 +1044,13 @@ cdef class Engine:
         return self._take()
 
     def startup(self):
-        """Apply what is committed and, if our saved vote is our own committed vote, lead again."""
+        """Apply what is committed and, if we were the leader, stand for election at once.
+
+        Leading again under the saved leader id would be unsafe: entries of that id that were
+        sent but not flushed before the crash may be on followers, and a new entry at the
+        same index would carry the same log id. A new election gives a new leader id."""
         self._apply()
         if self.vote.committed and self.vote.leader_id.node == self.node_id and self._is_voter() \
-                and self.vote.leader_id.term > 0:
-            self._become_leader(True)
+                and self.elect_enabled:
+            self._start_election(False)
         return self._take()

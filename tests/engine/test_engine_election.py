@@ -1,0 +1,385 @@
+"""Engine tests: votes, elections, leader leases, check-quorum, pre-vote and restart."""
+import random
+
+import pytest
+
+from engine_helpers import (L, LID, OK, V, Apply, AppendLog, AppendRequest, AppendResponse, Membership, Respond, S,
+                            SaveVote, Send, VoteRequest, VoteResponse, ack, config, make_candidate, make_follower,
+                            make_leader, make_log, new_engine)
+from openraft_fast._core.engine import CANDIDATE, FOLLOWER, LEADER, Engine, PersistedState
+from openraft_fast.errors import ForwardToLeader
+
+
+def voter(mode, **kw):
+    """Node 2 after a restart: it saved leader 1's committed vote of term 1 and holds T1-N1.2,
+    but has not heard from leader 1 since (so no leader lease holds)."""
+    return new_engine(2, mode, vote=V(mode, 1, 1, committed=True),
+                      log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)]), **kw)
+
+
+# ---------------------------------------------------------------------------- recv_vote
+@pytest.mark.parametrize("cand_term, cand_last, granted", [
+    (2, (1, 1, 2), True),       # greater vote, same log
+    (2, (1, 1, 3), True),       # greater vote, longer log of the same leader
+    (3, (2, 3, 2), True),       # greater vote, log of a newer leader
+    (2, (0, None, 1), False),   # greater vote, shorter log
+    (2, (0, None, 5), False),   # greater vote, longer log of an older leader
+    (1, (1, 1, 2), False),      # same term: std refuses (one leader per term); adv grants N3 > N1
+    (0, (1, 1, 9), False),      # smaller vote, longer log
+])
+def test_vote_is_granted_iff_candidate_vote_and_log_are_not_smaller(mode, cand_term, cand_last, granted):
+    e = voter(mode)
+    ours_last = e.last_log_id
+    cand_vote = V(mode, cand_term, 3)
+    if cand_term == 1 and mode == "adv":
+        # adv: (T1, N3) > (T1, N1) even against a committed vote (leader ids are totally ordered),
+        # as in openraft; the leader lease is what protects a live leader.
+        granted = True
+    out = e.recv_vote(3, VoteRequest(cand_vote, LID(mode, *cand_last)))
+    if granted:
+        assert out == [SaveVote(cand_vote), Respond(3, VoteResponse(cand_vote, True, ours_last, False))]
+        assert e.vote == cand_vote
+    else:
+        assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), False, ours_last, False))]
+        assert e.vote == V(mode, 1, 1, True)
+    assert e.state == FOLLOWER
+
+
+def test_vote_request_checks_log_before_vote(mode):
+    # A candidate with a greater vote but a shorter log is refused and our vote stays as it
+    # was: the vote is not even raised to the candidate's term (openraft checks the log first).
+    e = voter(mode)
+    out = e.recv_vote(3, VoteRequest(V(mode, 7, 3), LID(mode, 0, None, 1)))
+    assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), False, LID(mode, 1, 1, 2), False))]
+    assert e.vote == V(mode, 1, 1, True)
+
+
+def test_std_mode_grants_one_vote_per_term():
+    e = new_engine(2, "std")
+    last = e.last_log_id
+    assert e.recv_vote(1, VoteRequest(V("std", 1, 1), last)) == [
+        SaveVote(V("std", 1, 1)), Respond(1, VoteResponse(V("std", 1, 1), True, last, False))]
+    # A second candidate of term 1 is refused whatever its node id.
+    for other in (3, 0):
+        out = e.recv_vote(other, VoteRequest(V("std", 1, other), last))
+        assert out == [Respond(other, VoteResponse(V("std", 1, 1), False, last, False))]
+    assert e.vote == V("std", 1, 1)
+
+
+def test_adv_mode_grants_a_greater_node_id_in_the_same_term():
+    e = new_engine(2, "adv")
+    last = e.last_log_id
+    e.recv_vote(1, VoteRequest(V("adv", 1, 1), last))
+    # (T1, N3) > (T1, N1): granted; (T1, N0) < (T1, N3): refused.
+    assert e.recv_vote(3, VoteRequest(V("adv", 1, 3), last)) == [
+        SaveVote(V("adv", 1, 3)), Respond(3, VoteResponse(V("adv", 1, 3), True, last, False))]
+    assert e.recv_vote(0, VoteRequest(V("adv", 1, 0), last)) == [
+        Respond(0, VoteResponse(V("adv", 1, 3), False, last, False))]
+    assert e.vote == V("adv", 1, 3)
+
+
+def test_repeated_vote_request_is_granted_again_without_saving(mode):
+    e = new_engine(2, mode)
+    last = e.last_log_id
+    e.recv_vote(1, VoteRequest(V(mode, 1, 1), last))
+    assert e.recv_vote(1, VoteRequest(V(mode, 1, 1), last)) == [
+        Respond(1, VoteResponse(V(mode, 1, 1), True, last, False))]
+
+
+def test_granting_a_vote_saves_it_before_responding(mode):
+    e = new_engine(3, mode)
+    out = e.recv_vote(1, VoteRequest(V(mode, 4, 1), LID(mode, 0, None, 1)))
+    assert [type(c) for c in out] == [SaveVote, Respond]
+    assert out[0] == SaveVote(V(mode, 4, 1))
+
+
+# ---------------------------------------------------------------------------- election timer
+def test_election_timeout_is_drawn_from_the_rng_within_bounds(mode):
+    cfg = config(mode, enable_tick=True, election_timeout_min=0.2, election_timeout_max=0.5)
+    deadlines = []
+    for seed in range(8):
+        e = new_engine(1, mode, seed=seed, now=10.0, enable_tick=True, election_timeout_min=0.2,
+                       election_timeout_max=0.5)
+        assert 10.2 <= e.next_deadline <= 10.5
+        deadlines.append(e.next_deadline)
+        # The same seed gives the same deadline: the rng is the only source of randomness.
+        again = Engine(1, cfg, PersistedState(log=make_log(mode, Membership({1, 2, 3})),
+                                              committed=LID(mode, 0, None, 1), applied=LID(mode, 0, None, 1)),
+                       random.Random(seed), now=10.0)
+        assert again.next_deadline == e.next_deadline
+    assert len(set(deadlines)) == len(deadlines)
+
+
+def test_election_starts_when_the_election_deadline_passes(mode):
+    e = new_engine(1, mode, seed=3, enable_tick=True)
+    deadline = e.next_deadline
+    assert e.tick(deadline - 1e-4) == []
+    assert e.state == FOLLOWER
+    out = e.tick(deadline + 1e-6)
+    assert out[0] == SaveVote(V(mode, 1, 1)) and e.state == CANDIDATE
+    # The candidate's own timeout is drawn anew from now.
+    assert deadline + 0.15 <= e.next_deadline <= deadline + 0.3 + 1e-6
+
+
+# ---------------------------------------------------------------------------- candidate
+def test_candidate_persists_vote_before_requesting_votes(mode):
+    e = new_engine(1, mode)
+    out = e.elect()
+    req = VoteRequest(V(mode, 1, 1), LID(mode, 0, None, 1), False, False)
+    assert out == [SaveVote(V(mode, 1, 1)), Send(2, req), Send(3, req)]
+    assert e.state == CANDIDATE and e.vote == V(mode, 1, 1)
+
+
+def test_candidate_becomes_leader_with_a_quorum_of_grants(mode):
+    e = make_candidate(mode)
+    out = e.recv_vote_response(2, VoteResponse(V(mode, 1, 1), True, LID(mode, 0, None, 1)))
+    lv = V(mode, 1, 1, committed=True)
+    blank = S(mode, 2, (1, 1, None))
+    assert out == [
+        SaveVote(lv),
+        AppendLog(blank),
+        Send(2, AppendRequest(lv, LID(mode, 0, None, 1), blank, LID(mode, 0, None, 1), 1, 1, 0)),
+        Send(3, AppendRequest(lv, LID(mode, 0, None, 1), blank, LID(mode, 0, None, 1), 1, 2, 0)),
+    ]
+    assert e.state == LEADER and e.vote == lv and e.leader_id == 1
+
+
+def test_candidate_needs_a_quorum_not_one_grant(mode):
+    e = make_candidate(mode, voters=(1, 2, 3, 4, 5))
+    assert e.recv_vote_response(2, VoteResponse(V(mode, 1, 1), True, LID(mode, 0, None, 1))) == []
+    assert e.state == CANDIDATE
+    # A grant of an older election of ours does not count.
+    assert e.recv_vote_response(3, VoteResponse(V(mode, 0, None), True, LID(mode, 0, None, 1))) == []
+    assert e.state == CANDIDATE
+    out = e.recv_vote_response(4, VoteResponse(V(mode, 1, 1), True, LID(mode, 0, None, 1)))
+    assert out[0] == SaveVote(V(mode, 1, 1, committed=True)) and e.state == LEADER
+
+
+def test_candidate_steps_down_on_a_higher_vote_response(mode):
+    e = make_candidate(mode)
+    out = e.recv_vote_response(2, VoteResponse(V(mode, 2, 3), False, LID(mode, 0, None, 1)))
+    assert out == [SaveVote(V(mode, 2, 3))]
+    assert e.state == FOLLOWER and e.vote == V(mode, 2, 3)
+    # Late grants of the abandoned election change nothing.
+    assert e.recv_vote_response(3, VoteResponse(V(mode, 1, 1), True, LID(mode, 0, None, 1))) == []
+    assert e.state == FOLLOWER
+
+
+def test_candidate_steps_down_on_append_from_leader_of_its_term(mode):
+    e = make_candidate(mode)
+    lv = V(mode, 1, 2, committed=True)
+    out = e.recv_append(2, AppendRequest(lv, LID(mode, 0, None, 1), None, None, 0, 1, 0))
+    assert out == [SaveVote(lv), Respond(2, AppendResponse(lv, OK, LID(mode, 0, None, 1), 0, -1, 0, 1, 0))]
+    assert e.state == FOLLOWER and e.leader_id == 2
+
+
+def test_candidate_refused_by_a_voter_of_another_candidate_in_the_same_term(mode):
+    e = make_candidate(mode)                         # T1-N1
+    out = e.recv_vote_response(3, VoteResponse(V(mode, 1, 3), False, LID(mode, 0, None, 1)))
+    if mode == "std":
+        # (T1, N3) and (T1, N1) are incomparable: a plain refusal.
+        assert out == [] and e.state == CANDIDATE and e.vote == V(mode, 1, 1)
+    else:
+        # (T1, N3) > (T1, N1): the candidate adopts the greater vote and steps down.
+        assert out == [SaveVote(V(mode, 1, 3))] and e.state == FOLLOWER
+
+
+def test_elect_on_a_leader_does_nothing(mode):
+    e = make_leader(mode)
+    assert e.elect() == [] and e.is_leader() and e.vote == V(mode, 1, 1, True)
+
+
+def test_candidate_loses_when_a_quorum_refuses(mode):
+    e = make_candidate(mode)
+    # Refusals by voters whose log is longer: their votes are below ours.
+    assert e.recv_vote_response(2, VoteResponse(V(mode, 0, None), False, LID(mode, 0, None, 5))) == []
+    assert e.state == CANDIDATE
+    assert e.recv_vote_response(3, VoteResponse(V(mode, 0, None), False, LID(mode, 0, None, 5))) == []
+    assert e.state == FOLLOWER and e.vote == V(mode, 1, 1)
+
+
+# ---------------------------------------------------------------------------- leader lease
+def test_follower_refuses_vote_within_leader_lease(mode):
+    e = make_follower(mode, now=1.0)          # heard from leader 1 at t=1.0; lease 0.15 s
+    e.tick(1.149)
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))
+    assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.vote == V(mode, 1, 1, True)
+
+
+def test_follower_grants_vote_after_leader_lease(mode):
+    e = make_follower(mode, now=1.0)
+    e.tick(1.15)
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))
+    assert out == [SaveVote(V(mode, 2, 3)), Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))]
+
+
+def test_follower_lease_uses_the_configured_leader_lease(mode):
+    e = make_follower(mode, now=1.0, leader_lease=0.05)
+    e.tick(1.06)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))[0] == SaveVote(V(mode, 2, 3))
+
+
+def test_transfer_vote_request_ignores_leader_lease(mode):
+    e = make_follower(mode, now=1.0)
+    e.tick(1.01)
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last, False, True))
+    assert out == [SaveVote(V(mode, 2, 3)), Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))]
+
+
+def test_transfer_vote_request_still_needs_an_up_to_date_log(mode):
+    e = make_follower(mode, now=1.0)
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), LID(mode, 0, None, 1), False, True))
+    assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), False, e.last_log_id, False))]
+
+
+def test_leader_refuses_vote_while_its_lease_holds(mode):
+    e = make_leader(mode, now=1.0)            # granted (and acked) at t=1.0
+    e.tick(1.1)
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))
+    assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.state == LEADER
+
+
+def test_leader_without_lease_grants_a_vote_and_steps_down(mode):
+    e = make_leader(mode, now=1.0)
+    e.tick(1.2)                               # leader lease: 0.15 * (1 - 0.1) = 0.135 s
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))
+    assert out == [SaveVote(V(mode, 2, 3)), Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))]
+    assert e.state == FOLLOWER and e.tracker is None
+
+
+# ---------------------------------------------------------------------------- check-quorum
+def test_check_quorum_leader_without_acks_within_lease_refuses_writes(mode):
+    e = make_leader(mode, now=1.0)
+    e.tick(1.134)
+    assert [type(c) for c in e.client_write(["a"])] == [AppendLog, Send, Send]
+    e.tick(1.2)
+    with pytest.raises(ForwardToLeader) as ei:
+        e.client_write(["b"])
+    assert ei.value.leader_id is None and ei.value.leader_node is None
+    assert e.last_log_id == LID(mode, 1, 1, 3)          # nothing appended
+
+
+def test_check_quorum_leader_takes_writes_again_after_quorum_acks(mode):
+    e = make_leader(mode, now=1.0)
+    e.tick(1.2)
+    hb = e.trigger_heartbeat()
+    assert ack(e, 2, hb) == []
+    out = e.client_write(["b"])
+    assert [type(c) for c in out] == [AppendLog, Send, Send]
+    assert out[0] == AppendLog(S(mode, 3, (1, 1, "b")))
+
+
+# ---------------------------------------------------------------------------- pre-vote
+def test_pre_vote_round_does_not_change_or_save_the_vote(mode):
+    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    out = e.elect()
+    req = VoteRequest(V(mode, 4, 1), LID(mode, 0, None, 1), True, False)
+    assert out == [Send(2, req), Send(3, req)]
+    assert e.vote == V(mode, 3, 2, committed=True) and e.state == FOLLOWER
+
+
+def test_pre_vote_request_does_not_change_the_voters_vote(mode):
+    e = voter(mode)
+    last = e.last_log_id
+    out = e.recv_vote(3, VoteRequest(V(mode, 2, 3), last, True, False))
+    assert out == [Respond(3, VoteResponse(V(mode, 1, 1, True), True, last, True))]
+    assert e.vote == V(mode, 1, 1, True)
+
+
+def test_pre_vote_is_refused_within_leader_lease(mode):
+    e = make_follower(mode, now=1.0)
+    e.tick(1.05)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last, True, False)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, True))]
+
+
+def test_won_pre_vote_starts_the_real_election(mode):
+    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    e.elect()
+    out = e.recv_vote_response(2, VoteResponse(V(mode, 3, 2, True), True, LID(mode, 0, None, 1), True))
+    req = VoteRequest(V(mode, 4, 1), LID(mode, 0, None, 1), False, False)
+    assert out == [SaveVote(V(mode, 4, 1)), Send(2, req), Send(3, req)]
+    assert e.state == CANDIDATE and e.vote == V(mode, 4, 1)
+
+
+def test_refused_pre_vote_does_not_start_an_election(mode):
+    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    e.elect()
+    for n in (2, 3):
+        assert e.recv_vote_response(n, VoteResponse(V(mode, 3, 2, True), False, LID(mode, 0, None, 1), True)) == []
+    assert e.vote == V(mode, 3, 2, True) and e.state == FOLLOWER
+    # The round is over: a late grant does not start the election either.
+    assert e.recv_vote_response(2, VoteResponse(V(mode, 3, 2, True), True, LID(mode, 0, None, 1), True)) == []
+    assert e.vote == V(mode, 3, 2, True)
+
+
+# ---------------------------------------------------------------------------- restart
+def test_restart_with_own_committed_vote_stands_for_election_at_once(mode):
+    log = make_log(mode, Membership({1, 2, 3}), [(1, 1, None), (1, 1, "x")])
+    state = PersistedState(vote=V(mode, 1, 1, True), log=log, committed=LID(mode, 1, 1, 2),
+                           applied=LID(mode, 0, None, 1))
+    e = Engine(1, config(mode), state, random.Random(0), now=5.0)
+    out = e.startup()
+    nv = V(mode, 2, 1)
+    req = VoteRequest(nv, LID(mode, 1, 1, 3))
+    # Not the old leader id: a new one, so nothing it appends can reuse an old log id.
+    assert out == [Apply(S(mode, 2, (1, 1, None))), SaveVote(nv), Send(2, req), Send(3, req)]
+    assert e.state == CANDIDATE
+    # A follower still inside the old leader's lease grants its own leader's re-election.
+    f = make_follower(mode, node_id=2, now=5.0)
+    f.tick(5.01)
+    assert f.recv_vote(1, VoteRequest(nv, f.last_log_id)) == [SaveVote(nv), Respond(1, VoteResponse(nv, True, f.last_log_id))]
+
+
+def test_restart_with_someone_elses_committed_vote_stays_follower(mode):
+    log = make_log(mode, Membership({1, 2, 3}), [(1, 2, None)])
+    state = PersistedState(vote=V(mode, 1, 2, True), log=log, committed=LID(mode, 1, 2, 2),
+                           applied=LID(mode, 1, 2, 2))
+    e = Engine(1, config(mode), state, random.Random(0))
+    assert e.startup() == []
+    assert e.state == FOLLOWER and e.leader_id == 2
+
+
+def test_restart_with_own_uncommitted_vote_stays_follower(mode):
+    e = new_engine(1, mode, vote=V(mode, 2, 1))
+    assert e.state == FOLLOWER and e.vote == V(mode, 2, 1)
+
+
+def test_restored_leader_never_gives_one_log_id_to_two_entries(mode):
+    # Leader 1 sends "x" as T1-N1.3 while its own AppendLog is not durable yet; follower 2
+    # stores it. Leader 1 crashes, losing its unflushed entry 3, and restarts with its own
+    # committed vote. Log matching requires that T1-N1.3 still names "x" wherever it is held.
+    leader = make_leader(mode)
+    out = leader.client_write(["x"])
+    follower = make_follower(mode, node_id=2)
+    follower.recv_append(1, out[1].msg)
+    follower.on_log_flushed(LID(mode, 1, 1, 3))
+    assert follower.log.payload_at(3) == "x"
+
+    durable = make_log(mode, Membership({1, 2, 3}), [(1, 1, None)])
+    state = PersistedState(vote=V(mode, 1, 1, True), log=durable, committed=LID(mode, 1, 1, 2),
+                           applied=LID(mode, 1, 1, 2))
+    restarted = Engine(1, config(mode), state, random.Random(0), now=1.0)
+    out = restarted.startup()
+    (req,) = [c.msg for c in out if isinstance(c, Send) and c.target == 2]
+    # Follower 2 holds more of T1-N1's log than the candidate: it refuses.
+    (resp,) = [c.msg for c in follower.recv_vote(1, req) if isinstance(c, Respond)]
+    assert not resp.granted
+    # Node 3 never got "x": it grants, and the new leader writes under a new leader id.
+    third = make_follower(mode, node_id=3)
+    (resp3,) = [c.msg for c in third.recv_vote(1, req) if isinstance(c, Respond)]
+    assert resp3.granted
+    restarted.recv_vote_response(3, resp3)
+    assert restarted.state == LEADER
+    assert restarted.log.log_id_at(3) != LID(mode, 1, 1, 3)
+    assert restarted.log.log_id_at(3).leader_id == L(mode, 2, 1).to_committed()
+
