@@ -8,11 +8,12 @@ from typing import Dict, Iterable, Optional, Tuple
 import msgpack
 
 from openraft_fast import Config, Node, Raft, ServerState
+from openraft_fast.errors import ForwardToLeader
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, MemStateMachine
 
-# Short timeouts: elections within a few hundred ms. Slack lives in the waits, not here.
-FAST = Config(heartbeat_interval=0.02, election_timeout_min=0.1, election_timeout_max=0.2)
+# Short timeouts keep the tests quick; the election timeout leaves room for a loaded machine.
+FAST = Config(heartbeat_interval=0.02, election_timeout_min=0.15, election_timeout_max=0.3)
 
 # How long the waits in the tests may take: generous, the machine is shared.
 WAIT = 5.0
@@ -119,7 +120,22 @@ class Cluster:
         await asyncio.gather(*(self.rafts[i].wait(timeout).applied_index(index) for i in self.live(ids)))
 
     async def write(self, leader: int, key, value):
-        return await self.rafts[leader].client_write(kv(key, value))
+        """Write through `leader`, following ForwardToLeader as a client would: a leader change
+        in the middle of a test (a slow machine can cause one) is Raft working, not a failure.
+        A refused write was never appended, so retrying it cannot apply it twice."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        target = leader
+        while True:
+            try:
+                return await self.rafts[target].client_write(kv(key, value))
+            except ForwardToLeader as exc:
+                if loop.time() > deadline:
+                    raise
+                if exc.leader_id is not None and exc.leader_id in self.live():
+                    target = exc.leader_id
+                else:
+                    await asyncio.sleep(0.02)
 
     async def write_many(self, leader: int, items) -> int:
         """Write (key, value) pairs in one batch; returns the last index."""
