@@ -32,6 +32,9 @@ class Trigger:
         return self._core.call(lambda: (None, fn(*args)))
 
     async def elect(self) -> None:
+        """Stand for election now. Ignored while this node is inside a leader's lease: it
+        promised that leader not to help elect another (its own candidacy included) until the
+        lease passes; use transfer_leader on the leader to hand over at once."""
         await self._run(self._core.engine.elect)
 
     async def heartbeat(self) -> None:

@@ -68,6 +68,10 @@ cdef class Engine:
     cdef int64_t now_us
     cdef int64_t election_deadline, heartbeat_deadline
     cdef int64_t leader_contact_us           # when we last accepted our leader's message
+    cdef object leader_contact_node          # ... and from which node
+    cdef int64_t seen_term                   # highest term seen in any vote traffic
+    cdef LogId startup_reset                 # the snapshot a restart found past its log
+    cdef bint startup_truncate
 
     # Candidate (and pre-vote) state.
     cdef set granted, rejected
@@ -115,6 +119,10 @@ cdef class Engine:
     cdef int _truncate_after(self, int64_t after) except -1
     cdef int _memberships_appended(self, int64_t start, int64_t stop) except -1
     cdef int _effective_changed(self) except -1
+    cdef int _update_role(self) except -1
+    cdef bint _in_follower_lease(self) noexcept
+    cdef int64_t _next_term(self) noexcept
+    cdef void _see_term(self, int64_t term) noexcept
     cdef int _flush_acks(self) except -1
     cdef int _check_reads(self) except -1
     cdef int _fail_reads(self) except -1

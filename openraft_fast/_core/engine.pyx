@@ -32,7 +32,10 @@ STATE_NAMES = {ST_LEARNER: "learner", ST_FOLLOWER: "follower", ST_CANDIDATE: "ca
 
 
 cdef inline int64_t _us(double seconds) noexcept:
-    return <int64_t>(seconds * 1e6)
+    # Rounded, so tick(next_deadline) lands exactly on the deadline it was given.
+    if seconds >= 0:
+        return <int64_t>(seconds * 1e6 + 0.5)
+    return -<int64_t>(-seconds * 1e6 + 0.5)
 
 
 cdef inline int64_t _idx(LogId lid) noexcept:
@@ -113,6 +116,17 @@ cdef class Engine:
         self.committed = state.committed
         if not _log_id_ge(self.committed, self.applied):
             self.committed = self.applied
+        self.startup_reset = None
+        self.startup_truncate = False
+        cdef LogId snap_last = None if self.snapshot is None else self.snapshot.last_log_id
+        if snap_last is not None and snap_last.index >= self.log.first_index - 1:
+            ours_at_snap = self.log.c_leader_at(snap_last.index)
+            if ours_at_snap is None or leader_id_cmp(<LeaderId>ours_at_snap, snap_last.leader_id) != ORD_EQUAL:
+                # A crash between installing a snapshot and purging the log: the log does not
+                # hold the snapshot's last entry. The snapshot wins; startup() tells the store.
+                self.startup_reset = snap_last
+                self.startup_truncate = self.log.last_index >= snap_last.index
+                self.log.reset(snap_last)
         self.flushed = self.log.last_log_id
         if _idx(self.committed) > _idx(self.flushed) and _idx(self.committed) > _idx(self.applied):
             # A store that kept a committed id past its durable log: those entries are
@@ -150,7 +164,13 @@ cdef class Engine:
         self.stalled_since = {}
         self.state = ST_LEARNER
         self._effective_changed()
+        self.seen_term = self.vote.leader_id.term
         self.leader_contact_us = -(1 << 62)
+        self.leader_contact_node = None
+        if self.vote.committed and self.vote.leader_id.node != self.node_id:
+            # We may have acked this leader just before a restart: keep the lease we promised.
+            self.leader_contact_us = self.now_us
+            self.leader_contact_node = self.vote.leader_id.node_id
         self.heartbeat_deadline = self.now_us
         self._reset_election_timer()
 
@@ -247,7 +267,29 @@ cdef class Engine:
             self.rng.random() * (self.et_max_us - self.et_min_us))
 
     cdef bint _is_voter(self):
-        return self.membership is not None and self.node_id in self.membership.voter_ids
+        """May stand for election: a voter of the effective config, or of the committed one.
+        An uncommitted config that leaves out the voters holding it must not leave the cluster
+        with nobody electable (the new voters may not have it yet); elections always use the
+        candidate's effective quorum, and a leader outside the new config hands over once it
+        commits."""
+        if self.membership is not None and self.node_id in self.membership.voter_ids:
+            return True
+        return self.committed_membership is not None and self.node_id in self.committed_membership.voter_ids
+
+    cdef bint _in_follower_lease(self) noexcept:
+        return self.now_us < self.leader_contact_us + self.follower_lease_us
+
+    cdef void _see_term(self, int64_t term) noexcept:
+        if term > self.seen_term:
+            self.seen_term = term
+
+    cdef int64_t _next_term(self) noexcept:
+        """A candidate's term: above every term seen, so candidates refused for their log do
+        not keep claiming terms the up-to-date nodes then cannot use."""
+        cdef int64_t t = self.vote.leader_id.term
+        if self.seen_term > t:
+            t = self.seen_term
+        return t + 1
 
     cdef int _check_writable(self) except -1:
         if self.state != ST_LEADER:
@@ -298,8 +340,8 @@ cdef class Engine:
         return 0
 
     def elect(self):
-        """Start an election now (pre-vote first when enabled)."""
-        if self._is_voter() and self.state != ST_LEADER:
+        """Start an election now (pre-vote first when enabled); not inside a leader's lease."""
+        if self._is_voter() and self.state != ST_LEADER and not self._in_follower_lease():
             if self.pre_vote_enabled:
                 self._start_pre_vote()
             else:
@@ -307,7 +349,7 @@ cdef class Engine:
         return self._take()
 
     cdef int _start_election(self, bint transfer) except -1:
-        cdef Vote v = Vote(make_leader_id(self.vote.leader_id.term + 1, self.node_id, self.std), False)
+        cdef Vote v = Vote(make_leader_id(self._next_term(), self.node_id, self.std), False)
         self.pre_voting = False
         self.vote = v
         self.out.append(SaveVote(v))
@@ -324,7 +366,7 @@ cdef class Engine:
 
     cdef int _start_pre_vote(self) except -1:
         self.pre_voting = True
-        self.pre_vote = Vote(make_leader_id(self.vote.leader_id.term + 1, self.node_id, self.std), False)
+        self.pre_vote = Vote(make_leader_id(self._next_term(), self.node_id, self.std), False)
         self.granted = {self.node_id}
         self.rejected = set()
         self._reset_election_timer()
@@ -353,12 +395,15 @@ cdef class Engine:
         """A node that knows a live leader refuses to help elect another (leader lease)."""
         if self.state == ST_LEADER:
             return self._lease_valid()
-        if self.vote.committed and from_id == self.vote.leader_id.node_id:
+        if from_id == self.leader_contact_node:
             return False        # our own leader re-electing itself (after a restart)
-        return self.vote.committed and self.now_us < self.leader_contact_us + self.follower_lease_us
+        # Whatever our vote is now (we may be a candidate ourselves), we promised the leader
+        # we last heard from not to help elect another within the lease.
+        return self._in_follower_lease()
 
     def recv_vote(self, from_id, VoteRequest req not None):
         cdef bint granted = False
+        self._see_term(req.vote.leader_id.term)
         cdef bint log_ok = _log_id_ge(req.last_log_id, self._last_log_id())
         if req.pre_vote:
             granted = log_ok and not self._lease_blocks(from_id) and _vote_ge(req.vote, self.vote)
@@ -372,6 +417,7 @@ cdef class Engine:
         return self._take()
 
     def recv_vote_response(self, from_id, VoteResponse resp not None):
+        self._see_term(resp.vote.leader_id.term)
         if resp.pre_vote:
             if self.pre_voting and self.state != ST_LEADER:
                 if resp.granted:
@@ -694,6 +740,7 @@ cdef class Engine:
         if self.state == ST_LEADER or self.state == ST_CANDIDATE or self.pre_voting:
             self._become_follower()
         self.leader_contact_us = self.now_us
+        self.leader_contact_node = from_id
         self._reset_election_timer()
 
         # Log consistency: our entry at prev must be the leader's. Entries up to our purged
@@ -801,6 +848,8 @@ cdef class Engine:
         if changed and self.state == ST_LEADER and not self.committed_membership.is_joint \
                 and self.node_id not in self.committed_membership.voter_ids:
             self._hand_over()
+        elif changed:
+            self._update_role()
         self._apply()
         return 0
 
@@ -861,7 +910,14 @@ cdef class Engine:
                     del self.stalled_since[t]
             if self.transfer_to is not None and self.transfer_to not in self.membership.voter_ids:
                 self.transfer_to = None
-        elif self._is_voter():
+        self._update_role()
+        return 0
+
+    cdef int _update_role(self) except -1:
+        """Follower or learner, as membership allows (leaders and candidates keep their state)."""
+        if self.state == ST_LEADER:
+            return 0
+        if self._is_voter():
             if self.state == ST_LEARNER:
                 self.state = ST_FOLLOWER
                 self._reset_election_timer()
@@ -940,6 +996,7 @@ cdef class Engine:
         if self.state == ST_LEADER or self.state == ST_CANDIDATE or self.pre_voting:
             self._become_follower()
         self.leader_contact_us = self.now_us
+        self.leader_contact_node = from_id
         self._reset_election_timer()
         resp = SnapshotResponse(self.vote, True, req.msg_id, req.seq, req.sent_at)
         if last is None or last.index <= self._committed_index():
@@ -948,10 +1005,12 @@ cdef class Engine:
             return self._take()
         ours = self.log.c_leader_at(last.index)
         if ours is None or leader_id_cmp(ours, last.leader_id) != ORD_EQUAL:
-            # Our log disagrees with the snapshot: drop what is not committed before installing.
-            if self.log.last_index > self._committed_index():
-                self._truncate_after(self._committed_index())
+            # Our log disagrees with the snapshot (or ends before it). Install first, then drop
+            # the log: truncating first would lose acked entries to a crash in between.
             self.out.append(InstallSnapshot(meta, req.data))
+            if self.log.last_index >= last.index:
+                # From the snapshot's index on, our entries are not the snapshot's.
+                self._truncate_after(last.index - 1)
             self.log.reset(last)
             self.flushed = last
         else:
@@ -1049,6 +1108,11 @@ cdef class Engine:
         Leading again under the saved leader id would be unsafe: entries of that id that were
         sent but not flushed before the crash may be on followers, and a new entry at the
         same index would carry the same log id. A new election gives a new leader id."""
+        if self.startup_reset is not None:
+            if self.startup_truncate:
+                self.out.append(TruncateLog(self.startup_reset.index - 1))
+            self.out.append(PurgeLog(self.startup_reset))
+            self.startup_reset = None
         self._apply()
         if self.vote.committed and self.vote.leader_id.node == self.node_id and self._is_voter() \
                 and self.elect_enabled:

@@ -145,9 +145,27 @@ def settle(e, cmds, targets=None):
 
 
 # ---------------------------------------------------------------------------- roles
+_ENGINE_ARGS = {"voters", "membership", "log", "vote", "committed", "snapshot", "applied", "now", "seed", "startup"}
+
+
+def restarted_out_of_lease(node_id, mode, voters, kw):
+    """new_engine(...), except that a node restarted with another leader's committed vote is
+    built one lease earlier and ticked to `now`: after a restart it keeps that leader's lease
+    (it may have acked it just before), and these tests want it free to stand for election."""
+    vote = kw.get("vote")
+    if vote is None or not vote.committed or vote.leader_id.node_id == node_id:
+        return new_engine(node_id, mode, voters=voters, **kw)
+    kw = dict(kw)
+    now = kw.pop("now", 0.0)
+    lease = config(mode, **{k: v for k, v in kw.items() if k not in _ENGINE_ARGS}).lease
+    e = new_engine(node_id, mode, voters=voters, now=now - lease - 0.001, **kw)
+    e.tick(now)
+    return e
+
+
 def make_candidate(mode, node_id=1, voters=(1, 2, 3), **kw):
     """A follower that timed out: elect() sent its vote requests; no response yet."""
-    e = new_engine(node_id, mode, voters=voters, **kw)
+    e = restarted_out_of_lease(node_id, mode, voters, kw)
     e.elect()
     assert e.state == CANDIDATE
     return e
@@ -156,7 +174,7 @@ def make_candidate(mode, node_id=1, voters=(1, 2, 3), **kw):
 def elect_leader(mode, node_id=1, voters=(1, 2, 3), **kw):
     """elect() on a restarted node, then grants of the other voters (ascending) until it leads;
     returns (engine, commands of the winning grant)."""
-    e = new_engine(node_id, mode, voters=voters, **kw)
+    e = restarted_out_of_lease(node_id, mode, voters, kw)
     out = e.elect()
     last = e.last_log_id
     for v in sorted(set(voters) - {node_id}):

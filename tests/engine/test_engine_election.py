@@ -5,16 +5,16 @@ import pytest
 
 from engine_helpers import (L, LID, OK, V, Apply, AppendLog, AppendRequest, AppendResponse, Membership, Respond, S,
                             SaveVote, Send, VoteRequest, VoteResponse, ack, config, make_candidate, make_follower,
-                            make_leader, make_log, new_engine)
+                            make_leader, make_log, new_engine, restarted_out_of_lease)
 from openraft_fast._core.engine import CANDIDATE, FOLLOWER, LEADER, Engine, PersistedState
 from openraft_fast.errors import ForwardToLeader
 
 
 def voter(mode, **kw):
-    """Node 2 after a restart: it saved leader 1's committed vote of term 1 and holds T1-N1.2,
-    but has not heard from leader 1 since (so no leader lease holds)."""
-    return new_engine(2, mode, vote=V(mode, 1, 1, committed=True),
-                      log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)]), **kw)
+    """Node 2 restarted a lease ago: it saved leader 1's committed vote of term 1 and holds
+    T1-N1.2, and has not heard from leader 1 since (so no leader lease holds any more)."""
+    return restarted_out_of_lease(2, mode, (1, 2, 3), dict(vote=V(mode, 1, 1, committed=True),
+                                  log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)]), **kw))
 
 
 # ---------------------------------------------------------------------------- recv_vote
@@ -279,7 +279,7 @@ def test_check_quorum_leader_takes_writes_again_after_quorum_acks(mode):
 
 # ---------------------------------------------------------------------------- pre-vote
 def test_pre_vote_round_does_not_change_or_save_the_vote(mode):
-    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    e = restarted_out_of_lease(1, mode, (1, 2, 3), dict(vote=V(mode, 3, 2, committed=True), enable_pre_vote=True))
     out = e.elect()
     req = VoteRequest(V(mode, 4, 1), LID(mode, 0, None, 1), True, False)
     assert out == [Send(2, req), Send(3, req)]
@@ -303,7 +303,7 @@ def test_pre_vote_is_refused_within_leader_lease(mode):
 
 
 def test_won_pre_vote_starts_the_real_election(mode):
-    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    e = restarted_out_of_lease(1, mode, (1, 2, 3), dict(vote=V(mode, 3, 2, committed=True), enable_pre_vote=True))
     e.elect()
     out = e.recv_vote_response(2, VoteResponse(V(mode, 3, 2, True), True, LID(mode, 0, None, 1), True))
     req = VoteRequest(V(mode, 4, 1), LID(mode, 0, None, 1), False, False)
@@ -312,7 +312,7 @@ def test_won_pre_vote_starts_the_real_election(mode):
 
 
 def test_refused_pre_vote_does_not_start_an_election(mode):
-    e = new_engine(1, mode, vote=V(mode, 3, 2, committed=True), enable_pre_vote=True)
+    e = restarted_out_of_lease(1, mode, (1, 2, 3), dict(vote=V(mode, 3, 2, committed=True), enable_pre_vote=True))
     e.elect()
     for n in (2, 3):
         assert e.recv_vote_response(n, VoteResponse(V(mode, 3, 2, True), False, LID(mode, 0, None, 1), True)) == []
@@ -383,3 +383,76 @@ def test_restored_leader_never_gives_one_log_id_to_two_entries(mode):
     assert restarted.log.log_id_at(3) != LID(mode, 1, 1, 3)
     assert restarted.log.log_id_at(3).leader_id == L(mode, 2, 1).to_committed()
 
+
+
+def test_restarted_node_keeps_the_lease_of_the_leader_it_may_have_acked(mode):
+    # It may have acked leader 1 just before the crash, and leader 1 counts on that ack for its
+    # lease: for one lease after restarting, it neither helps elect another node nor stands.
+    e = new_engine(2, mode, vote=V(mode, 1, 1, committed=True), now=10.0)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.elect() == []
+    # Its own leader may stand again (a leader restarting re-elects itself).
+    assert e.recv_vote(1, VoteRequest(V(mode, 2, 1), last)) == [
+        SaveVote(V(mode, 2, 1)), Respond(1, VoteResponse(V(mode, 2, 1), True, last, False))]
+
+
+def test_candidate_inside_a_lease_does_not_help_elect_another(mode):
+    # A follower that heard from leader 1 a moment ago and is now a candidate (elect() after
+    # the lease, or a timer) still refuses other candidates until its promise runs out.
+    e = make_follower(mode, now=1.0)
+    e.tick(1.01)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.elect() == []          # nor does it stand itself inside the lease
+    e.tick(1.0 + e.config.lease + 0.001)
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))[-1] == Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))
+
+
+def test_candidate_terms_go_above_every_term_seen(mode):
+    # Refusing a candidate for its short log still teaches the term it claimed: our own next
+    # candidacy goes above it, so short-log candidates cannot keep taking every term.
+    e = voter(mode)
+    e.recv_vote(3, VoteRequest(V(mode, 7, 3), LID(mode, 0, None, 1)))     # refused: shorter log
+    assert e.vote == V(mode, 1, 1, True)
+    e.tick(e.now + e.config.lease + 0.001)
+    out = e.elect()
+    assert out[0] == SaveVote(V(mode, 8, 2))
+
+
+def test_restarted_node_keeps_the_lease_of_the_leader_it_may_have_acked(mode):
+    # It may have acked leader 1 just before the crash, and leader 1 counts on that ack for its
+    # lease: for one lease after restarting, it neither helps elect another node nor stands.
+    e = new_engine(2, mode, vote=V(mode, 1, 1, committed=True), now=10.0)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.elect() == []
+    # Its own leader may stand again (a leader restarting re-elects itself).
+    assert e.recv_vote(1, VoteRequest(V(mode, 2, 1), last)) == [
+        SaveVote(V(mode, 2, 1)), Respond(1, VoteResponse(V(mode, 2, 1), True, last, False))]
+
+
+def test_candidate_inside_a_lease_does_not_help_elect_another(mode):
+    # A follower that heard from leader 1 a moment ago still refuses other candidates until its
+    # promise runs out, and does not stand itself inside the lease either.
+    e = make_follower(mode, now=1.0)
+    e.tick(1.01)
+    last = e.last_log_id
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
+    assert e.elect() == []
+    e.tick(1.0 + e.config.lease + 0.001)
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))[-1] == Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))
+
+
+def test_candidate_terms_go_above_every_term_seen(mode):
+    # Refusing a candidate for its short log still teaches the term it claimed: our own next
+    # candidacy goes above it, so short-log candidates cannot keep taking every term.
+    e = voter(mode)
+    e.recv_vote(3, VoteRequest(V(mode, 7, 3), LID(mode, 0, None, 1)))     # refused: shorter log
+    assert e.vote == V(mode, 1, 1, True)
+    out = e.elect()
+    assert out[0] == SaveVote(V(mode, 8, 2))

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from engine_helpers import (LID, V, Apply, AppendLog, AppendRequest, Membership, Node, S, SaveCommitted, SaveVote,
+from engine_helpers import (flush, LID, V, Apply, AppendLog, AppendRequest, Membership, Node, S, SaveCommitted, SaveVote,
                             Send, TruncateLog, VoteRequest, config, make_follower, make_leader, new_engine, ok_response,
                             sends_to, settle)
 from openraft_fast._core.engine import FOLLOWER, LEADER, LEARNER, Engine, PersistedState
@@ -231,9 +231,14 @@ def test_learner_becomes_a_voter_when_an_appended_membership_says_so(mode):
     assert e.state == FOLLOWER
 
 
-def test_voter_removed_by_an_appended_membership_becomes_a_learner(mode):
+def test_voter_removed_by_an_appended_membership_becomes_a_learner_once_it_commits(mode):
     e = make_follower(mode, node_id=3)
     lv = V(mode, 1, 1, True)
-    e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 2), S(mode, 3, (1, 1, Membership({1, 2}))), None, 2, 2, 0))
+    flush(e, e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 2), S(mode, 3, (1, 1, Membership({1, 2}))), None, 2, 2, 0)))
+    # The new config takes effect at once, but while it is uncommitted node 3 is still a voter
+    # of the committed one and may stand: the new voters may not hold the new config yet.
+    assert e.membership.voter_ids == {1, 2} and e.state == FOLLOWER
+    flush(e, e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 3), None, LID(mode, 1, 1, 3), 3, 3, 0)))
+    assert e.committed_membership.voter_ids == {1, 2}
     assert e.state == LEARNER
     assert e.elect() == []

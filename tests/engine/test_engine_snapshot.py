@@ -1,5 +1,7 @@
 """Engine tests: snapshot policy, log purge, sending and installing snapshots."""
-from engine_helpers import (L, LID, V, Apply, AppendRequest, AppendResponse, BuildSnapshot,
+import random
+
+from engine_helpers import (Engine, PersistedState, config, L, LID, V, Apply, AppendRequest, AppendResponse, BuildSnapshot,
                             InstallSnapshot, LogBuffer, Membership, OK, PurgeLog, Respond, S, SaveCommitted, SaveVote,
                             Send, SendSnapshot, TruncateLog, ack, conflict_response, elect_leader, flush, make_follower,
                             make_leader, make_log, settle)
@@ -119,12 +121,13 @@ def test_leader_sends_snapshot_to_a_follower_lagging_more_than_the_threshold(mod
 
 
 # ---------------------------------------------------------------------------- installing
-def test_follower_install_with_conflicting_log_truncates_then_installs_then_purges(mode):
+def test_follower_install_with_conflicting_log_installs_then_truncates_then_purges(mode):
     e = follower_upto(mode, 10, commit=False)                # T1-N1 up to 10, committed 1
     nv = V(mode, 2, 3, True)
     meta = meta_at(mode, 2, 3, 8)                            # our entry 8 is T1-N1's: conflict
     out = e.recv_snapshot(3, InstallSnapshotRequest(nv, meta, b"state", 4, 9, 123))
-    assert out == [SaveVote(nv), TruncateLog(1), InstallSnapshot(meta, b"state"), PurgeLog(LID(mode, 2, 3, 8)),
+    # The snapshot is durable before any entry goes: a crash in between loses nothing acked.
+    assert out == [SaveVote(nv), InstallSnapshot(meta, b"state"), TruncateLog(7), PurgeLog(LID(mode, 2, 3, 8)),
                    SaveCommitted(LID(mode, 2, 3, 8))]
     assert e.last_log_id == LID(mode, 2, 3, 8) and e.log.first_index == 9
     assert e.committed == LID(mode, 2, 3, 8) and e.snapshot == meta
@@ -183,3 +186,16 @@ def test_snapshot_from_a_smaller_vote_is_refused(mode):
     out = e.recv_snapshot(3, InstallSnapshotRequest(old, meta_at(mode, 0, 3, 8), b"x", 1, 1, 0))
     assert out == [Respond(3, SnapshotResponse(V(mode, 1, 1, True), False, 1, 1, 0))]
     assert e.snapshot is None and e.last_log_id == LID(mode, 1, 1, 3)
+
+
+def test_restart_finds_the_snapshot_past_its_log_and_resets_the_log(mode):
+    # A crash after InstallSnapshot but before the log was purged: the snapshot is durable,
+    # the log does not hold its last entry. The snapshot wins; the store is told to follow.
+    log = make_log(mode, Membership({1, 2, 3}), [(1, 1, None), (1, 1, "a")])
+    meta = meta_at(mode, 2, 3, 8)
+    state = PersistedState(vote=V(mode, 2, 3, True), log=log, committed=LID(mode, 1, 1, 3), snapshot=meta,
+                           applied=LID(mode, 2, 3, 8))
+    e = Engine(1, config(mode), state, random.Random(0))
+    assert e.startup() == [PurgeLog(LID(mode, 2, 3, 8))]
+    assert e.last_log_id == LID(mode, 2, 3, 8) and e.log.first_index == 9
+    assert e.committed == LID(mode, 2, 3, 8)

@@ -331,10 +331,12 @@ def test_save_vote_failure_is_fatal(run, suspend):
             term = c.rafts[lead].metrics.current_term
             r = await c.write(lead, "a", 1)
             bad.fail.add("save_vote")
-            # Node 3 starts an election: it must save its vote first, which fails.
-            await c.rafts[3].trigger.elect()
+            # Cut off, node 3 stands for election once the leader's lease has passed: it must
+            # save its vote first, which fails. (trigger.elect() is ignored inside the lease.)
+            c.router.isolate(3)
             m = await wait_state(c.rafts[3], ServerState.SHUTDOWN)
             assert_storage_fatal(m, "save_vote")
+            c.router.heal(3)
             # Its vote request was never sent (nothing is sent before the vote is durable),
             # so the leader was not disturbed.
             assert c.rafts[lead].is_leader() and c.rafts[lead].metrics.current_term == term

@@ -79,7 +79,7 @@ def run_sim(workdir: str, seeds: int, steps: int, jobs: int) -> subprocess.Compl
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", default=list(MUTATIONS), help=f"mutations ({', '.join(MUTATIONS)})")
-    p.add_argument("--seeds", type=int, default=int(os.environ.get("SIM_SEEDS", "25")))
+    p.add_argument("--seeds", type=int, default=int(os.environ.get("SIM_SEEDS", "80")))
     p.add_argument("--steps", type=int, default=int(os.environ.get("SIM_STEPS", "15000")))
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args(argv)

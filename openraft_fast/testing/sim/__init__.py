@@ -1,7 +1,22 @@
-"""Deterministic simulation of openraft_fast engines (see core.Simulation and cli).
+"""Deterministic simulation of openraft_fast engines.
 
-    python -m openraft_fast.testing.sim --seeds 100 --mode both --jobs 2
+One integer seed drives everything: cluster shape, Config, fault rates, clocks, the network, the
+workload and each engine's rng. There is no asyncio and no wall clock: events (message
+deliveries, ticks at engine.next_deadline, flush and state-machine completions, client actions,
+faults) are processed from a heap in simulated time. After every step the checker verifies
+election safety, log matching, leader completeness, state-machine safety, that vote, committed
+and applied never go backwards (across restarts, against what was durable), that nothing is
+acknowledged or granted before it is durable, that acknowledged writes survive and that
+linearizable reads see every write committed before they were issued. A run ends by healing
+all faults and checking liveness: a leader emerges and every write commits everywhere.
+
+    python -m openraft_fast.testing.sim --seeds 200 --mode both --jobs 2
     python -m openraft_fast.testing.sim --seed 123 --steps 3000 --mode std --trace 200
+
+Modules: core (Simulation: nodes, events, command execution, crash/restart, liveness),
+storage (durable/volatile log, state machine, snapshot), network (delays, drops, duplicates,
+partitions), workload (client load, membership changes, faults, client-side checks),
+checker (invariants), runner and cli.
 """
 from openraft_fast.testing.sim.checker import SimViolation
 from openraft_fast.testing.sim.core import Simulation, replay_command

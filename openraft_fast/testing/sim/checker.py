@@ -42,7 +42,6 @@ class Checker:
         self.kv_history = {}
         self.max_committed = None
         self.leader_of_term = {}          # std mode: term -> the one node that led it
-        self.leaderships = 0
         self.leader_ids = set()           # every leader id seen leading
 
     @staticmethod
@@ -70,14 +69,18 @@ class Checker:
             prev = lid
 
     def on_truncate(self, node_id, log, after):
-        """Truncating a committed entry loses it; returns the committed entry truncated (the
-        caller allows that only right before an InstallSnapshot that covers it), or None."""
-        nxt = after + 1
-        if nxt <= log.last_index:
-            held = log.log_id_at(nxt)
-            if held is not None and self.chain.get(nxt) == held:
-                return held
-        return None
+        """Truncating a committed entry loses it; returns the last committed entry truncated
+        (the caller allows that only right before an InstallSnapshot that covers it), or None."""
+        lost = None
+        i = after + 1
+        chain = self.chain
+        while i <= log.last_index:
+            held = log.log_id_at(i)
+            if chain.get(i) != held:
+                break
+            lost = held
+            i += 1
+        return lost
 
     # -- state-machine safety --
     def _on_chain(self, node_id, log_id, what):
@@ -218,8 +221,6 @@ class Checker:
 
         if eng.state == self.LEADER:
             self._check_leader(node, eng)
-        else:
-            node.leader_lid = None
 
     def _check_leader(self, node, eng):
         v = eng.vote
@@ -234,12 +235,10 @@ class Checker:
                 self.leader_of_term[lid.term] = node.id
             elif other != node.id:
                 self.fail(f"election safety: nodes {other} and {node.id} both led term {lid.term}")
-        node.leader_lid = lid
         if lid not in self.leader_ids:
-            # A new election (a restarted leader restoring its old leadership is not one: it
-            # was complete when elected, and stale leaders cannot commit).
+            # A new leadership: complete when elected. (A leader id seen before, e.g. one a
+            # restarted node restores, is not a new election; a stale leader cannot commit.)
             self.leader_ids.add(lid)
-            self.leaderships += 1
             mc = self.max_committed
             if not log_holds(eng.log, mc):
                 self.fail(f"leader completeness: node {node.id} became leader ({v}) without committed "

@@ -8,8 +8,8 @@ from openraft_fast.testing.sim.runner import run_seed
 
 
 def _run(args):
-    seed, steps, mode, trace = args
-    return run_seed(seed, steps, mode, trace_lines=trace)
+    seed, steps, mode, trace, params = args
+    return run_seed(seed, steps, mode, trace_lines=trace, params=params)
 
 
 def main(argv=None):
@@ -23,26 +23,40 @@ def main(argv=None):
     p.add_argument("--mode", choices=("adv", "std", "both"), default="both", help="leader id mode")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
     p.add_argument("--trace", type=int, default=0, help="print this many trace lines of a failing run")
-    p.add_argument("--stats", action="store_true", help="print the counters of each run")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every run, with its counters")
+    p.add_argument("--install", choices=("sync", "async"), default="sync",
+                   help="InstallSnapshot durable before the next command (sync) or completing later")
+    p.add_argument("--strict-truncate", action="store_true",
+                   help="refuse truncating committed entries even right before a covering InstallSnapshot")
     a = p.parse_args(argv)
 
     modes = ("adv", "std") if a.mode == "both" else (a.mode,)
     seeds = [a.seed] if a.seed is not None else list(range(a.start, a.start + a.seeds))
     if a.seed is not None and a.trace == 0:
         a.trace = 100
-    work = [(s, a.steps, m, a.trace) for m in modes for s in seeds]
+    params = {}
+    if a.install != "sync":
+        params["install"] = a.install
+    if a.strict_truncate:
+        params["strict_truncate"] = True
+    work = [(s, a.steps, m, a.trace, params or None) for m in modes for s in seeds]
     t0 = time.perf_counter()
     results = []
+
+    def collect(r):
+        results.append(r)
+        _report(r, a.verbose or a.seed is not None)
+        if not a.verbose and len(work) > 1 and len(results) % 100 == 0:
+            print(f"... {len(results)}/{len(work)} runs, {sum(not x.ok for x in results)} failed, "
+                  f"{time.perf_counter() - t0:.0f}s", flush=True)
+
     if a.jobs > 1 and len(work) > 1:
         with multiprocessing.Pool(a.jobs) as pool:
             for r in pool.imap_unordered(_run, work):
-                results.append(r)
-                _report(r, a)
+                collect(r)
     else:
         for w in work:
-            r = _run(w)
-            results.append(r)
-            _report(r, a)
+            collect(_run(w))
     wall = time.perf_counter() - t0
     failures = [r for r in results if not r.ok]
     sim_time = sum(r.sim_time for r in results)
@@ -53,13 +67,12 @@ def main(argv=None):
     return 1 if failures else 0
 
 
-def _report(r, a):
+def _report(r, verbose):
     if r.ok:
-        line = f"ok   {r.mode} seed={r.seed} {r.wall:.1f}s wall, {r.sim_time:.1f}s simulated"
-        if a.stats or a.seed is not None:
-            line += "\n     " + r.description + "\n     " + ", ".join(
-                f"{k}={v}" for k, v in sorted(r.stats.items()))
-        print(line, flush=True)
+        if verbose:
+            print(f"ok   {r.mode} seed={r.seed} {r.wall:.1f}s wall, {r.sim_time:.1f}s simulated\n     "
+                  + r.description + "\n     " + ", ".join(f"{k}={v}" for k, v in sorted(r.stats.items())),
+                  flush=True)
         return
     print(f"FAIL {r.mode} seed={r.seed}: {r.error}", flush=True)
     if r.description:

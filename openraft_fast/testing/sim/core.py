@@ -14,7 +14,7 @@ from openraft_fast._core.engine import LEADER, Engine, PersistedState
 from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
                                           SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
                                           VoteResponse)
-from openraft_fast._core.types import Membership, Node
+from openraft_fast._core.types import Membership, Node, Vote
 from openraft_fast.config import Config
 from openraft_fast.errors import RaftError
 
@@ -35,8 +35,15 @@ RECEIVER = {
 }
 
 
-def replay_command(seed, steps, mode):
-    return f"python -m openraft_fast.testing.sim --seed {seed} --steps {steps} --mode {mode}"
+def replay_command(seed, steps, mode, params=None):
+    """The one-line command that replays a run."""
+    cmd = f"python -m openraft_fast.testing.sim --seed {seed} --steps {steps} --mode {mode}"
+    params = params or {}
+    if params.get("install", "sync") != "sync":
+        cmd += f" --install {params['install']}"
+    if params.get("strict_truncate"):
+        cmd += " --strict-truncate"
+    return cmd
 
 
 class SimNode:
@@ -59,7 +66,6 @@ class SimNode:
         self.seen_vote = None
         self.seen_committed = None
         self.seen_applied = None
-        self.leader_lid = None
         self.pending_reads = []
 
     def clock(self, sim_time):
@@ -72,8 +78,10 @@ class SimNode:
         return getattr(self.engine, "flushed", None)
 
     def __repr__(self):
-        if self.crashed:
-            return f"n{self.id}(crashed)"
+        if self.crashed or self.engine is None:
+            s = self.store
+            return (f"n{self.id}({'crashed' if self.crashed else 'no engine'}: saved vote={s.vote} "
+                    f"log={s.log!r} durable_upto={s.durable_upto} committed={s.committed} sm={s.sm.applied})")
         e = self.engine
         return (f"n{self.id}(state={e.state} vote={e.vote} last={e.last_log_id} committed={e.committed} "
                 f"applied={e.applied} sm={self.store.sm.applied} members={e.membership!r})")
@@ -82,30 +90,37 @@ class SimNode:
 class Simulation:
     """A cluster of engines driven by one seed.
 
-    `faults` and `workload` switch off the random fault injection and client load (scenario
-    tests drive those by hand); `params` overrides drawn parameters (voters, learners, spares)
-    and `config` overrides Config fields.
+    `faults` and `workload` switch off the random fault injection (network faults included)
+    and the random client load: scenario tests drive those by hand. `config` overrides Config
+    fields. `params` overrides the drawn shape: voters, learners, spares (nodes outside the
+    initial membership), batch_crash (probability of a crash between two commands of a
+    batch), install ("sync" | "async") and strict_truncate (see below).
     """
 
     def __init__(self, seed, mode="adv", *, faults=True, workload=True, params=None, config=None,
                  trace_len=3000):
         self.seed = seed
         self.mode = mode
-        self.rng = rng = random.Random(f"openraft-sim:{mode}:{seed}")
+        # Two streams: `params_rng` draws the run's shape (sizes, config, fault rates, clocks),
+        # `rng` drives the run itself; a new parameter then does not reshuffle the events.
+        self.params_rng = rng = random.Random(f"openraft-sim-params:{mode}:{seed}")
+        self.rng = random.Random(f"openraft-sim:{mode}:{seed}")
         params = dict(params or {})
-        n_voters = params.pop("voters", None) or rng.randint(3, 5)
-        n_learners = params.pop("learners", None)
-        n_learners = rng.randint(0, 2) if n_learners is None else n_learners
-        n_spares = params.pop("spares", None)
-        n_spares = rng.randint(2, 3) if n_spares is None else n_spares
-        self.install_delay_max = params.pop("install_delay_max", 0.003)
-        # "sync": InstallSnapshot is durable before the next command runs (what the engine
-        # assumes: it emits PurgeLog and SaveCommitted right after it). "async": it completes
-        # later like Apply, which the command contract also allows.
+        # Draw every parameter, then apply overrides: the draws stay in step across overrides.
+        n_voters, n_learners, n_spares = rng.randint(3, 5), rng.randint(0, 2), rng.randint(2, 3)
+        n_voters = params.pop("voters", n_voters)
+        n_learners = params.pop("learners", n_learners)
+        n_spares = params.pop("spares", n_spares)
+        # "sync" (default, what openraft_fast.runtime does): InstallSnapshot is durable before
+        # the next command runs. "async": it completes later, like Apply; the engine emits
+        # PurgeLog and SaveCommitted right after it, so this mode reports that as a violation.
         self.install_async = params.pop("install", "sync") == "async"
-        # Refuse even a truncation of committed entries that an InstallSnapshot in the same
-        # batch covers (a crash between the two commands would lose them).
+        # Also refuse a truncation of committed entries that an InstallSnapshot of the same
+        # batch covers (a crash between the two commands loses them from that node).
         self.strict_truncate = params.pop("strict_truncate", False)
+        # Probability that a node crashes between two commands of a batch (None: drawn).
+        self.batch_crash = params.pop("batch_crash", None)
+        self.crash_points = set()       # (node id, command class name): see crash_after
         if params:
             raise TypeError(f"unknown simulation params {sorted(params)}")
         cfg = dict(
@@ -119,6 +134,9 @@ class Simulation:
             purge_batch_size=rng.choice((1, 8, 32)),
         )
         cfg.update(config or {})
+        batch_crash = rng.choice((0.0, 0.0005, 0.002))
+        if self.batch_crash is None:
+            self.batch_crash = batch_crash if faults else 0.0
         self.config = Config(**cfg)
 
         self.now = 0.0
@@ -131,7 +149,9 @@ class Simulation:
         self.voters0 = ids[:n_voters]
         self.learners0 = ids[n_voters:n_voters + n_learners]
         self.nodes = {i: SimNode(i, rng) for i in ids}
-        self.network = Network(rng, NetworkFaults(rng))
+        self.network = Network(self.rng, NetworkFaults(rng))
+        if not faults:
+            self.network.faults.calm()
         self.checker = Checker(mode == "std", LEADER)
         self.workload = Workload(self, faults=faults, actions=workload)
 
@@ -332,11 +352,45 @@ class Simulation:
             except Exception as e:
                 self._engine_raised(node, label, e)
             if cmds:
+                k = self._crash_point(node, cmds)
+                if k is not None:
+                    self.execute(node, cmds[:k], partial=True)
+                    self.stats["crash.at_point"] += 1
+                    self.trace.append((self.steps, self.now, node.id, "crash at point", (k, len(cmds))))
+                    self.crash(node.id)
+                    return
+                if (self.batch_crash and not client and len(cmds) > 1 and self.workload.may_crash()
+                        and self.rng.random() < self.batch_crash):
+                    # The node dies between two commands: the first k ran (durable as the
+                    # contract says), the rest never will.
+                    k = self.rng.randint(1, len(cmds) - 1)
+                    self.execute(node, cmds[:k], partial=True)
+                    self.stats["crash.mid_batch"] += 1
+                    self.trace.append((self.steps, self.now, node.id, "crash mid-batch", (k, len(cmds))))
+                    self.crash(node.id)
+                    self.workload.schedule_restart(node.id)
+                    return
                 self.execute(node, cmds)
         self.checker.after_call(node)
         self._arm_tick(node, local_now)
         if error is not None:
             raise error
+
+    def _crash_point(self, node, cmds):
+        """How many commands of `cmds` run before a requested crash point (see crash_after)."""
+        if not self.crash_points:
+            return None
+        for i, c in enumerate(cmds):
+            key = (node.id, type(c).__name__)
+            if key in self.crash_points:
+                self.crash_points.discard(key)
+                return i + 1
+        return None
+
+    def crash_after(self, node_id, command_name):
+        """Crash `node_id` right after it next executes a command of that class (e.g.
+        "InstallSnapshot"): the rest of that batch never runs. For scenario tests."""
+        self.crash_points.add((node_id, command_name))
 
     def _engine_raised(self, node, what, exc):
         raise SimViolation(f"node {node.id}: engine raised {type(exc).__name__} in {what}: {exc}") from exc
@@ -366,8 +420,9 @@ class Simulation:
             self.seq += 1
             heapq.heappush(self.queue, (t, self.seq, "tick", (node.id, node.incarnation)))
 
-    def execute(self, node, cmds):
-        """Run commands in order, as the contract in commands.pxd asks."""
+    def execute(self, node, cmds, partial=False):
+        """Run commands in order, as the contract in commands.pxd asks. `partial`: the node
+        crashes after these, the first commands of a batch."""
         store = node.store
         checker = self.checker
         trace = self.trace
@@ -402,7 +457,7 @@ class Simulation:
                 elif code == C.TRUNCATE_LOG:
                     lost = checker.on_truncate(node.id, store.log, c.after)
                     if lost is not None:
-                        if truncated_committed is None:
+                        if truncated_committed is None or lost.index > truncated_committed[0].index:
                             truncated_committed = (lost, store.log.last_log_id)
                         if self.strict_truncate:
                             raise SimViolation(f"node {node.id} truncates committed entry {lost} "
@@ -418,7 +473,7 @@ class Simulation:
                     self._kick_sm(node)
                 elif code == C.INSTALL_SNAPSHOT:
                     if truncated_committed is not None and c.meta.last_log_id is not None and \
-                            c.meta.last_log_id.index >= truncated_committed[1].index:
+                            c.meta.last_log_id.index >= truncated_committed[0].index:
                         # Replaced by a snapshot that covers it: lost only if the node crashes
                         # between the two commands.
                         self.stats["truncate.committed_before_install"] += 1
@@ -436,6 +491,12 @@ class Simulation:
                 raise SimViolation(f"node {node.id}: {e}") from None
         if truncated_committed is not None:
             lost, last = truncated_committed
+            if partial and not self.strict_truncate:
+                # The crash hits between the truncation and the InstallSnapshot that was to
+                # replace the entries: they are gone from this node (reported; what follows
+                # from it is checked by the other invariants).
+                self.stats["truncate.committed_lost_in_crash"] += 1
+                return
             raise SimViolation(f"node {node.id} truncates committed entry {lost} (its log ended at {last})")
 
     def _check_purge(self, node, upto):
@@ -484,7 +545,7 @@ class Simulation:
         if not node.sm_busy and node.store.sm_ops:
             node.sm_busy = True
             kind = node.store.sm_ops[0][0]
-            hi = 0.02 if kind == "build" else self.install_delay_max if kind == "install" else 0.003
+            hi = 0.02 if kind == "build" else 0.003
             self.schedule(self.rng.uniform(0.0002, hi), "sm", node.id, node.incarnation)
 
     # -- crash and restart --
@@ -500,7 +561,6 @@ class Simulation:
         except Exception as e:
             self._engine_raised(node, "Engine()/startup()", e)
         node.seen_vote = node.seen_committed = node.seen_applied = None
-        node.leader_lid = None
         self.checker.after_restart(node, durable["vote"], durable["committed"], durable["applied"])
         self.execute(node, cmds)
         self.checker.after_call(node)
@@ -543,6 +603,32 @@ class Simulation:
                     n.engine.vote >= best.engine.vote):
                 best = n
         return best
+
+    def leader_ready(self, node):
+        """A leader that has committed an entry of its own leadership (its blank entry)."""
+        eng = node.engine
+        c = eng.committed
+        return c is not None and c.leader_id == eng.vote.leader_id.to_committed()
+
+    def wait_leader(self, timeout=5.0, exclude=()):
+        """Run until a ready leader (not in `exclude`) exists; returns it."""
+        def ready():
+            n = self.leader()
+            return n is not None and n.id not in exclude and self.leader_ready(n)
+        self.run_until(ready, timeout, "a leader")
+        return self.leader()
+
+    def wait_committed(self, node, index, timeout=5.0):
+        def done():
+            c = node.engine.committed if not node.crashed else None
+            return c is not None and c.index >= index
+        self.run_until(done, timeout, f"node {node.id} committing index {index}")
+
+    def wait_applied_everywhere(self, index, node_ids, timeout=5.0):
+        def done():
+            return all(not self.nodes[i].crashed and self.nodes[i].store.sm.applied is not None
+                       and self.nodes[i].store.sm.applied.index >= index for i in node_ids)
+        self.run_until(done, timeout, f"nodes {sorted(node_ids)} applying index {index}")
 
     def cluster_state(self):
         lines = [f"  t={self.now:.4f} step={self.steps} cut={sorted(self.network.cut)}"]

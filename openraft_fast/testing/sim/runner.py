@@ -7,13 +7,14 @@ from openraft_fast.testing.sim.core import Simulation, replay_command
 
 
 class RunResult:
-    __slots__ = ("seed", "mode", "steps", "ok", "error", "failed_step", "sim_time", "wall", "stats",
-                 "trace", "description")
+    __slots__ = ("seed", "mode", "steps", "params", "ok", "error", "failed_step", "sim_time", "wall",
+                 "stats", "trace", "description")
 
-    def __init__(self, seed, mode, steps):
+    def __init__(self, seed, mode, steps, params=None):
         self.seed = seed
         self.mode = mode
         self.steps = steps
+        self.params = params
         self.ok = True
         self.error = None
         self.failed_step = None
@@ -25,31 +26,26 @@ class RunResult:
 
     @property
     def replay(self):
-        return replay_command(self.seed, self.steps, self.mode)
+        return replay_command(self.seed, self.steps, self.mode, self.params)
 
     @property
     def minimal_replay(self):
         """Safety violations show up within the first failed_step steps of the same seed."""
         if self.failed_step is not None and self.failed_step < self.steps:
-            return replay_command(self.seed, self.failed_step + 1, self.mode)
+            return replay_command(self.seed, self.failed_step + 1, self.mode, self.params)
         return self.replay
 
-    def summary(self):
-        if self.ok:
-            return f"ok   seed={self.seed} mode={self.mode} steps={self.steps} t={self.sim_time:.2f}s"
-        return f"FAIL seed={self.seed} mode={self.mode}: {self.error.splitlines()[0]}\n     replay: {self.minimal_replay}"
 
-
-def run_seed(seed, steps=3000, mode="adv", liveness=True, trace_lines=0, raise_errors=False):
-    res = RunResult(seed, mode, steps)
+def run_seed(seed, steps=3000, mode="adv", liveness=True, trace_lines=0, raise_errors=False, params=None):
+    """Run one seed; never raises (unless raise_errors): the result says what happened."""
+    res = RunResult(seed, mode, steps, params)
     t0 = time.perf_counter()
     sim = None
     try:
-        sim = Simulation(seed, mode)
+        sim = Simulation(seed, mode, params=params)
         res.description = sim.describe()
         sim.run(steps)
         if liveness:
-            res.failed_step = None
             sim.heal_all()
             sim.check_liveness()
     except SimViolation as e:
