@@ -32,7 +32,7 @@ def _measure(benchmark, cluster, clients, batch):
 
     def one_round():
         n, elapsed, lats = loop.run_until_complete(run_load(leader, clients, batch, b"", SECONDS))
-        lats.sort()     # the loop is not running here: the cluster's timers wait
+        lats = sorted(lats)     # the loop is not running here: the cluster's timers wait
         figures.update(put_per_s=n / elapsed, us_per_op=elapsed * 1e6 / n,
                        p50_us=lats[len(lats) // 2] * 1e6, p99_us=lats[int(len(lats) * 0.99)] * 1e6)
         return n

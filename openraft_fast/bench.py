@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from array import array
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
 
@@ -54,7 +55,9 @@ async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, secon
     perf = time.perf_counter
     # Clients run until `stop`, which the phase timer sets once measuring has begun.
     state = {"measuring": False, "stop": float("inf")}
-    lats: List[float] = []
+    # An array, not a list: the garbage collector does not walk it (a list of a million
+    # floats is traversed by every full collection, which the benchmark would then measure).
+    lats = array("d")
     many = [payload] * batch if batch > 1 else None
 
     async def client():
@@ -107,8 +110,8 @@ async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_
     # Percentiles only now: sorting a million samples blocks the loop long enough for the
     # leader's lease to lapse (check-quorum would then refuse the next phase's writes).
     results = []
-    for c, n, elapsed, lats in runs:
-        lats.sort()
+    for c, n, elapsed, samples in runs:
+        lats = sorted(samples)
         rate = n / elapsed if elapsed else 0.0
         results.append(BenchResult("local", nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
                                    _percentile(lats, 0.5) * 1e6, _percentile(lats, 0.99) * 1e6, n, elapsed))
