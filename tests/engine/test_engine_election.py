@@ -399,43 +399,6 @@ def test_restarted_node_keeps_the_lease_of_the_leader_it_may_have_acked(mode):
 
 
 def test_candidate_inside_a_lease_does_not_help_elect_another(mode):
-    # A follower that heard from leader 1 a moment ago and is now a candidate (elect() after
-    # the lease, or a timer) still refuses other candidates until its promise runs out.
-    e = make_follower(mode, now=1.0)
-    e.tick(1.01)
-    last = e.last_log_id
-    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
-        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
-    assert e.elect() == []          # nor does it stand itself inside the lease
-    e.tick(1.0 + e.config.lease + 0.001)
-    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))[-1] == Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))
-
-
-def test_candidate_terms_go_above_every_term_seen(mode):
-    # Refusing a candidate for its short log still teaches the term it claimed: our own next
-    # candidacy goes above it, so short-log candidates cannot keep taking every term.
-    e = voter(mode)
-    e.recv_vote(3, VoteRequest(V(mode, 7, 3), LID(mode, 0, None, 1)))     # refused: shorter log
-    assert e.vote == V(mode, 1, 1, True)
-    e.tick(e.now + e.config.lease + 0.001)
-    out = e.elect()
-    assert out[0] == SaveVote(V(mode, 8, 2))
-
-
-def test_restarted_node_keeps_the_lease_of_the_leader_it_may_have_acked(mode):
-    # It may have acked leader 1 just before the crash, and leader 1 counts on that ack for its
-    # lease: for one lease after restarting, it neither helps elect another node nor stands.
-    e = new_engine(2, mode, vote=V(mode, 1, 1, committed=True), now=10.0)
-    last = e.last_log_id
-    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
-        Respond(3, VoteResponse(V(mode, 1, 1, True), False, last, False))]
-    assert e.elect() == []
-    # Its own leader may stand again (a leader restarting re-elects itself).
-    assert e.recv_vote(1, VoteRequest(V(mode, 2, 1), last)) == [
-        SaveVote(V(mode, 2, 1)), Respond(1, VoteResponse(V(mode, 2, 1), True, last, False))]
-
-
-def test_candidate_inside_a_lease_does_not_help_elect_another(mode):
     # A follower that heard from leader 1 a moment ago still refuses other candidates until its
     # promise runs out, and does not stand itself inside the lease either.
     e = make_follower(mode, now=1.0)
