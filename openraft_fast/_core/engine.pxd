@@ -89,6 +89,7 @@ cdef class Engine:
     cdef object transfer_to
     cdef int64_t transfer_deadline
     cdef bint transfer_sent
+    cdef bint lease_void                    # a TimeoutNow went out: lease reads are off for good
 
     # Follower state.
     cdef list pending_acks                  # [(index to be flushed, target, response)]

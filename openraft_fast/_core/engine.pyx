@@ -450,6 +450,7 @@ cdef class Engine:
         self.leader_committed_id = v.leader_id.committed_id()
         self.seq = 0
         self.transfer_to = None
+        self.lease_void = False
         self.pending_reads = []
         self.stalled_since = {}
         self.tracker = ProgressTracker(self.quorum, self.node_id, self.membership.node_ids(), self.log.last_index,
@@ -533,11 +534,15 @@ cdef class Engine:
             for r in ids:
                 self.out.append(Reply(r, None, err))
             return self._take()
-        read_id = self.committed
+        # Everything known committed, including what a quorum holds while our own copy is
+        # not durable yet; the caller waits until it is applied.
+        read_id = self._log_id_at(self.commit_target) if self.commit_target > self._committed_index() else self.committed
         if not _log_id_ge(read_id, self.leader_first_log_id):
             read_id = self.leader_first_log_id
         if policy == POLICY_LEASE_READ:
-            if self.transfer_to is None and self._lease_valid():
+            # After a TimeoutNow the target may win at once (its election ignores leases), so
+            # no ack this leader holds proves that no newer leader exists.
+            if self.transfer_to is None and not self.lease_void and self._lease_valid():
                 for r in ids:
                     self.out.append(Reply(r, read_id, None))
             else:
@@ -609,6 +614,7 @@ cdef class Engine:
         p = self.tracker.c_get(self.transfer_to)
         if p is not None and p.matched >= self.log.last_index:
             self.transfer_sent = True
+            self.lease_void = True
             self.out.append(Send(self.transfer_to, TimeoutNow(self.vote, self._last_log_id())))
         return 0
 
@@ -861,6 +867,7 @@ cdef class Engine:
             if p is not None and (best is None or p.matched > best.matched):
                 best = p
         if best is not None and best.matched >= self.log.last_index:
+            self.lease_void = True
             self.out.append(Send(best.node_id, TimeoutNow(self.vote, self._last_log_id())))
         self._become_follower()
 

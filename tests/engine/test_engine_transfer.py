@@ -1,7 +1,7 @@
 """Engine tests: leadership transfer (TimeoutNow)."""
 import pytest
 
-from engine_helpers import (LID, V, AppendLog, Node, Respond, S, SaveVote, Send, SendHeartbeat,
+from engine_helpers import (ack, LID, V, AppendLog, Node, Respond, S, SaveVote, Send, SendHeartbeat,
                             VoteRequest, VoteResponse, make_follower, make_leader, ok_response, sends_to)
 from openraft_fast._core.engine import CANDIDATE, FOLLOWER, LEADER, LEASE_READ
 from openraft_fast._core.messages import TimeoutNow
@@ -106,3 +106,18 @@ def test_transfer_times_out_and_writes_resume(mode):
     assert e.tick(1.3) == []
     out = e.client_write(["x"])
     assert out[0] == AppendLog(S(mode, 3, (1, 1, "x")))
+
+
+def test_lease_reads_stay_off_after_a_timeout_now_even_if_the_transfer_times_out(mode):
+    # The target's election ignores leases, so once TimeoutNow is out no ack this leader holds
+    # proves there is no newer leader: lease reads stay refused for this leadership, even
+    # after the transfer timed out and fresh acks came back.
+    e = make_leader(mode, enable_tick=True)
+    assert any(type(c.msg) is TimeoutNow for c in e.transfer_leader(2) if type(c) is Send)
+    out = e.tick(e.now + e.config.election_timeout_max + 0.001)     # transfer times out; heartbeats go
+    for t in (2, 3):
+        ack(e, t, out)
+    assert e.lease_valid_until is not None and e.lease_valid_until > e.now   # acks are fresh
+    e.client_write(["w"])                                                   # writes resume
+    (reply,) = e.ensure_linearizable("r", LEASE_READ)
+    assert reply.value is None and isinstance(reply.error, LeaseExpired)

@@ -1,10 +1,12 @@
 """Does the simulator catch real bugs? Break one Raft rule in a copy of the engine, build the
-copy, run the simulator's default seeds on it, and expect a failure.
+copy, run the simulator's default seeds and its targeted scenarios on it, and expect a failure.
 
-    python tests/sim/mutate.py [NAME ...] [--seeds N] [--steps M] [--jobs J]
+    python tests/sim/mutate.py [NAME ...] [--seeds N] [--steps M] [--jobs J] [--scenarios EXPR]
 
 Each mutation is an exact text edit of openraft_fast/_core/engine.pyx; the working tree is
-never touched. Exit status 0 when every mutant was caught. A build takes ~1 minute.
+never touched. The scenarios are the tests of tests/sim that `pytest -k EXPR` selects (default:
+the Figure 8 ones), run in the copy; a mutant is caught when the seeds or the scenarios fail.
+Exit status 0 when every mutant was caught. A build takes ~15 s to 1 minute.
 """
 import argparse
 import os
@@ -42,7 +44,7 @@ MUTATIONS = {
 
 def make_mutant(name: str, workdir: str) -> None:
     """Copy the package with its built extensions, edit the engine, rebuild only what changed."""
-    for item in ("openraft_fast", "setup.py", "pyproject.toml", "README.md"):
+    for item in ("openraft_fast", "setup.py", "pyproject.toml", "README.md", os.path.join("tests", "sim")):
         src = os.path.join(ROOT, item)
         dst = os.path.join(workdir, item)
         if os.path.isdir(src):
@@ -76,12 +78,20 @@ def run_sim(workdir: str, seeds: int, steps: int, jobs: int) -> subprocess.Compl
                           capture_output=True, text=True)
 
 
+def run_scenarios(workdir: str, expr: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=workdir, COLUMNS="400")
+    return subprocess.run([sys.executable, "-m", "pytest", os.path.join("tests", "sim"), "-q", "-p", "no:cacheprovider",
+                           "-k", expr], cwd=workdir, env=env, capture_output=True, text=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", default=list(MUTATIONS), help=f"mutations ({', '.join(MUTATIONS)})")
     p.add_argument("--seeds", type=int, default=int(os.environ.get("SIM_SEEDS", "80")))
     p.add_argument("--steps", type=int, default=int(os.environ.get("SIM_STEPS", "15000")))
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--scenarios", default="figure8",
+                   help="pytest -k expression of the tests/sim scenarios to run too ('' for none)")
     a = p.parse_args(argv)
     missed = []
     for name in a.names:
@@ -91,14 +101,29 @@ def main(argv=None) -> int:
             make_mutant(name, workdir)
             built = time.perf_counter() - t0
             r = run_sim(workdir, a.seeds, a.steps, a.jobs)
+            s = run_scenarios(workdir, a.scenarios) if a.scenarios else None
         lines = (r.stdout + r.stderr).strip().splitlines()
         summary = next((line for line in reversed(lines) if " runs (" in line), lines[-1] if lines else "")
         failures = [line for line in lines if line.startswith("FAIL")]
-        caught = r.returncode != 0 and bool(failures)
+        caught_seeds = r.returncode != 0 and bool(failures)
+        caught_scenarios = False
+        if s is not None:
+            slines = (s.stdout + s.stderr).strip().splitlines()
+            ssummary = slines[-1] if slines else ""
+            sfailures = [line for line in slines if line.startswith("FAILED")]
+            # Exit status 1: tests ran and some failed (2 and up: interrupted, usage or collection errors).
+            caught_scenarios = s.returncode == 1 and bool(sfailures)
+            if s.returncode not in (0, 1, 5):
+                ssummary = f"pytest exited with status {s.returncode}: {ssummary}"
+        caught = caught_seeds or caught_scenarios
         print(f"{'CAUGHT' if caught else 'MISSED'} {name}: {rule}")
-        print(f"    {summary}  (build {built:.0f}s)")
+        print(f"    seeds: {summary}  (build {built:.0f}s)")
         for line in failures[:3]:
             print(f"    {line}")
+        if s is not None:
+            print(f"    scenarios (-k {a.scenarios}): {ssummary}")
+            for line in sfailures[:4]:
+                print(f"    {line[:300]}")
         if not caught:
             missed.append(name)
     return 1 if missed else 0

@@ -20,7 +20,8 @@ REGRESSIONS = [
     # Fixed in the engine build of 05:10 (committed clamped to what is flushed).
     (25, 4317, "std", "Engine() refused to start: SaveCommitted had been saved past the durable log "
                       "(a follower committed entries it had not flushed)"),
-    # Open against the engine build of 05:13.
+    # Fixed (leases bind candidates and restarted nodes; candidates go above every term seen;
+    # voters of the committed config stay electable; snapshot install before the log reset).
     (2288, 16992, "adv", "stale lease read: elect() on followers that backed the leader's lease elected "
                          "a new leader while the old one still served LEASE_READ"),
     (2233, 3557, "adv", "pre-vote livelock: pre-vote rejections carry an uncommitted higher vote that the "
@@ -36,6 +37,11 @@ REGRESSIONS = [
     (2173, 18150, "std", "a node crashed between InstallSnapshot and PurgeLog; after the restart its log "
                          "ends before its snapshot, it acks the snapshot it 'already holds' and rejects "
                          "every append: replication to it stalls for good"),
+    # Fixed: a leader that sent TimeoutNow no longer serves lease reads (the target's election
+    # ignores leases, so no earlier ack proves there is no newer leader).
+    (314, 13485, "std", "stale lease read: a transfer timed out on the old leader after its target had "
+                        "already won; the old leader's lease, from acks sent before the TimeoutNow, "
+                        "looked valid"),
 ]
 
 

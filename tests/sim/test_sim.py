@@ -10,7 +10,9 @@ import pytest
 
 from openraft_fast._core.engine import LEADER, LEASE_READ, READ_INDEX
 from openraft_fast._core.log import LogSlice
+from openraft_fast._core.quorum import Majority
 from openraft_fast._core.types import BLANK, MEMBERSHIP, LeaderId, LogId, Membership, Node, Vote
+from openraft_fast.config import Config
 from openraft_fast.errors import RaftError
 from openraft_fast.testing.sim import Simulation, SimViolation, run_seed
 from openraft_fast.testing.sim.checker import Checker
@@ -207,6 +209,142 @@ def test_learner_promotion_and_removal_with_retain(mode):
     sim.check_liveness()
 
 
+# -- Figure 8 of the Raft paper ------------------------------------------------------------------
+
+def durable_holds(node, log_id):
+    """Whether `node`'s durable log holds `log_id`."""
+    s = node.store
+    return s.durable_upto >= log_id.index and s.log.log_id_at(log_id.index) == log_id
+
+
+def figure8_old_term_entry(sim):
+    """Figure 8 (a)-(c) of the Raft paper, on five voters; returns the nodes a..e and log ids.
+
+    (a) Leader a writes X in its term, and only b gets it. (b) a and b crash; e is elected
+    by c, d and itself and writes its blank entry at X's index, which reaches nobody before e
+    crashes. (c) a restarts and is elected by c and d in a later term; it appends its blank
+    entry B after X and sends X to c and d. With one entry per message and one message in
+    flight (max_payload_entries=1, max_inflight=1), a sends B to a follower only when it
+    processes that follower's ack of X; the link from a to it is cut right after that step, so
+    B never arrives. X, an entry of an older term, is now on a majority (a, c, d), and B on a
+    alone. Raft §5.4.2: a must not count that majority as a commit of X.
+    """
+    net = sim.network
+    ids = sorted(sim.nodes)
+    a = sim.wait_leader()
+    committed_writes(sim, a, 2)
+    base = a.engine.log.last_index
+    sim.wait_applied_everywhere(base, ids)
+    b, c, d, e = (sim.nodes[i] for i in ids if i != a.id)
+
+    # (a) X reaches b only.
+    net.split([a.id, b.id], [c.id, d.id, e.id])
+    x_op = sim.workload.write(a)
+    assert x_op is not None
+    x = x_op.log_id
+    assert x.index == base + 1
+    sim.run_until(lambda: a.engine.progress(b.id).matched >= x.index and durable_holds(a, x), 1.0,
+                  "b acking X")
+    assert a.engine.committed.index == base, "X committed on two of five nodes"
+    sim.crash(a.id)
+    sim.crash(b.id)
+    net.heal()
+
+    # (b) One of the other three (call it e) is elected; its blank entry reaches nobody.
+    sim.run_until(lambda: any(n.engine.state == LEADER for n in (c, d, e)), 5.0, "a leader among c, d, e")
+    e = next(n for n in (c, d, e) if n.engine.state == LEADER)
+    c, d = (sim.nodes[i] for i in ids if i not in (a.id, b.id, e.id))
+    net.isolate(e.id, ids)
+    e_blank = e.engine.log.last_log_id
+    assert e_blank.index == x.index and e_blank != x
+    sim.run_until(lambda: durable_holds(e, e_blank), 1.0, "e flushing its blank entry")
+    sim.crash(e.id)
+    net.heal()
+    assert c.engine.log.last_index == d.engine.log.last_index == base
+
+    # (c) a is elected again (only it can be: c and d hold less, b and e are down).
+    sim.restart(a.id)
+
+    def x_acked_b_cut_off():
+        eng = a.engine
+        if a.crashed or eng.state != LEADER:
+            return False
+        for n in (c, d):
+            p = eng.progress(n.id)
+            if p is not None and p.matched >= x.index:
+                net.cut_link(a.id, n.id)      # what a sends after the ack (B) is lost
+        return all((a.id, n.id) in net.cut for n in (c, d))
+    sim.run_until(x_acked_b_cut_off, 5.0, "c and d acking X to a, the new leader")
+    a_blank = a.engine.log.last_log_id
+    assert a_blank.index == x.index + 1 and a_blank.leader_id == a.engine.vote.leader_id.to_committed()
+    assert a.engine.log.log_id_at(x.index) == x
+    for n in (c, d):
+        assert durable_holds(n, x) and n.store.log.last_index == x.index, f"node {n.id}: {n!r}"
+    return SimpleNamespace(a=a, b=b, c=c, d=d, e=e, x=x, x_op=x_op, e_blank=e_blank, a_blank=a_blank, base=base)
+
+
+FIGURE8_CONFIG = dict(max_payload_entries=1, max_inflight=1, enable_pre_vote=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("commit_rule", [True, False], ids=["commit_rule", "loss"])
+def test_figure8_old_term_entry_is_not_committed_by_counting(mode, commit_rule):
+    """Figure 8 (c)-(d): X, from an older term, is on a majority but the leader's own entry is
+    not: X is not committed. a crashes; e, whose last entry has a greater term than X, is
+    elected by c and d and overwrites X with its own entry: legal, X never committed.
+
+    An engine that commits entries of older terms by counting replicas fails the checker's
+    commit rule as soon as it does (with such an engine, already on the initial membership
+    entry). With that check off ("loss"), the script makes the loss itself visible: a commits
+    X at (c), e overwrites it at (d), and leader completeness or state-machine safety fails."""
+    sim = quiet_sim(mode, voters=5, config=FIGURE8_CONFIG)
+    sim.checker.commit_rule = commit_rule
+    f = figure8_old_term_entry(sim)
+    sim.run_for(0.01)
+    a_committed = f.a.engine.committed
+    # (d) a crashes before B reaches a majority; e comes back and is elected by c and d.
+    sim.crash(f.a.id)
+    sim.restart(f.e.id)
+    leader = sim.wait_leader()
+    assert leader is f.e
+    sim.wait_committed(f.e, f.x.index + 1)
+    sim.wait_applied_everywhere(f.x.index + 1, [f.c.id, f.d.id, f.e.id])
+    chain = sim.checker.chain
+    assert chain[f.x.index] == f.e_blank, "X was not replaced by e's entry"
+    for n in (f.c, f.d):
+        assert n.store.log.log_id_at(f.x.index) == f.e_blank
+    sim.heal_all()
+    sim.check_liveness()
+    # Checked last: a failing engine fails the checker's invariants above first.
+    assert a_committed.index == f.base, f"a committed {a_committed}: X, an older term's entry, by counting"
+    assert f.x_op.acked is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_figure8_old_term_entry_commits_with_the_leaders_own(mode):
+    """Figure 8 (e): once a's own blank entry reaches a majority, it commits, and X (before it)
+    with it, never earlier. e can no longer be elected: X stays committed."""
+    sim = quiet_sim(mode, voters=5, config=FIGURE8_CONFIG)
+    f = figure8_old_term_entry(sim)
+    a = f.a
+    seen = []
+
+    def blank_committed():
+        if not seen or seen[-1] != a.engine.committed:
+            seen.append(a.engine.committed)
+        return a.engine.committed.index >= f.a_blank.index
+    sim.network.heal()
+    sim.run_until(blank_committed, 2.0, "a committing its blank entry")
+    assert all(lid.index != f.x.index for lid in seen), f"a committed X before its own entry: {seen}"
+    assert a.engine.committed == f.a_blank
+    sim.crash(a.id)
+    sim.restart(f.e.id)
+    sim.heal_all()
+    sim.check_liveness()
+    assert sim.checker.chain[f.x.index] == f.x
+    assert sim.checker.chain[f.a_blank.index] == f.a_blank
+
+
 # A snapshot stream whose target died mid-install is abandoned after install_snapshot_timeout
 # (a real transport reports the broken connection sooner): keep it well inside the test waits.
 SNAPSHOT_CONFIG = dict(snapshot_policy=20, max_in_snapshot_log_to_keep=0, replication_lag_threshold=20,
@@ -396,6 +534,33 @@ def test_checker_catches_two_leaders_in_one_std_term():
     c._check_leader(*leader(1))
     with pytest.raises(SimViolation, match="both led term 3"):
         c._check_leader(*leader(2))
+
+
+def test_checker_commit_rule():
+    """A leader that commits an older term's entry needs its own entry after it on a quorum."""
+    old, new = LeaderId(1, 1), LeaderId(2, 2)
+    nodes = {i: SimpleNamespace(store=NodeStorage()) for i in (1, 2, 3)}
+    c = Checker(std=False, leader_state=LEADER, nodes=nodes)
+
+    def write(nid, leader, n):
+        s = nodes[nid].store
+        s.append(_slice(s.log.last_index + 1, leader.to_committed(), [b"p"] * n))
+        s.durable_upto = s.log.last_index
+
+    write(1, old, 2)        # 1: [old, old]  (x = old.2)
+    write(2, old, 2)        # 2: [old, old, new]  (the leader)
+    write(2, new, 1)
+    write(3, old, 2)        # 3: [old, old]
+    eng = SimpleNamespace(vote=Vote(new, True), log=nodes[2].store.log, quorum=Majority([1, 2, 3]),
+                          config=Config(), committed_membership=Membership({1, 2, 3}),
+                          committed_membership_log_id=None)
+    x = LogId(old.to_committed(), 2)
+    # x is on all three nodes, but the leader's own entry only on the leader.
+    with pytest.raises(SimViolation, match="commit rule"):
+        c._check_commit_rule(2, eng, x)
+    write(3, new, 1)
+    c._check_commit_rule(2, eng, x)
+    c._check_commit_rule(2, eng, LogId(new.to_committed(), 3))
 
 
 def test_checker_reads_see_the_committed_sequence():

@@ -4,11 +4,13 @@ One integer seed drives everything: cluster shape, Config, fault rates, clocks, 
 workload and each engine's rng. There is no asyncio and no wall clock: events (message
 deliveries, ticks at engine.next_deadline, flush and state-machine completions, client actions,
 faults) are processed from a heap in simulated time. After every step the checker verifies
-election safety, log matching, leader completeness, state-machine safety, that vote, committed
-and applied never go backwards (across restarts, against what was durable), that nothing is
-acknowledged or granted before it is durable, that acknowledged writes survive and that
-linearizable reads see every write committed before they were issued. A run ends by healing
-all faults and checking liveness: a leader emerges and every write commits everywhere.
+election safety, log matching, leader completeness, state-machine safety, the commit rule (a
+leader commits only once an entry of its own term at or after the commit point is durable on a
+quorum: Raft 5.4.2, Figure 8), that vote, committed and applied never go backwards (across
+restarts, against what was durable), that nothing is acknowledged or granted before it is
+durable, that acknowledged writes survive and that linearizable reads see every write committed
+before they were issued. A run ends by healing all faults and checking liveness: a leader
+emerges and every write commits everywhere.
 
     python -m openraft_fast.testing.sim --seeds 200 --mode both --jobs 2
     python -m openraft_fast.testing.sim --seed 123 --steps 3000 --mode std --trace 200

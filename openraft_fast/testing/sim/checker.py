@@ -6,10 +6,17 @@ Global knowledge is kept incrementally so every check is O(what the step changed
 - `chain`: index -> the log id known committed there (from applied entries and committed
   reports). State-machine safety: every node applies exactly this sequence, in order.
 - `kv_history`: key -> the indexes and values of the writes in the chain, for reads.
+
+Commit rule (Raft 5.4.2): when a leader moves the highest committed index known so far, a
+quorum of its voters must hold, durably, an entry of its own leadership at or after the new
+commit point. Counting replicas of an older leadership's entry is not enough (Figure 8 of the
+Raft paper): that entry can still be overwritten. The loss only shows later, and only after a
+rare sequence of crashes; this check catches the premature commit itself (`commit_rule`).
 """
 from bisect import bisect_right
 
 from openraft_fast._core.messages import AppendRequest, AppendResponse, VoteRequest, VoteResponse
+from openraft_fast._core.quorum import from_configs
 from openraft_fast._core.types import MEMBERSHIP
 
 from openraft_fast.testing.sim.storage import decode_write
@@ -33,9 +40,11 @@ def log_holds(log, log_id):
 
 
 class Checker:
-    def __init__(self, std, leader_state):
+    def __init__(self, std, leader_state, nodes=None):
         self.std = std
         self.LEADER = leader_state
+        self.nodes = nodes                # node id -> SimNode, for the durable logs (commit rule)
+        self.commit_rule = nodes is not None
         self.entries = {}
         self.chain = {}
         self.applied_max = 0
@@ -182,6 +191,8 @@ class Checker:
                 if mc is None or c.index > mc.index:
                     if not log_holds(eng.log, mc):
                         self.fail(f"node {nid} commits {c} but its log lacks {mc}, committed earlier")
+                    if self.commit_rule and vote.committed and vote.leader_id.node_id == nid:
+                        self._check_commit_rule(nid, eng, c)
                     self.max_committed = c
 
         a = eng.applied
@@ -221,6 +232,65 @@ class Checker:
 
         if eng.state == self.LEADER:
             self._check_leader(node, eng)
+
+    def _check_commit_rule(self, nid, eng, c):
+        """Leader `nid` newly commits up to `c` (beyond anything committed before): a quorum of
+        its voters must durably hold an entry of its leadership at or after `c`."""
+        own = eng.vote.leader_id.to_committed()
+        log = eng.log
+        if c.leader_id == own:
+            need = c
+        else:
+            # c is of an older leadership: the leader's own entries (its blank entry first)
+            # are the tail of its log; the first one after c must be on a quorum.
+            lo, hi = c.index + 1, log.last_index
+            if hi < lo or log.leader_id_at(hi) != own:
+                self.fail(f"commit rule: leader {nid} ({eng.vote}) commits {c}, an entry of an older "
+                          f"leadership, with no entry of its own after it (its log ends at "
+                          f"{_fmt(log.last_log_id)})")
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if log.leader_id_at(mid) == own:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            need = log.log_id_at(lo)
+        nodes = self.nodes
+        held = {}
+
+        def holders(ids):
+            out = []
+            for v in ids:
+                h = held.get(v)
+                if h is None:
+                    st = nodes[v].store
+                    h = held[v] = st.durable_upto >= need.index and log_holds(st.log, need)
+                if h:
+                    out.append(v)
+            return out
+
+        quorum = eng.quorum
+        if quorum.is_quorum(holders(quorum.ids)):
+            return
+        # The commit may have been decided before the leader appended a newer membership: any
+        # config in effect since the leader's log reached `need` counts (the last one at or
+        # before `need`, and the later ones).
+        factory = eng.config.quorum_factory or from_configs
+        configs = [(eng.committed_membership_log_id, eng.committed_membership)]
+        base = configs[0][0].index if configs[0][0] is not None else 0
+        configs += [(lid, m) for lid, m in log.membership_entries(base + 1, log.last_index + 1)]
+        first = 0
+        for i, (lid, _) in enumerate(configs):
+            if lid is not None and lid.index <= need.index:
+                first = i
+        for _, m in configs[first:]:
+            if m is not None and factory(m.configs).is_quorum(holders(sorted(m.voter_ids))):
+                return
+        what = "it" if need is c else f"{need}, its first entry after it"
+        self.fail(f"commit rule: leader {nid} ({eng.vote}) commits {c} but only nodes "
+                  f"{sorted(v for v, h in held.items() if h)} of voters {list(quorum.ids)} durably hold "
+                  f"{what}: not a quorum (Raft 5.4.2: only an entry of the leader's own term commits "
+                  f"by counting replicas)")
 
     def _check_leader(self, node, eng):
         v = eng.vote

@@ -152,7 +152,7 @@ class Simulation:
         self.network = Network(self.rng, NetworkFaults(rng))
         if not faults:
             self.network.faults.calm()
-        self.checker = Checker(mode == "std", LEADER)
+        self.checker = Checker(mode == "std", LEADER, self.nodes)
         self.workload = Workload(self, faults=faults, actions=workload)
 
         for node in self.nodes.values():
