@@ -137,3 +137,4 @@ cdef class Engine:
     cdef _hand_over(self)
     cdef _maybe_build_snapshot_now(self)
     cdef _expire_reads(self)
+    cdef bint _accept_leader(self, object from_id, Vote vote) except -1

@@ -729,25 +729,33 @@ cdef class Engine:
         return 0
 
     # ------------------------------------------------------------------ append (follower)
-    def recv_append(self, from_id, AppendRequest req not None):
-        cdef int c = vote_cmp(req.vote, self.vote)
-        cdef LogId prev = req.prev_log_id
-        cdef LogSlice entries = req.entries
-        cdef LogId matched
-        cdef LeaderId ours
-        cdef int64_t first_conflict, hint
-        if not req.vote.committed or (c != ORD_GREATER and c != ORD_EQUAL):
-            self.out.append(Respond(from_id, AppendResponse(self.vote, APPEND_HIGHER_VOTE, None, 0, -1, req.msg_id,
-                                                            req.seq, req.sent_at)))
-            return self._take()
+    cdef bint _accept_leader(self, object from_id, Vote vote) except -1:
+        """A leader's message (append or snapshot): accept its vote if it is committed and
+        >= ours (saving it when greater), follow it, and note the contact for the lease.
+        False when the message must be refused."""
+        cdef int c = vote_cmp(vote, self.vote)
+        if not vote.committed or (c != ORD_GREATER and c != ORD_EQUAL):
+            return False
         if c == ORD_GREATER:
-            self.vote = req.vote
-            self.out.append(SaveVote(req.vote))
+            self.vote = vote
+            self.out.append(SaveVote(vote))
         if self.state == ST_LEADER or self.state == ST_CANDIDATE or self.pre_voting:
             self._become_follower()
         self.leader_contact_us = self.now_us
         self.leader_contact_node = from_id
         self._reset_election_timer()
+        return True
+
+    def recv_append(self, from_id, AppendRequest req not None):
+        cdef LogId prev = req.prev_log_id
+        cdef LogSlice entries = req.entries
+        cdef LogId matched
+        cdef LeaderId ours
+        cdef int64_t first_conflict, hint
+        if not self._accept_leader(from_id, req.vote):
+            self.out.append(Respond(from_id, AppendResponse(self.vote, APPEND_HIGHER_VOTE, None, 0, -1, req.msg_id,
+                                                            req.seq, req.sent_at)))
+            return self._take()
 
         # Log consistency: our entry at prev must be the leader's. Entries up to our purged
         # index are committed, so they match.
@@ -990,21 +998,12 @@ cdef class Engine:
         return 0
 
     def recv_snapshot(self, from_id, InstallSnapshotRequest req not None):
-        cdef int c = vote_cmp(req.vote, self.vote)
         cdef SnapshotMeta meta = req.meta
         cdef LogId last = meta.last_log_id
         cdef LeaderId ours
-        if not req.vote.committed or (c != ORD_GREATER and c != ORD_EQUAL):
+        if not self._accept_leader(from_id, req.vote):
             self.out.append(Respond(from_id, SnapshotResponse(self.vote, False, req.msg_id, req.seq, req.sent_at)))
             return self._take()
-        if c == ORD_GREATER:
-            self.vote = req.vote
-            self.out.append(SaveVote(req.vote))
-        if self.state == ST_LEADER or self.state == ST_CANDIDATE or self.pre_voting:
-            self._become_follower()
-        self.leader_contact_us = self.now_us
-        self.leader_contact_node = from_id
-        self._reset_election_timer()
         resp = SnapshotResponse(self.vote, True, req.msg_id, req.seq, req.sent_at)
         if last is None or last.index <= self._committed_index():
             # We already hold everything it covers.
