@@ -5,7 +5,6 @@ client loops for BENCH_SECONDS (default 1.0) and records put/s, us/op and latenc
 extra_info; the time pytest-benchmark reports is the round's wall time. The same harness runs
 `openraft-fast bench`.
 """
-import asyncio
 import os
 
 import pytest

@@ -9,7 +9,6 @@ import random
 import pytest
 
 from openraft_fast._core.engine import Engine, PersistedState
-from openraft_fast._core.messages import AppendRequest, AppendResponse
 from openraft_fast._core.types import Membership
 from openraft_fast.config import Config
 

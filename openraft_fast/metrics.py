@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, FrozenSet, Optional
 
-from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import LogId, Membership, Vote
 from openraft_fast.errors import Timeout
 

@@ -8,10 +8,10 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 from openraft_fast._core.engine import LEASE_READ as _LEASE, READ_INDEX as _READ_INDEX
 from openraft_fast._core.engine import Engine, PersistedState
-from openraft_fast._core.types import LogId, Membership, Node
+from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import ForwardToLeader, LeaseExpired, RaftError, StorageError, Stopped
-from openraft_fast.metrics import RaftMetrics, ServerState, Wait
+from openraft_fast.errors import ForwardToLeader, LeaseExpired, StorageError, Stopped
+from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
 
 
@@ -100,20 +100,14 @@ class Raft:
         """Add a non-voting member; with `blocking`, return once it has caught up."""
         core = self._core
         engine = core.engine
-
-        def step():
-            before = engine.log.last_index
-            cmds = engine.add_learner(node_id, node)
-            return (engine.log.last_index if engine.log.last_index > before else None), cmds
-
-        idx = await core.call(step)
+        idx = await core.call(self._membership_step, engine.add_learner, node_id, node)
         if idx is not None:
             await core.wait_applied(idx)
         if blocking:
             await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
             if not engine.is_leader():
                 raise ForwardToLeader(engine.leader_id, engine.leader_node(), "leadership lost while the learner caught up")
-        return ClientWriteResponse(engine.membership_log_id, None, engine.membership)
+        return self._membership_response(idx)
 
     async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:
         """Make `members` the voters: through the joint config to the uniform one. With
@@ -121,21 +115,32 @@ class Raft:
         core = self._core
         engine = core.engine
         goal = frozenset(members)
-
-        def step():
-            before = engine.log.last_index
-            cmds = engine.change_membership(goal, retain)
-            return (engine.log.last_index if engine.log.last_index > before else None), cmds
-
+        last = None
         while True:
-            idx = await core.call(step)
+            idx = await core.call(self._membership_step, engine.change_membership, goal, retain)
             if idx is None:
                 break
+            last = idx
             await core.wait_applied(idx)
             m = engine.membership
             if not m.is_joint and m.voter_ids == goal:
                 break
-        return ClientWriteResponse(engine.membership_log_id, None, engine.membership)
+        return self._membership_response(last)
+
+    def _membership_step(self, engine_call, *args):
+        """Run one membership call in the engine: (index of the entry it appended or None, commands)."""
+        log = self._core.engine.log
+        before = log.last_index
+        cmds = engine_call(*args)
+        return (log.last_index if log.last_index > before else None), cmds
+
+    def _membership_response(self, idx):
+        """The response for the membership entry at `idx` (None: nothing appended, the current one)."""
+        engine = self._core.engine
+        log = engine.log
+        if idx is None or idx < log.first_index or idx > log.last_index or log.kind_at(idx) != MEMBERSHIP:
+            return ClientWriteResponse(engine.membership_log_id, None, engine.membership)
+        return ClientWriteResponse(log.log_id_at(idx), None, log.payload_at(idx))
 
     # ------------------------------------------------------------------ client requests
     def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":

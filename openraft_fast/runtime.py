@@ -21,9 +21,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from openraft_fast._aio import start_eager
 from openraft_fast._core import commands as C
 from openraft_fast._core.engine import Engine
-from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest, SnapshotResponse,
-                                          TimeoutNow, VoteRequest, VoteResponse)
-from openraft_fast._core.types import MEMBERSHIP, LogId
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest, TimeoutNow, VoteRequest, VoteResponse)
+from openraft_fast._core.types import LogId
 from openraft_fast.errors import Fatal, ForwardToLeader, RaftError, StorageError, Stopped
 from openraft_fast.metrics import RaftMetrics, ServerState
 
@@ -141,6 +140,7 @@ class RaftCore:
 
         self.apply_queue: Deque[tuple] = deque()
         self.applying = False
+        self._sync = False          # the apply item being started finished inline
         self.applied_index = 0 if engine.applied is None else engine.applied.index
         self.applied_waiters: List[Tuple[int, int, asyncio.Future, Any]] = []
         self.waiter_seq = itertools.count()

@@ -1,5 +1,5 @@
 """Replication progress of one target, as the leader sees it (see progress.pxd for states)."""
-from typing import Literal, Optional, Tuple, Union
+from typing import Literal, Tuple, Union
 from typing_extensions import disjoint_base
 
 from openraft_fast._core.inflight import Inflights

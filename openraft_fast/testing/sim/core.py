@@ -14,7 +14,7 @@ from openraft_fast._core.engine import LEADER, Engine, PersistedState
 from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
                                           SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
                                           VoteResponse)
-from openraft_fast._core.types import Membership, Node, Vote
+from openraft_fast._core.types import Membership, Node
 from openraft_fast.config import Config
 from openraft_fast.errors import RaftError
 
