@@ -3,7 +3,8 @@ from openraft_fast._aio import new_event_loop, run
 from openraft_fast._core.types import Entry, LeaderId, LogId, Membership, Node, Vote
 from openraft_fast.config import Config
 from openraft_fast.errors import (ChangeMembershipError, ConfigError, Fatal, ForwardToLeader, InitializeError,
-                                  LeaseExpired, NetworkError, QuorumNotEnough, RaftError, Stopped, StorageError,
+                                  InvalidArgument, InvalidArgumentType,
+                                  LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough, RaftError, Stopped, StorageError,
                                   Timeout, Unreachable)
 from openraft_fast.metrics import RaftMetrics, ServerState
 from openraft_fast.raft import Raft, ReadPolicy
@@ -13,7 +14,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry", "Fatal",
-    "ForwardToLeader", "InitializeError", "LeaderId", "LeaseExpired", "LogId", "Membership", "NetworkError", "Node",
-    "QuorumNotEnough", "Raft", "RaftError", "RaftMetrics", "ReadPolicy", "ServerState", "Stopped", "StorageError",
+    "ForwardToLeader", "InitializeError", "InvalidArgument", "InvalidArgumentType", "LeaderId", "LeaseExpired", "LogId", "Membership", "NetworkError", "Node",
+    "OutcomeUnknown", "QuorumNotEnough", "Raft", "RaftError", "RaftMetrics", "ReadPolicy", "ServerState", "Stopped", "StorageError",
     "Timeout", "Unreachable", "Vote", "new_event_loop", "run",
 ]

@@ -6,18 +6,45 @@ class RaftError(Exception):
 
 
 class ForwardToLeader(RaftError):
-    """This node is not the leader (or the leader does not take writes now).
+    """Refused before anything was appended: this node is not the leader, or the leader does
+    not take writes now. The write was not applied here and never will be: retrying it (at
+    `leader_id` when known) cannot apply it twice.
 
-    `leader_id` and `leader_node` name the leader when known, else they are None.
+    `leader_id` and `leader_node` name a leader this node knows of and that is in its
+    membership, else they are None. `reason` is one of the constants below (machine-readable);
+    `detail` is free text.
     """
 
-    def __init__(self, leader_id=None, leader_node=None, reason=""):
+    NOT_LEADER = "not_leader"                   # this node is not the leader
+    LEADER_TRANSFERRING = "leader_transferring"  # the leader is handing over to `leader_id`
+    NO_QUORUM = "no_quorum"                     # the leader has not heard from a quorum within its lease
+    REASONS = (NOT_LEADER, LEADER_TRANSFERRING, NO_QUORUM)
+
+    def __init__(self, leader_id=None, leader_node=None, reason=NOT_LEADER, detail=""):
         self.leader_id = leader_id
         self.leader_node = leader_node
         self.reason = reason
+        self.detail = detail
         where = f"leader is {leader_id} at {leader_node.addr!r}" if leader_node is not None and leader_node.addr else (
             f"leader is {leader_id}" if leader_id is not None else "leader unknown")
-        super().__init__(f"forward to leader: {where}" + (f" ({reason})" if reason else ""))
+        super().__init__(f"forward to leader: {where} ({reason}" + (f": {detail})" if detail else ")"))
+
+
+class OutcomeUnknown(RaftError):
+    """The write was appended here, but this node cannot tell whether it will commit: its
+    entry was truncated (another node may still hold it and a later leader may commit it), or
+    the node lost leadership or stopped before the entry was applied. The write may have been
+    applied, or may be applied later, exactly once. Retry only if the write is idempotent, or
+    read first to find out. `reason` is one of the constants below; `detail` is free text.
+    """
+
+    TRUNCATED = "truncated"            # the entry was overwritten by another leader's log
+    STOPPED = "stopped"                # the node stopped before the entry was applied
+
+    def __init__(self, reason, detail=""):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"write outcome unknown ({reason}" + (f": {detail})" if detail else ")"))
 
 
 class ChangeMembershipError(RaftError):
@@ -79,3 +106,11 @@ class ConfigError(RaftError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"invalid config {field}: {reason}")
+
+
+class InvalidArgument(RaftError, ValueError):
+    """An API call got an argument of the right type but a bad value."""
+
+
+class InvalidArgumentType(RaftError, TypeError):
+    """An API call got an argument of the wrong type."""

@@ -10,9 +10,46 @@ from openraft_fast._core.engine import LEASE_READ as _LEASE, READ_INDEX as _READ
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import ForwardToLeader, LeaseExpired, StorageError, Stopped
+from openraft_fast.errors import (ForwardToLeader, InvalidArgument, InvalidArgumentType, LeaseExpired, StorageError,
+                                  Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def _node_id(name: str, value) -> int:
+    """A node id argument: a non-negative int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentType(f"{name} must be an int node id, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise InvalidArgument(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+def _node_ids(name: str, values) -> frozenset:
+    if isinstance(values, (str,) + _BYTES_LIKE) or not isinstance(values, Iterable):
+        raise InvalidArgumentType(f"{name} must be an iterable of int node ids, got {type(values).__name__}")
+    return frozenset(_node_id(f"{name} item", v) for v in values)
+
+
+def _node(name: str, value) -> Node:
+    if not isinstance(value, Node):
+        raise InvalidArgumentType(f"{name} must be a Node, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgumentType(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _payload(value):
+    if type(value) is not bytes and not isinstance(value, _BYTES_LIKE):
+        raise InvalidArgumentType(f"a payload must be bytes, bytearray or memoryview, got {type(value).__name__}")
+    return value
 
 
 class ReadPolicy(enum.IntFlag):
@@ -44,10 +81,15 @@ class Trigger:
         await self._run(self._core.engine.trigger_snapshot)
 
     async def purge_log(self, upto: int) -> None:
+        """Purge the log up to index `upto` (at most what the snapshot covers)."""
+        if isinstance(upto, bool) or not isinstance(upto, int):
+            raise InvalidArgumentType(f"upto must be an int log index, got {type(upto).__name__} {upto!r}")
+        if upto < 0:
+            raise InvalidArgument(f"upto must be >= 0, got {upto!r}")
         await self._run(self._core.engine.purge_log, upto)
 
     async def transfer_leader(self, to: int) -> None:
-        await self._run(self._core.engine.transfer_leader, to)
+        await self._run(self._core.engine.transfer_leader, _node_id("to", to))
 
 
 class Raft:
@@ -90,14 +132,18 @@ class Raft:
         """Initialize a new cluster with these voters: once, on one node (or on every node
         with the same set). Raises InitializeError otherwise."""
         if isinstance(nodes, Mapping):
-            m = Membership(set(nodes), dict(nodes))
+            nodes = {_node_id("node id", i): _node(f"nodes[{i!r}]", n) for i, n in nodes.items()}
+            m = Membership(set(nodes), nodes)
         else:
-            m = Membership(set(nodes))
+            m = Membership(set(_node_ids("nodes", nodes)))
         engine = self._core.engine
         await self._core.call(lambda: (None, engine.initialize(m)))
 
     async def add_learner(self, node_id: int, node: Node, blocking: bool = True) -> ClientWriteResponse:
         """Add a non-voting member; with `blocking`, return once it has caught up."""
+        _node_id("node_id", node_id)
+        _node("node", node)
+        _flag("blocking", blocking)
         core = self._core
         engine = core.engine
         idx = await core.call(self._membership_step, engine.add_learner, node_id, node)
@@ -106,7 +152,8 @@ class Raft:
         if blocking:
             await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
             if not engine.is_leader():
-                raise ForwardToLeader(engine.leader_id, engine.leader_node(), "leadership lost while the learner caught up")
+                raise ForwardToLeader(engine.leader_id, engine.leader_node(),
+                                      detail="leadership lost while the learner caught up")
         return self._membership_response(idx)
 
     async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:
@@ -114,7 +161,8 @@ class Raft:
         `retain`, removed voters stay as learners."""
         core = self._core
         engine = core.engine
-        goal = frozenset(members)
+        goal = _node_ids("members", members)
+        _flag("retain", retain)
         last = None
         while True:
             idx = await core.call(self._membership_step, engine.change_membership, goal, retain)
@@ -144,12 +192,16 @@ class Raft:
 
     # ------------------------------------------------------------------ client requests
     def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":
-        """Replicate `data` as one entry; resolves once it is applied on this leader."""
-        return self._core.write(data)
+        """Replicate `data` (bytes, bytearray or memoryview) as one entry; resolves once it is
+        applied on this leader. Raises TypeError (InvalidArgumentType) for any other payload."""
+        return self._core.write(_payload(data))
 
-    def client_write_many(self, datas: list) -> "asyncio.Future[BatchWriteResponses]":
-        """Replicate many entries in one submission; resolves with one response per entry."""
-        return self._core.write_many(list(datas))
+    def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":
+        """Replicate many entries in one submission; resolves with one response per entry.
+        `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused."""
+        if isinstance(datas, (str,) + _BYTES_LIKE) or not isinstance(datas, Iterable):
+            raise InvalidArgumentType(f"client_write_many takes an iterable of payloads, got {type(datas).__name__}")
+        return self._core.write_many([_payload(d) for d in datas])
 
     async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> LogId:
         """Return once this leader's state machine reflects every write committed before the

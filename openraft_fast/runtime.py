@@ -23,7 +23,7 @@ from openraft_fast._core import commands as C
 from openraft_fast._core.engine import Engine
 from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest, TimeoutNow, VoteRequest, VoteResponse)
 from openraft_fast._core.types import LogId
-from openraft_fast.errors import Fatal, ForwardToLeader, RaftError, StorageError, Stopped
+from openraft_fast.errors import Fatal, OutcomeUnknown, RaftError, StorageError, Stopped
 from openraft_fast.metrics import RaftMetrics, ServerState
 
 log = logging.getLogger("openraft_fast")
@@ -164,18 +164,22 @@ class RaftCore:
         engine = self.engine
         cmds = self.cmds
         events = self.events
+        event = None
         try:
             cmds.extend(engine.tick(self.loop.time()))
             while not self.blocked:
                 if cmds:
+                    event = None
                     self._exec(cmds.popleft())
                 elif events:
-                    fn, args = events.popleft()
-                    cmds.extend(fn(*args))
+                    event = events.popleft()
+                    cmds.extend(event[0](*event[1]))
                 else:
                     break
         except Exception as exc:
             self.pumping = False
+            if event is not None:
+                self.events.appendleft(event)   # fatal() fails its futures with the others
             self.fatal(exc if isinstance(exc, RaftError) else Fatal(f"internal error: {exc!r}"), exc)
             return
         self.pumping = False
@@ -469,7 +473,8 @@ class RaftCore:
                 w.batch_fut.set_result(BatchWriteResponses(w.batch_parts, w.batch_data))
 
     def _fail_writes_after(self, after: int) -> None:
-        """Entries past `after` are being truncated: their writes were not committed."""
+        """Entries past `after` are being truncated here. Another node may still hold them and a
+        later leader may commit them: their outcome is unknown to this node."""
         keep: Deque[_PendingWrite] = deque()
         err = None
         for w in self.pending_writes:
@@ -477,8 +482,7 @@ class RaftCore:
                 keep.append(w)
                 continue
             if err is None:
-                err = ForwardToLeader(self.engine.leader_id, self.engine.leader_node(),
-                                      "the entry was overwritten by another leader")
+                err = OutcomeUnknown(OutcomeUnknown.TRUNCATED, "the entry was overwritten by another leader's log")
             for fut in (w.futs or (w.batch_fut,)):
                 _fail(fut, err)
         self.pending_writes = keep
@@ -588,11 +592,15 @@ class RaftCore:
         self.post(self._call_event, fn, args, fut)
         return fut
 
-    @staticmethod
-    def _call_event(fn, args, fut):
+    def _call_event(self, fn, args, fut):
         try:
             result, cmds = fn(*args)
-        except RaftError as exc:
+        except AssertionError:
+            raise       # a broken invariant: the engine's state cannot be trusted, stop the node
+        except Exception as exc:
+            # A refused or bad call fails that call; the engine checks before it changes state.
+            if not isinstance(exc, RaftError):
+                log.warning("node %s: call %r failed: %r", self.node_id, fn, exc)
             _fail(fut, exc)
             return ()
         if not fut.done():
@@ -650,9 +658,13 @@ class RaftCore:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        for w in self.pending_writes:
-            for fut in (w.futs or (w.batch_fut,)):
-                _fail(fut, err)
+        if self.pending_writes:
+            # Appended but not applied here: another node may hold the entries and commit them.
+            unknown = OutcomeUnknown(OutcomeUnknown.STOPPED, str(err))
+            unknown.__cause__ = err
+            for w in self.pending_writes:
+                for fut in (w.futs or (w.batch_fut,)):
+                    _fail(fut, unknown)
         self.pending_writes.clear()
         for _, fut in self.batch_sinks:
             _fail(fut, err)
@@ -674,7 +686,7 @@ class RaftCore:
             _fail(fut, err)
         self.core_waiters.clear()
         for fn, args in self.events:
-            if fn is RaftCore._call_event:
+            if fn == self._call_event:
                 _fail(args[2], err)
             elif fn == self._do_write:
                 for _, fut in args[1]:

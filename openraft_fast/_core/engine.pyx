@@ -177,11 +177,14 @@ cdef class Engine:
     # ------------------------------------------------------------------ accessors
     @property
     def leader_id(self):
-        """The node id of the leader this node knows of, or None."""
+        """The node id of the leader this node knows of, or None: never this node unless it
+        leads, never a node outside the membership."""
         if self.state == ST_LEADER:
             return self.node_id
         if self.vote.committed:
-            return self.vote.leader_id.node_id
+            lid = self.vote.leader_id.node_id
+            if lid != self.node_id and self.membership is not None and lid in self.membership.voter_ids:
+                return lid
         return None
 
     def leader_node(self):
@@ -296,9 +299,9 @@ cdef class Engine:
             raise ForwardToLeader(self.leader_id, self.leader_node())
         if self.transfer_to is not None:
             node = None if self.membership is None else self.membership.get_node(self.transfer_to)
-            raise ForwardToLeader(self.transfer_to, node, "leadership is being transferred")
+            raise ForwardToLeader(self.transfer_to, node, ForwardToLeader.LEADER_TRANSFERRING)
         if not self._lease_valid():
-            raise ForwardToLeader(None, None, "check-quorum: no quorum acked within the lease")
+            raise ForwardToLeader(None, None, ForwardToLeader.NO_QUORUM, "check-quorum: no quorum acked within the lease")
         return 0
 
     cdef bint _lease_valid(self) noexcept:
@@ -587,7 +590,7 @@ cdef class Engine:
         self.pending_reads = still
 
     cdef int _fail_reads(self) except -1:
-        err = ForwardToLeader(None, None, "leadership lost before the read was confirmed")
+        err = ForwardToLeader(None, None, detail="leadership lost before the read was confirmed")
         for item in self.pending_reads:
             self.out.append(Reply(item[2], None, err))
         self.pending_reads = []

@@ -463,6 +463,7 @@ class Simulation:
                             raise SimViolation(f"node {node.id} truncates committed entry {lost} "
                                                f"(TruncateLog(after={c.after}))")
                     store.truncate(c.after)
+                    self.workload.on_truncate(node, c.after)
                 elif code == C.PURGE_LOG:
                     self._check_purge(node, c.upto)
                     store.purge(c.upto)

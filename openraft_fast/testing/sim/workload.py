@@ -1,7 +1,8 @@
 """Seeded client load and fault injection, plus the client-side checks (acks and reads).
 
 A write is acknowledged when its entry is applied on the leader that accepted it, in the same
-incarnation. A read confirmed with read log id R is served once the node has applied R; its value
+incarnation. A write whose entry that leader truncates has an unknown outcome (the runtime's
+OutcomeUnknown): it is never acknowledged, and it may or may not commit (at most once). A read confirmed with read log id R is served once the node has applied R; its value
 must be what the committed sequence gives at the node's applied index, and R must be at least
 every index known committed when the read was issued.
 """
@@ -193,6 +194,14 @@ class Workload:
             op.acked = self.sim.now
             self.acked.append(op)
             self.stats["write.acked"] += 1
+
+    def on_truncate(self, node, after):
+        """`node` truncates its log after index `after`: the writes it accepted there have an
+        unknown outcome (OutcomeUnknown), so they are never acknowledged, even if the same
+        entry comes back to this node from another one and is applied."""
+        for lid in [lid for lid, op in self.writes.items() if op.node == node.id and lid.index > after]:
+            del self.writes[lid]
+            self.stats["write.outcome_unknown"] += 1
 
     def on_crash(self, node):
         self.stats["read.lost_on_crash"] += len(node.pending_reads)
