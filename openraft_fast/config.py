@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
@@ -42,8 +43,8 @@ class Config:
 
     def __post_init__(self):
         def positive(name, value, kind=(int, float)):
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-                raise ConfigError(name, f"must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(name, f"must be a positive finite number, got {value!r}")
 
         if not isinstance(self.cluster_name, str) or not self.cluster_name:
             raise ConfigError("cluster_name", "must be a non-empty string")
@@ -59,6 +60,9 @@ class Config:
             raise ConfigError("election_timeout_max", "must be greater than election_timeout_min")
         if self.heartbeat_interval >= self.election_timeout_min:
             raise ConfigError("heartbeat_interval", "must be less than election_timeout_min")
+        for name in ("enable_pre_vote", "enable_heartbeat", "enable_elect", "enable_tick"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be True or False, got {getattr(self, name)!r}")
         if self.leader_id_mode not in ("adv", "std"):
             raise ConfigError("leader_id_mode", f'must be "adv" or "std", got {self.leader_id_mode!r}')
         sp = self.snapshot_policy
@@ -68,7 +72,8 @@ class Config:
             positive("leader_lease", self.leader_lease)
             if self.leader_lease > self.election_timeout_min:
                 raise ConfigError("leader_lease", "must not exceed election_timeout_min")
-        if not isinstance(self.max_clock_drift, (int, float)) or not 0 <= self.max_clock_drift < 1:
+        if isinstance(self.max_clock_drift, bool) or not isinstance(self.max_clock_drift, (int, float)) \
+                or not 0 <= self.max_clock_drift < 1:
             raise ConfigError("max_clock_drift", "must be in [0, 1)")
         if self.quorum_factory is not None and not callable(self.quorum_factory):
             raise ConfigError("quorum_factory", "must be callable")

@@ -46,10 +46,14 @@ def _flag(name: str, value) -> bool:
     return value
 
 
-def _payload(value):
-    if type(value) is not bytes and not isinstance(value, _BYTES_LIKE):
+def _payload(value) -> bytes:
+    """A payload as the immutable bytes the log keeps (a bytearray or memoryview is copied, so
+    changing it after the call cannot change the entry)."""
+    if type(value) is bytes:
+        return value
+    if not isinstance(value, _BYTES_LIKE):
         raise InvalidArgumentType(f"a payload must be bytes, bytearray or memoryview, got {type(value).__name__}")
-    return value
+    return bytes(value)
 
 
 class ReadPolicy(enum.IntFlag):
@@ -192,8 +196,9 @@ class Raft:
 
     # ------------------------------------------------------------------ client requests
     def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":
-        """Replicate `data` (bytes, bytearray or memoryview) as one entry; resolves once it is
-        applied on this leader. Raises TypeError (InvalidArgumentType) for any other payload."""
+        """Replicate `data` (bytes, bytearray or memoryview, kept as bytes) as one entry;
+        resolves once it is applied on this leader. Raises TypeError (InvalidArgumentType) for
+        any other payload, before anything is appended."""
         return self._core.write(_payload(data))
 
     def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":

@@ -6,8 +6,8 @@ import msgpack
 import pytest
 
 from cluster_support import FAST, WAIT, Cluster, kv, node
-from openraft_fast import (OutcomeUnknown, Config, ConfigError, Fatal, ForwardToLeader, InitializeError, LogId, Membership, Raft,
-                           RaftError, RaftMetrics, ServerState, Stopped, Timeout)
+from openraft_fast import (Config, ConfigError, Fatal, ForwardToLeader, InitializeError, LogId, Membership,
+                           OutcomeUnknown, Raft, RaftError, RaftMetrics, ServerState, Stopped, Timeout)
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, MemStateMachine
 

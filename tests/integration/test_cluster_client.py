@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from cluster_support import FAST, WAIT, Cluster, kv, node
-from openraft_fast import ForwardToLeader, OutcomeUnknown, ServerState
+from openraft_fast import Config, ConfigError, Fatal, ForwardToLeader, OutcomeUnknown, RaftError, ServerState
 from openraft_fast.errors import Unreachable
 from openraft_fast.network import LocalRouter
 
@@ -83,3 +83,123 @@ def test_truncated_write_is_outcome_unknown_and_commits_once(run):
                 assert c.sm(i).data["x"] == 1
                 assert count_payload(c, i, x, c.rafts[i].metrics.committed.index) == 1
     run(body())
+
+
+def test_forward_to_leader_has_a_reason_code(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            f = next(i for i in (1, 2, 3) if i != lead)
+            with pytest.raises(ForwardToLeader) as ei:
+                await c.rafts[f].client_write(kv("x", 1))
+            assert ei.value.reason == ForwardToLeader.NOT_LEADER and ei.value.leader_id == lead
+            # Refused: nothing was appended, so the retry at the leader applies it once.
+            r = await c.write(lead, "x", 1)
+            assert r.log_id.index == c.rafts[lead].metrics.last_log_index
+    run(body())
+
+
+# ---------------------------------------------------------------------------- bad arguments
+BAD_CALLS = {
+    "add_learner node as str": lambda r: r.add_learner(4, "host:port"),
+    "add_learner id as str": lambda r: r.add_learner("4", node(4)),
+    "add_learner blocking as str": lambda r: r.add_learner(4, node(4), blocking="no"),
+    "change_membership str": lambda r: r.change_membership("123"),
+    "change_membership str ids": lambda r: r.change_membership({"1", "2"}),
+    "change_membership retain int": lambda r: r.change_membership({1, 2, 3}, retain=1),
+    "purge_log str": lambda r: r.trigger.purge_log("10"),
+    "purge_log negative": lambda r: r.trigger.purge_log(-1),
+    "transfer_leader list": lambda r: r.trigger.transfer_leader([2]),
+    "transfer_leader negative": lambda r: r.trigger.transfer_leader(-2),
+}
+
+
+def test_bad_arguments_fail_the_call_and_the_node_keeps_serving(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            raft = c.rafts[lead]
+            for name, call in BAD_CALLS.items():
+                with pytest.raises((TypeError, ValueError)) as ei:
+                    await asyncio.wait_for(call(raft), WAIT)
+                assert isinstance(ei.value, RaftError), f"{name}: {ei.value!r} is not a RaftError"
+                assert raft.metrics.state == ServerState.LEADER, f"{name} stopped the node"
+            with pytest.raises(ValueError):
+                await raft.trigger.purge_log(-1)
+            r = await c.write(lead, "after", 1)
+            await c.wait_applied(r.log_id.index)
+            assert raft.metrics.membership.voter_ids == {1, 2, 3}
+    run(body())
+
+
+def test_an_exception_in_a_call_fails_that_call_only(run):
+    """An error raised while the engine handles a call goes to that caller; the node serves on."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            raft = c.rafts[lead]
+
+            def bad():
+                raise KeyError("boom")
+
+            with pytest.raises(KeyError):
+                await asyncio.wait_for(raft._core.call(bad), WAIT)
+            assert raft.metrics.state == ServerState.LEADER
+            await c.write(lead, "after", 1)
+    run(body())
+
+
+def test_fatal_fails_the_call_being_handled(run):
+    """A broken invariant stops the node; the call that hit it fails too, it does not hang."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            raft = c.rafts[lead]
+
+            def broken():
+                raise AssertionError("invariant broken")
+
+            with pytest.raises(Fatal) as ei:
+                await asyncio.wait_for(raft._core.call(broken), WAIT)
+            assert "invariant broken" in str(ei.value)
+            assert raft.metrics.state == ServerState.SHUTDOWN
+            c.stopped.add(lead)
+    run(body())
+
+
+# ---------------------------------------------------------------------------- payloads
+def test_payloads_must_be_bytes_like(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            raft = c.rafts[lead]
+            last = raft.metrics.last_log_index
+            for bad in ("s", 42, None, {"k": 1}, [b"a"]):
+                with pytest.raises(TypeError):
+                    await raft.client_write(bad)
+            for bad in (b"abc", bytearray(b"abc"), "abc", [b"a", "b"], [None], 7):
+                with pytest.raises(TypeError):
+                    await raft.client_write_many(bad)
+            await asyncio.sleep(0.05)
+            assert raft.metrics.last_log_index == last, "a refused payload was appended"
+            r1 = await raft.client_write(bytearray(kv("a", 1)))
+            r2 = await raft.client_write(memoryview(kv("b", 2)))
+            rs = await raft.client_write_many((kv("c", 3), kv("d", 4)))
+            assert r1.log_id.index == last + 1 and r2.log_id.index == last + 2
+            assert rs.last_log_id.index == last + 4
+            await c.wait_applied(last + 4)
+            c.assert_same_data(expect={"a": 1, "b": 2, "c": 3, "d": 4})
+    run(body())
+
+
+# ---------------------------------------------------------------------------- config
+@pytest.mark.parametrize("field,value", [
+    ("heartbeat_interval", float("nan")), ("election_timeout_min", float("nan")),
+    ("election_timeout_max", float("inf")), ("install_snapshot_timeout", float("inf")),
+    ("backoff", float("nan")), ("leader_lease", float("nan")), ("max_clock_drift", float("nan")),
+    ("enable_pre_vote", "no"), ("enable_heartbeat", 1), ("enable_elect", "yes"), ("enable_tick", None),
+])
+def test_config_refuses_non_finite_numbers_and_non_bool_flags(field, value):
+    with pytest.raises(ConfigError) as ei:
+        Config(**{field: value})
+    assert ei.value.field == field
