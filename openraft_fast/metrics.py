@@ -16,6 +16,9 @@ class ServerState(enum.IntEnum):
     CANDIDATE = 2
     LEADER = 3
     SHUTDOWN = 4
+    # In no membership it knows of: not initialized, not added yet, or removed. It takes part
+    # in nothing until a leader adds it (or initialize() is called).
+    NOT_MEMBER = 5
 
 
 @dataclass(frozen=True)

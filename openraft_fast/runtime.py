@@ -626,9 +626,15 @@ class RaftCore:
             for target, p in e.tracker.progress.items():
                 replication[target] = e.log.log_id_at(p.matched) if p.matched > 0 else None
         last = e.last_log_id
+        if self.stopped is not None:
+            state = ServerState.SHUTDOWN
+        elif e.membership is None or self.node_id not in e.membership.node_ids():
+            state = ServerState.NOT_MEMBER
+        else:
+            state = ServerState(e.state)
         return RaftMetrics(
             id=self.node_id,
-            state=ServerState.SHUTDOWN if self.stopped is not None else ServerState(e.state),
+            state=state,
             current_term=e.vote.leader_id.term,
             vote=e.vote,
             current_leader=e.leader_id,

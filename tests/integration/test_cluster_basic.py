@@ -21,7 +21,7 @@ def test_initialize_and_second_initialize_fails(run):
             await asyncio.sleep(0.3)
             for i in (1, 2, 3):
                 m = c.rafts[i].metrics
-                assert m.state == ServerState.LEARNER and m.current_leader is None, m
+                assert m.state == ServerState.NOT_MEMBER and m.current_leader is None, m
                 assert m.last_log_index == 0
             with pytest.raises(ForwardToLeader):
                 await c.rafts[1].client_write(kv("a", 1))

@@ -203,3 +203,26 @@ def test_config_refuses_non_finite_numbers_and_non_bool_flags(field, value):
     with pytest.raises(ConfigError) as ei:
         Config(**{field: value})
     assert ei.value.field == field
+
+
+# ---------------------------------------------------------------------------- leader naming
+def test_leader_that_removed_itself_does_not_name_itself(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.start_node(4)
+            await c.rafts[lead].add_learner(4, node(4))
+            keep = {1, 2, 3, 4} - {lead}
+            await c.rafts[lead].change_membership(keep)
+            new = await c.wait_leader(keep)
+            old = c.rafts[lead]
+            m = await old.wait(WAIT).metrics(lambda m: m.state != ServerState.LEADER, "stepped down")
+            assert m.state == ServerState.NOT_MEMBER, m
+            assert old.current_leader() in (None, new)
+            assert m.current_leader in (None, new)
+            with pytest.raises(ForwardToLeader) as ei:
+                await old.client_write(kv("x", 1))
+            assert ei.value.leader_id in (None, new)
+            assert ei.value.reason == ForwardToLeader.NOT_LEADER
+            await c.write(new, "x", 1)
+    run(body())
