@@ -144,12 +144,16 @@ class Raft:
         await self._core.call(lambda: (None, engine.initialize(m)))
 
     async def add_learner(self, node_id: int, node: Node, blocking: bool = True) -> ClientWriteResponse:
-        """Add a non-voting member; with `blocking`, return once it has caught up."""
+        """Add a non-voting member. With `blocking`, return once it has caught up: it lags
+        the leader by at most `Config.replication_lag_threshold` entries (not necessarily
+        none). A call on a leader elected a moment ago first waits, bounded, until the
+        membership a previous leader appended is committed."""
         _node_id("node_id", node_id)
         _node("node", node)
         _flag("blocking", blocking)
         core = self._core
         engine = core.engine
+        await self._previous_leaders_membership_committed()
         idx = await core.call(self._membership_step, engine.add_learner, node_id, node)
         if idx is not None:
             await core.wait_applied(idx)
@@ -168,6 +172,7 @@ class Raft:
         goal = _node_ids("members", members)
         _flag("retain", retain)
         last = None
+        await self._previous_leaders_membership_committed()
         while True:
             idx = await core.call(self._membership_step, engine.change_membership, goal, retain)
             if idx is None:
@@ -178,6 +183,23 @@ class Raft:
             if not m.is_joint and m.voter_ids == goal:
                 break
         return self._membership_response(last)
+
+    async def _previous_leaders_membership_committed(self) -> None:
+        """On a new leader, wait (at most two election timeouts) until it has committed an
+        entry of its own: then every membership a previous leader appended is committed, and
+        only a change this leader has under way refuses the next one ("in_progress")."""
+        def settled(core) -> bool:
+            e = core.engine
+            c = e.committed
+            return not e.is_leader() or (c is not None and c.leader_id == e.last_log_id.leader_id)
+
+        core = self._core
+        if settled(core):
+            return
+        try:
+            await asyncio.wait_for(core.wait_core(settled), 2 * self.config.election_timeout_max)
+        except asyncio.TimeoutError:
+            pass        # the call goes on and the engine refuses it ("in_progress")
 
     def _membership_step(self, engine_call, *args):
         """Run one membership call in the engine: (index of the entry it appended or None, commands)."""

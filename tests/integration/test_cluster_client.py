@@ -226,3 +226,22 @@ def test_leader_that_removed_itself_does_not_name_itself(run):
             assert ei.value.reason == ForwardToLeader.NOT_LEADER
             await c.write(new, "x", 1)
     run(body())
+
+
+# ---------------------------------------------------------------------------- new leader
+def test_membership_call_right_after_election_waits_for_the_initial_membership(run):
+    """The initial membership commits with the new leader's first entry: a membership call
+    made before that waits for it instead of failing with "in_progress"."""
+    async def body():
+        async with Cluster() as c:
+            await c.start([1, 2, 3], init=False)
+            await c.start_node(4)
+            c.router.set_delay(0.02)        # the first commit takes a round trip
+            await c.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
+            m = await c.rafts[1].wait(WAIT).state(ServerState.LEADER)
+            assert m.committed is None or m.committed.index < m.last_log_index
+            resp = await c.rafts[1].add_learner(4, node(4))
+            assert 4 in resp.membership.learner_ids
+            resp = await c.rafts[1].change_membership({1, 2, 3, 4})
+            assert resp.membership.voter_ids == {1, 2, 3, 4}
+    run(body())
