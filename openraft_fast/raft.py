@@ -13,7 +13,9 @@ from openraft_fast.config import Config
 from openraft_fast.errors import (ForwardToLeader, InvalidArgument, InvalidArgumentType, LeaseExpired, StorageError,
                                   Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
+from openraft_fast.network.base import NetworkFactory
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
+from openraft_fast.storage.base import LogStore, StateMachine
 
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
@@ -104,8 +106,8 @@ class Raft:
         self.trigger = Trigger(core)
 
     @classmethod
-    async def start(cls, node_id: int, config: Config, network_factory, log_store, state_machine,
-                    *, rng: Optional[random.Random] = None) -> "Raft":
+    async def start(cls, node_id: int, config: Config, network_factory: NetworkFactory, log_store: LogStore,
+                    state_machine: StateMachine, *, rng: Optional[random.Random] = None) -> "Raft":
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, got {type(config).__name__}")
         loop = asyncio.get_running_loop()
@@ -180,7 +182,7 @@ class Raft:
             last = idx
             await core.wait_applied(idx)
             m = engine.membership
-            if not m.is_joint and m.voter_ids == goal:
+            if m is not None and not m.is_joint and m.voter_ids == goal:
                 break
         return self._membership_response(last)
 

@@ -369,6 +369,7 @@ class RaftCore:
 
     def _respond(self, target, msg) -> None:
         t = type(msg)
+        key: tuple
         if t is AppendResponse:
             key = ("a", target, msg.seq)
         elif t is VoteResponse:
@@ -717,8 +718,8 @@ def _chain(dst: asyncio.Future, src: asyncio.Future) -> None:
         return
     if src.cancelled():
         dst.cancel()
-    elif src.exception() is not None:
-        dst.set_exception(src.exception())
+    elif (exc := src.exception()) is not None:
+        dst.set_exception(exc)
     else:
         dst.set_result(src.result())
 

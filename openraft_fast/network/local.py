@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from typing import Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from openraft_fast.errors import NetworkError, Unreachable
 from openraft_fast.network.base import Network, NetworkFactory
@@ -26,7 +26,7 @@ class LocalRouter:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        self.nodes: Dict[int, object] = {}
+        self.nodes: Dict[int, Any] = {}        # node id -> Raft
         self.counts: Counter = Counter()
         self._isolated: Set[int] = set()
         self._cut: Set[Tuple[int, int]] = set()
@@ -128,8 +128,8 @@ class LocalRouter:
             return
         if inner.cancelled():
             fut.cancel()
-        elif inner.exception() is not None:
-            fut.set_exception(inner.exception())
+        elif (exc := inner.exception()) is not None:
+            fut.set_exception(exc)
         elif self._blocked(src, dst) or (self._drop and self._rng.random() < self._drop):
             fut.set_exception(NetworkError(f"{src} -> {dst}: response lost"))
         elif self._delay:

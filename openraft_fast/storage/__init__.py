@@ -1,5 +1,13 @@
-"""Storage: the contracts (LogStore, StateMachine) and the stores we ship."""
+"""Storage: the contracts (LogStore, StateMachine), the types they take, and the stores we ship.
+
+Entry kinds (`LogSlice.kinds`): NORMAL (application payload, bytes), BLANK (no payload: a new
+leader's first entry), MEMBERSHIP (the payload is a Membership).
+"""
+from openraft_fast._core.log import LogBuffer, LogSlice
+from openraft_fast._core.messages import SnapshotMeta
+from openraft_fast._core.types import BLANK, MEMBERSHIP, NORMAL
 from openraft_fast.storage.base import LogState, LogStore, Snapshot, StateMachine
 from openraft_fast.storage.memory import MemLogStore, MemStateMachine, NoopStateMachine
 
-__all__ = ["LogState", "LogStore", "MemLogStore", "MemStateMachine", "NoopStateMachine", "Snapshot", "StateMachine"]
+__all__ = ["BLANK", "LogBuffer", "LogSlice", "LogState", "LogStore", "MEMBERSHIP", "MemLogStore", "MemStateMachine",
+           "NORMAL", "NoopStateMachine", "Snapshot", "SnapshotMeta", "StateMachine"]

@@ -61,7 +61,7 @@ class MemLogStore(LogStore):
 class _MemStateMachineBase(StateMachine):
     def __init__(self) -> None:
         self.applied: Optional[LogId] = None
-        self.last_membership: Optional[Tuple[LogId, Membership]] = None
+        self.last_membership: Optional[Tuple[Optional[LogId], Any]] = None
         self.snapshot: Optional[Snapshot] = None
         self._snapshot_seq = 0
 

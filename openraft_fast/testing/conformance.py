@@ -214,7 +214,7 @@ class LogStoreSuite(_AsyncSuite):
             if not fut.done():
                 fut.set_result(len(calls))
 
-        fut.calls = calls
+        fut.calls = calls  # type: ignore[attr-defined]
         ret = store.append(entries, on_flushed)
         assert not inspect.isawaitable(ret), (
             "append() must be a plain method (it returned an awaitable, so it never ran); "
@@ -694,12 +694,12 @@ class StateMachineSuite(_AsyncSuite):
         self._open.append(sm)
         return sm
 
-    def entries(self, start: int, kinds: str, lid: LeaderId = None, memberships=None, seed: int = 0) -> LogSlice:
+    def entries(self, start: int, kinds: str, lid: Optional[LeaderId] = None, memberships=None, seed: int = 0) -> LogSlice:
         """Entries from a kinds string: "n" normal, "b" blank, "m" membership (taken in order
         from `memberships`, default Membership({1, 2, 3}))."""
         lid = lid or leader(1, 1)
         ms = list(memberships or [])
-        items = []
+        items: List[tuple] = []
         for i, k in enumerate(kinds):
             if k == "n":
                 items.append((lid, NORMAL, self.make_payload(seed + start + i)))

@@ -8,6 +8,7 @@ from cluster_support import FAST, WAIT, Cluster, kv, node
 from openraft_fast import Config, ConfigError, Fatal, ForwardToLeader, OutcomeUnknown, RaftError, ServerState
 from openraft_fast.errors import Unreachable
 from openraft_fast.network import LocalRouter
+from openraft_fast.storage import BLANK, MEMBERSHIP, NORMAL, LogSlice, Snapshot, SnapshotMeta, StateMachine
 
 # Elections only when a test asks for one, and a lease long enough for a loaded machine.
 MANUAL = FAST.replace(heartbeat_interval=0.05, election_timeout_min=0.5, election_timeout_max=1.0,
@@ -244,4 +245,69 @@ def test_membership_call_right_after_election_waits_for_the_initial_membership(r
             assert 4 in resp.membership.learner_ids
             resp = await c.rafts[1].change_membership({1, 2, 3, 4})
             assert resp.membership.voter_ids == {1, 2, 3, 4}
+    run(body())
+
+
+# ---------------------------------------------------------------------------- public names
+class CountingStateMachine(StateMachine):
+    """A user's state machine written from public names only: counts application entries."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.applied = None
+        self.membership = None          # (log id, Membership) of the last membership entry
+        self.snapshot = None
+
+    async def applied_state(self):
+        return self.applied, self.membership
+
+    async def apply(self, entries: LogSlice):
+        out = []
+        for i, (payload, kind) in enumerate(zip(entries.payloads, entries.kinds)):
+            if kind == NORMAL:
+                assert isinstance(payload, bytes)
+                self.count += 1
+            elif kind == MEMBERSHIP:
+                self.membership = (entries.log_id_at(entries.start + i), payload)
+            else:
+                assert kind == BLANK and payload is None
+            out.append(self.count if kind == NORMAL else None)
+        self.applied = entries.last_log_id
+        return out
+
+    async def build_snapshot(self) -> Snapshot:
+        mid, m = self.membership
+        self.snapshot = Snapshot(SnapshotMeta(self.applied, mid, m, f"count-{self.count}"), str(self.count).encode())
+        return self.snapshot
+
+    async def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        self.count = int(data)
+        self.applied = meta.last_log_id
+        self.membership = (meta.membership_log_id, meta.membership)
+        self.snapshot = Snapshot(meta, data)
+
+    async def get_current_snapshot(self):
+        return self.snapshot
+
+
+def test_user_state_machine_from_public_names(run):
+    async def body():
+        async with Cluster(FAST.replace(snapshot_policy="never", max_in_snapshot_log_to_keep=0)) as c:
+            ids = (1, 2, 3)
+            for i in ids:
+                await c.start_node(i, sm=CountingStateMachine())
+            await c.rafts[1].initialize({i: node(i) for i in ids})
+            lead = await c.wait_leader(ids)
+            for i in range(5):
+                r = await c.write(lead, "k", i)
+            assert r.data == 5
+            L = c.rafts[lead]
+            await L.trigger.snapshot()
+            await L.wait(WAIT).snapshot(r.log_id.index)
+            await L.trigger.purge_log(r.log_id.index)
+            await L.wait(WAIT).purged(r.log_id.index)
+            await c.start_node(4, sm=CountingStateMachine())
+            await L.add_learner(4, node(4))        # it gets the snapshot, then the log
+            await c.wait_applied(r.log_id.index, [4])
+            assert c.sm(4).count == 5
     run(body())
