@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import random
 from typing import Any, Iterable, Mapping, Optional, Union
 
@@ -18,6 +19,7 @@ from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, Raft
 from openraft_fast.storage.base import LogStore, StateMachine
 
 
+_log = logging.getLogger("openraft_fast")
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
@@ -95,7 +97,9 @@ class Trigger:
         await self._run(self._core.engine.purge_log, upto)
 
     async def transfer_leader(self, to: int) -> None:
-        await self._run(self._core.engine.transfer_leader, _node_id("to", to))
+        _node_id("to", to)
+        await self._run(self._core.engine.transfer_leader, to)
+        _log.info("node %s: transferring leadership to %s", self._core.node_id, to)
 
 
 class Raft:

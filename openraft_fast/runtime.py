@@ -149,6 +149,8 @@ class RaftCore:
         self.core_waiters: List[Tuple[Callable, asyncio.Future]] = []
         self.timer: Optional[asyncio.TimerHandle] = None
         self.timer_at = float("inf")
+        # What the INFO log last reported: (state, leader), membership log id, snapshot.
+        self.logged: tuple = (None, None, None)
 
     # ------------------------------------------------------------------ the pump
     def post(self, fn: Callable, *args) -> None:
@@ -187,6 +189,8 @@ class RaftCore:
             self._after_pump()
 
     def _after_pump(self) -> None:
+        if log.isEnabledFor(logging.INFO):
+            self._log_changes()
         d = self.engine.next_deadline
         if d < self.timer_at - 1e-6 and d < self.loop.time() + 1e6:
             if self.timer is not None:
@@ -198,6 +202,21 @@ class RaftCore:
         if self.metric_waiters:
             m = self.metrics()
             self._check_waiters(self.metric_waiters, lambda pred: pred(m))
+
+    def _log_changes(self) -> None:
+        """INFO lines for what changed since the last pump: role or leader (elections),
+        membership, snapshot."""
+        e = self.engine
+        role = (e.state_name, e.leader_id)
+        snap = None if e.snapshot is None else e.snapshot.last_log_id
+        old_role, old_membership, old_snap = self.logged
+        if role != old_role:
+            log.info("node %s: %s in term %s, leader %s", self.node_id, role[0], e.vote.leader_id.term, role[1])
+        if e.membership_log_id != old_membership:
+            log.info("node %s: membership %r at %s", self.node_id, e.membership, e.membership_log_id)
+        if snap != old_snap:
+            log.info("node %s: snapshot up to %s", self.node_id, snap)
+        self.logged = (role, e.membership_log_id, snap)
 
     @staticmethod
     def _check_waiters(waiters, test) -> None:
@@ -655,7 +674,9 @@ class RaftCore:
     def fatal(self, err: BaseException, cause: Optional[BaseException] = None) -> None:
         if self.stopped is not None:
             return
-        if not isinstance(err, Stopped):
+        if isinstance(err, Stopped):
+            log.info("node %s: shut down", self.node_id)
+        else:
             log.error("node %s stops: %s", self.node_id, err, exc_info=cause)
             if not isinstance(err, Fatal):
                 wrapped = Fatal(str(err))

@@ -1,6 +1,7 @@
 """What a client may rely on (issue 7): a write's error says whether it may have been applied,
 leaders are named only when known, and a bad argument fails its call, not the node."""
 import asyncio
+import logging
 
 import pytest
 
@@ -311,3 +312,35 @@ def test_user_state_machine_from_public_names(run):
             await c.wait_applied(r.log_id.index, [4])
             assert c.sm(4).count == 5
     run(body())
+
+
+# ---------------------------------------------------------------------------- logging
+def test_events_are_logged_at_info_with_the_node_id(run, caplog):
+    async def body():
+        async with Cluster(FAST.replace(snapshot_policy="never")) as c:
+            lead = await c.start([1, 2, 3])
+            await c.start_node(4)
+            await c.rafts[lead].add_learner(4, node(4))
+            await c.write(lead, "x", 1)
+            await c.rafts[lead].trigger.snapshot()
+            await c.rafts[lead].wait(WAIT).metrics(lambda m: m.snapshot is not None, "snapshot")
+            to = next(i for i in (1, 2, 3) if i != lead)
+            await c.rafts[lead].trigger.transfer_leader(to)
+            await c.wait_leader([1, 2, 3], exclude=[lead])
+            await c.rafts[lead].wait(WAIT).metrics(lambda m: m.state != ServerState.LEADER, "stepped down")
+        return lead, to
+
+    with caplog.at_level(logging.INFO, logger="openraft_fast"):
+        lead, to = run(body())
+    lines = [r.getMessage() for r in caplog.records if r.name == "openraft_fast" and r.levelno == logging.INFO]
+    assert lines and all(line.startswith("node ") for line in lines), lines
+
+    def logged(text, i):
+        return any(line.startswith(f"node {i}:") and text in line for line in lines)
+
+    assert logged("leader in term", lead), lines                  # the election
+    assert logged(f"leader {lead}", 4), lines                      # the learner learns of it
+    assert logged("membership", lead) and logged("membership", 4), lines
+    assert logged("snapshot up to", lead), lines
+    assert logged(f"transferring leadership to {to}", lead), lines
+    assert logged("shut down", lead), lines
