@@ -13,12 +13,12 @@ import argparse
 import gc
 import platform
 import resource
-import statistics
 import sys
 import time
 import timeit
 
 from openraft_fast._core import microbench as mb
+from openraft_fast.bench import percentile
 
 from benches import cases
 
@@ -175,7 +175,7 @@ def measure(case_list, repeat):
         for (_, _, _, samplers), got in zip(case_list, samples):
             for col, sampler in samplers.items():
                 got[col].append(sampler())
-    return [{col: statistics.median(xs) for col, xs in got.items()} for got in samples]
+    return [{col: percentile(sorted(xs), 0.5) for col, xs in got.items()} for got in samples]
 
 
 def fmt(x):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -32,8 +33,10 @@ def _positive(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from openraft_fast import __version__
     p = argparse.ArgumentParser(prog="openraft-fast", description="openraft_fast: Raft for Python")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"openraft-fast {__version__}")
+    sub = p.add_subparsers(dest="command")
     b = sub.add_parser("bench", help="cluster write benchmark (DESIGN B1/B2)")
     b.add_argument("--transport", choices=["local"], default="local")
     b.add_argument("--nodes", type=_positive(int), default=3)
@@ -47,12 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from openraft_fast import __version__
+        print(f"openraft-fast {__version__}")
+        parser.print_help()
+        return 0
     if args.command == "bench":
         from openraft_fast.bench import bench_local, format_table, live_printer, results_json
         if args.payload < 0:
             print("--payload must be >= 0", file=sys.stderr)
             return 2
+        if args.json:
+            folder = os.path.dirname(os.path.abspath(args.json))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(args.json):
+                print(f"--json: cannot write {args.json!r} (no such writable directory {folder!r})", file=sys.stderr)
+                return 2
         show = live_printer()
         results = run(bench_local(args.nodes, args.clients, args.batch, args.payload, args.seconds, show),
                       use_uvloop=False if args.no_uvloop else None)

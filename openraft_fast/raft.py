@@ -112,8 +112,9 @@ class Raft:
     @classmethod
     async def start(cls, node_id: int, config: Config, network_factory: NetworkFactory, log_store: LogStore,
                     state_machine: StateMachine, *, rng: Optional[random.Random] = None) -> "Raft":
+        _node_id("node_id", node_id)
         if not isinstance(config, Config):
-            raise TypeError(f"config must be a Config, got {type(config).__name__}")
+            raise InvalidArgumentType(f"config must be a Config, got {type(config).__name__}")
         loop = asyncio.get_running_loop()
         try:
             vote = await log_store.read_vote()
