@@ -154,7 +154,9 @@ class Raft:
         """Add a non-voting member. With `blocking`, return once it has caught up: it lags
         the leader by at most `Config.replication_lag_threshold` entries (not necessarily
         none). A call on a leader elected a moment ago first waits, bounded, until the
-        membership a previous leader appended is committed."""
+        membership a previous leader appended is committed. If this node loses leadership
+        while the learner catches up, it raises ForwardToLeader although the learner was
+        added (the membership entry is applied; `detail` says so)."""
         _node_id("node_id", node_id)
         _node("node", node)
         _flag("blocking", blocking)
@@ -168,7 +170,7 @@ class Raft:
             await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
             if not engine.is_leader():
                 raise ForwardToLeader(engine.leader_id, engine.leader_node(),
-                                      detail="leadership lost while the learner caught up")
+                                      detail="the learner was added; leadership was lost while it caught up")
         return self._membership_response(idx)
 
     async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:

@@ -324,8 +324,10 @@ class RaftCore:
         if t is AppendRequest:
             self._watch(client.append_entries(msg), partial(self._append_done, target))
         elif t is VoteRequest:
+            log.debug("node %s: vote request to %s: %r", self.node_id, target, msg)
             self._watch(client.vote(msg), partial(self._vote_done, target))
         elif t is TimeoutNow:
+            log.debug("node %s: TimeoutNow to %s", self.node_id, target)
             self._watch(client.timeout_now(msg), _ignore_result)
 
     def _append_done(self, target, fut: asyncio.Future) -> None:
@@ -336,6 +338,7 @@ class RaftCore:
     def _vote_done(self, target, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None or self.stopped is not None:
             return
+        log.debug("node %s: vote response from %s: %r", self.node_id, target, fut.result())
         self.post(self.engine.recv_vote_response, target, fut.result())
 
     async def _send_snapshot(self, target, req: InstallSnapshotRequest) -> None:

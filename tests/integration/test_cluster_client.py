@@ -344,3 +344,14 @@ def test_events_are_logged_at_info_with_the_node_id(run, caplog):
     assert logged("snapshot up to", lead), lines
     assert logged(f"transferring leadership to {to}", lead), lines
     assert logged("shut down", lead), lines
+
+
+def test_vote_messages_are_logged_at_debug(run, caplog):
+    async def body():
+        async with Cluster() as c:
+            return await c.start([1, 2, 3])
+
+    with caplog.at_level(logging.DEBUG, logger="openraft_fast"):
+        lead = run(body())
+    lines = [r.getMessage() for r in caplog.records if r.name == "openraft_fast" and r.levelno == logging.DEBUG]
+    assert any(line.startswith(f"node {lead}: vote response from ") for line in lines), lines
