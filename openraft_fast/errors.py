@@ -40,6 +40,10 @@ class OutcomeUnknown(RaftError):
 
     TRUNCATED = "truncated"            # the entry was overwritten by another leader's log
     STOPPED = "stopped"                # the node stopped before the entry was applied
+    # the node stopped leading and learned neither apply nor truncation within
+    # 2 x Config.election_timeout_max (or, for add_learner(blocking=True), lost leadership
+    # while the learner caught up)
+    LEADERSHIP_LOST = "leadership_lost"
 
     def __init__(self, reason, detail=""):
         self.reason = reason

@@ -11,7 +11,7 @@ from openraft_fast._core.engine import LEASE_READ as _LEASE, READ_INDEX as _READ
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import (ForwardToLeader, InvalidArgument, InvalidArgumentType, LeaseExpired, StorageError,
+from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, LeaseExpired, OutcomeUnknown, StorageError,
                                   Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
@@ -155,8 +155,9 @@ class Raft:
         the leader by at most `Config.replication_lag_threshold` entries (not necessarily
         none). A call on a leader elected a moment ago first waits, bounded, until the
         membership a previous leader appended is committed. If this node loses leadership
-        while the learner catches up, it raises ForwardToLeader although the learner was
-        added (the membership entry is applied; `detail` says so)."""
+        while the learner catches up, it raises OutcomeUnknown("leadership_lost"): the
+        learner was added (the membership entry is applied; `detail` says so), whether it
+        caught up is unknown. It is never ForwardToLeader, which means nothing was appended."""
         _node_id("node_id", node_id)
         _node("node", node)
         _flag("blocking", blocking)
@@ -169,8 +170,9 @@ class Raft:
         if blocking:
             await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
             if not engine.is_leader():
-                raise ForwardToLeader(engine.leader_id, engine.leader_node(),
-                                      detail="the learner was added; leadership was lost while it caught up")
+                raise OutcomeUnknown(OutcomeUnknown.LEADERSHIP_LOST,
+                                     f"the learner was added (membership entry {idx} applied); leadership was lost "
+                                     f"while it caught up (leader now {engine.leader_id})")
         return self._membership_response(idx)
 
     async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:
@@ -229,12 +231,19 @@ class Raft:
     def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":
         """Replicate `data` (bytes, bytearray or memoryview, kept as bytes) as one entry;
         resolves once it is applied on this leader. Raises TypeError (InvalidArgumentType) for
-        any other payload, before anything is appended."""
+        any other payload, before anything is appended.
+
+        It never waits forever: if this node stops leading after the entry was appended, the
+        write still resolves if the entry is applied here, fails with
+        OutcomeUnknown("truncated") if it is overwritten, and otherwise fails with
+        OutcomeUnknown("leadership_lost") once 2 x Config.election_timeout_max has passed
+        since the node stopped leading (the entry may still be committed by another leader)."""
         return self._core.write(_payload(data))
 
     def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":
         """Replicate many entries in one submission; resolves with one response per entry.
-        `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused."""
+        `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused.
+        Losing leadership is handled as for client_write (OutcomeUnknown after the bound)."""
         if isinstance(datas, (str,) + _BYTES_LIKE) or not isinstance(datas, Iterable):
             raise InvalidArgumentType(f"client_write_many takes an iterable of payloads, got {type(datas).__name__}")
         return self._core.write_many([_payload(d) for d in datas])

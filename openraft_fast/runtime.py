@@ -129,6 +129,10 @@ class RaftCore:
         self.batch_scheduled = False
         self.batch_has_many = False
         self.pending_writes: Deque[_PendingWrite] = deque()
+        # Armed when this node stops leading with pending writes: they wait for apply or
+        # truncation at most `orphan_bound` seconds, then fail with OutcomeUnknown.
+        self.orphan_timer: Optional[asyncio.TimerHandle] = None
+        self.orphan_bound = 2 * config.election_timeout_max
         # Reads of this loop iteration, confirmed by one quorum round.
         self.read_batch: Dict[int, Tuple[asyncio.Future, int]] = {}
         self.read_scheduled = False
@@ -197,6 +201,8 @@ class RaftCore:
                 self.timer.cancel()
             self.timer_at = d
             self.timer = self.loop.call_at(d, self._on_timer)
+        if self.pending_writes and self.orphan_timer is None and not self.engine.is_leader():
+            self._arm_orphan_timer()
         if self.core_waiters:
             self._check_waiters(self.core_waiters, lambda pred: pred(self))
         if self.metric_waiters:
@@ -510,6 +516,31 @@ class RaftCore:
                 _fail(fut, err)
         self.pending_writes = keep
 
+    def _arm_orphan_timer(self) -> None:
+        """This node no longer leads: its pending writes (appended here) may still be applied
+        (a new leader commits them) or truncated; give that `orphan_bound` seconds."""
+        w = self.pending_writes[-1]
+        self.orphan_timer = self.loop.call_later(self.orphan_bound, self._expire_orphans, w.first + w.n - 1)
+
+    def _expire_orphans(self, upto: int) -> None:
+        """The bound passed: pending writes up to index `upto` that are neither applied nor
+        truncated fail with OutcomeUnknown("leadership_lost"), unless this node leads again
+        (then they are its writes again and it commits them)."""
+        self.orphan_timer = None
+        if self.stopped is not None or self.engine.is_leader():
+            return
+        pending = self.pending_writes
+        err = None
+        while pending and pending[0].first <= upto:
+            w = pending.popleft()
+            if err is None:
+                err = OutcomeUnknown(OutcomeUnknown.LEADERSHIP_LOST,
+                                     f"this node stopped leading and did not learn the outcome within {self.orphan_bound}s")
+            for fut in (w.futs or (w.batch_fut,)):
+                _fail(fut, err)
+        if pending:
+            self._arm_orphan_timer()
+
     # ------------------------------------------------------------------ apply
     def _apply_next(self) -> None:
         """Run queued apply/build/install items in order, inline while they finish at once."""
@@ -689,6 +720,9 @@ class RaftCore:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.orphan_timer is not None:
+            self.orphan_timer.cancel()
+            self.orphan_timer = None
         if self.pending_writes:
             # Appended but not applied here: another node may hold the entries and commit them.
             unknown = OutcomeUnknown(OutcomeUnknown.STOPPED, str(err))

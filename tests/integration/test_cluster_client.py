@@ -355,3 +355,113 @@ def test_vote_messages_are_logged_at_debug(run, caplog):
         lead = run(body())
     lines = [r.getMessage() for r in caplog.records if r.name == "openraft_fast" and r.levelno == logging.DEBUG]
     assert any(line.startswith(f"node {lead}: vote response from ") for line in lines), lines
+
+
+# ---------------------------------------------------------------------------- leadership lost
+async def depose_without_appends(c, router, old, new, others):
+    """Elect `new` (which holds all of `old`'s log) with the votes of `old` and `others`: `old`
+    grants its vote and steps down, but `new`'s appends never reach it, so `old` hears nothing
+    more of the cluster's log."""
+    last = c.rafts[old].metrics.last_log_index
+    await c.rafts[new].wait(WAIT).metrics(lambda m: m.last_log_index >= last, "new leader holds the old log")
+    for dst in (new, *others):
+        router.cut(old, dst)
+    router.no_append.add((new, old))
+    await elect(c, new)
+    await c.rafts[old].wait(WAIT).metrics(lambda m: m.state != ServerState.LEADER, "old leader stepped down")
+
+
+def test_pending_write_of_deposed_leader_fails_outcome_unknown_after_a_bound(run):
+    """A leader steps down with pending writes and never hears from the new leader again (its
+    appends are cut): the writes must not wait forever. They fail with
+    OutcomeUnknown("leadership_lost") after the bound (2 x election_timeout_max), not
+    ForwardToLeader: the new leader held the entries and commits them."""
+    A, B, C = 1, 2, 3
+
+    async def body():
+        async with Cluster(MANUAL) as c:
+            c.router = router = AppendCutRouter()
+            await c.start([A, B, C], init=False)
+            await c.rafts[A].initialize({i: node(i) for i in (A, B, C)})
+            await elect(c, A)
+            r = await c.write(A, "before", 0)
+            await c.wait_applied(r.log_id.index)
+
+            router.cut(A, C)
+            router.cut(B, A)                # B holds the writes, A does not hear that it does
+            single = c.rafts[A].client_write(kv("x", 1))
+            batch = c.rafts[A].client_write_many([kv("y", 1), kv("z", 1)])
+            await c.rafts[B].wait(WAIT).metrics(lambda m: m.last_log_index >= r.log_id.index + 3, "on B")
+            assert not single.done() and not batch.done()
+            router.cut(A, B)
+            router.no_append.add((B, A))
+            await asyncio.sleep(0.1)        # responses in flight are lost
+            router.restore(B, A)            # B's vote request will reach A, its appends will not
+
+            await depose_without_appends(c, router, A, B, [C])
+            bound = 2 * MANUAL.election_timeout_max
+            for fut in (single, batch):
+                with pytest.raises(OutcomeUnknown) as ei:
+                    await asyncio.wait_for(fut, bound + WAIT)
+                assert ei.value.reason == OutcomeUnknown.LEADERSHIP_LOST
+                assert not isinstance(ei.value, ForwardToLeader)
+            # The outcome was indeed unknown to A: the cluster committed the writes.
+            await c.write(B, "after", 1)
+            await c.wait_applied(r.log_id.index + 4, [B, C])
+            assert c.sm(B).data["x"] == 1 and c.sm(B).data["z"] == 1
+    run(body())
+
+
+def test_pending_write_of_deposed_leader_resolves_if_applied_in_time(run):
+    """A deposed leader's pending write that the new leader commits (it got the entry) and
+    that then reaches the old leader within the bound resolves normally."""
+    A, B, C = 1, 2, 3
+
+    async def body():
+        async with Cluster(MANUAL) as c:
+            c.router = router = AppendCutRouter()
+            await c.start([A, B, C], init=False)
+            await c.rafts[A].initialize({i: node(i) for i in (A, B, C)})
+            await elect(c, A)
+            r = await c.write(A, "before", 0)
+            await c.wait_applied(r.log_id.index)
+
+            router.cut(A, C)
+            fut = c.rafts[A].client_write(kv("x", 1))
+            x_index = r.log_id.index + 1
+            await c.rafts[B].wait(WAIT).metrics(lambda m: m.last_log_index >= x_index, "X on B")
+            router.cut(A, B)
+            await elect(c, B)                       # B holds X and commits it with its blank
+            resp = await asyncio.wait_for(fut, WAIT)
+            assert resp.log_id.index == x_index
+            assert c.sm(A).data["x"] == 1
+    run(body())
+
+
+def test_add_learner_blocking_that_loses_leadership_is_not_forward_to_leader(run):
+    """The learner entry was appended (and applied): losing leadership while the learner
+    catches up is OutcomeUnknown("leadership_lost"), never ForwardToLeader ("not applied")."""
+    A, B, C, L = 1, 2, 3, 4
+
+    async def body():
+        async with Cluster(MANUAL.replace(replication_lag_threshold=1)) as c:
+            c.router = router = AppendCutRouter()
+            await c.start([A, B, C], init=False)
+            await c.rafts[A].initialize({i: node(i) for i in (A, B, C)})
+            await elect(c, A)
+            for k in range(5):
+                r = await c.write(A, f"k{k}", k)
+            await c.wait_applied(r.log_id.index)
+            # Node 4 is not running: it never catches up.
+            call = asyncio.ensure_future(c.rafts[A].add_learner(L, node(L), blocking=True))
+            await c.rafts[A].wait(WAIT).metrics(
+                lambda m: m.membership is not None and L in m.membership.learner_ids and
+                m.last_applied is not None and m.last_applied.index >= m.membership_log_id.index, "learner applied")
+            await asyncio.sleep(0.05)
+            assert not call.done()
+            await depose_without_appends(c, router, A, B, [C])
+            with pytest.raises(OutcomeUnknown) as ei:
+                await asyncio.wait_for(call, WAIT)
+            assert ei.value.reason == OutcomeUnknown.LEADERSHIP_LOST
+            assert not isinstance(ei.value, ForwardToLeader)
+    run(body())
