@@ -89,6 +89,7 @@ cdef class Engine:
     cdef object transfer_to
     cdef int64_t transfer_deadline
     cdef bint transfer_sent
+    cdef int64_t elected_us                 # when this node last won an election (check-quorum grace)
     cdef bint lease_void                    # a TimeoutNow went out: lease reads are off for good
 
     # Follower state.
@@ -132,6 +133,7 @@ cdef class Engine:
     cdef int _purge(self, int64_t upto) except -1
     cdef int64_t _lease_time(self) noexcept
     cdef bint _lease_valid(self) noexcept
+    cdef bint _quorum_alive(self) noexcept
     cdef int _check_writable(self) except -1
     cdef bint _lease_blocks(self, object from_id)
     cdef _hand_over(self)

@@ -166,6 +166,7 @@ cdef class Engine:
         self._effective_changed()
         self.seen_term = self.vote.leader_id.term
         self.leader_contact_us = -(1 << 62)
+        self.elected_us = -(1 << 62)
         self.leader_contact_node = None
         if self.vote.committed and self.vote.leader_id.node != self.node_id:
             # We may have acked this leader just before a restart: keep the lease we promised.
@@ -300,9 +301,14 @@ cdef class Engine:
         if self.transfer_to is not None:
             node = None if self.membership is None else self.membership.get_node(self.transfer_to)
             raise ForwardToLeader(self.transfer_to, node, ForwardToLeader.LEADER_TRANSFERRING)
-        if not self._lease_valid():
+        if not self._quorum_alive():
             raise ForwardToLeader(None, None, ForwardToLeader.NO_QUORUM, "check-quorum: no quorum acked within the lease")
         return 0
+
+    cdef bint _quorum_alive(self) noexcept:
+        """Check-quorum (not a lease): a quorum acked within the lease, or we won an election
+        less than a lease ago. Never a ground to serve a read."""
+        return self._lease_valid() or self.now_us < self.elected_us + self.leader_lease_us
 
     cdef bint _lease_valid(self) noexcept:
         cdef int64_t t = self._lease_time()
@@ -397,7 +403,7 @@ cdef class Engine:
     cdef bint _lease_blocks(self, object from_id):
         """A node that knows a live leader refuses to help elect another (leader lease)."""
         if self.state == ST_LEADER:
-            return self._lease_valid()
+            return self._quorum_alive()
         if from_id == self.leader_contact_node:
             return False        # our own leader re-electing itself (after a restart)
         # Whatever our vote is now (we may be a candidate ourselves), we promised the leader
@@ -458,9 +464,10 @@ cdef class Engine:
         self.stalled_since = {}
         self.tracker = ProgressTracker(self.quorum, self.node_id, self.membership.node_ids(), self.log.last_index,
                                        self.max_inflight, self.max_inflight_bytes, None, _idx(self.flushed))
-        # The voters that granted us count as acks at election time: the lease starts here.
-        for g in self.granted:
-            self.tracker.c_ack(self.tracker.quorum.slot_of(g), 0, self.now_us)
+        # A vote grant promises nothing about leases (and may arrive late, after the voter
+        # helped elect a higher term): no lease and no read confirmation until a quorum acks
+        # a message this leadership sent. Only check-quorum gets a grace period from the win.
+        self.elected_us = self.now_us
         self.granted = set()
         self.rejected = set()
         self.heartbeat_deadline = self.now_us + self.hb_interval_us

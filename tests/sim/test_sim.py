@@ -576,3 +576,55 @@ def test_checker_reads_see_the_committed_sequence():
         sm.apply(e)
     assert [c.expected_value("k", i) for i in range(4)] == [None, 10, 10, 30]
     assert c.expected_value("j", 3) == 20 and c.expected_value("x", 3) is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_leader_elected_by_a_late_grant_serves_no_stale_lease_read(mode):
+    """Issue #8. Voters b and d grant candidate a's term; their grants are late. b then helps
+    c win a higher term, and c commits writes. The late grants elect a (an older term: Raft
+    allows it, it can commit nothing). A lease read on a must not be served from the grants:
+    it would miss c's committed writes (the read rule: no read may miss a write committed
+    before it began). Leader completeness must not demand c's entries of a either."""
+    from openraft_fast._core.messages import VoteRequest, VoteResponse
+    sim = quiet_sim(mode, voters=5, config=dict(enable_pre_vote=False))
+    old = sim.wait_leader()
+    committed_writes(sim, old, 2)
+    sim.network.isolate(old.id, list(sim.nodes))
+    sim.run_for(sim.config.lease + 0.01)               # every follower lease ran out
+    a, b, c, d = [n for n in sim.nodes.values() if n.id != old.id]
+    sim.network.isolate(a.id, list(sim.nodes))         # a hears nothing; its requests we deliver
+    sim.call(a, "elect", a.engine.elect, client=True)
+    req = VoteRequest(a.engine.vote, a.engine.last_log_id)
+    grants = []
+    for v in (b, d):
+        sim.call(v, "VoteRequest", v.engine.recv_vote, a.id, req)
+        assert v.engine.vote.leader_id == a.engine.vote.leader_id       # granted (answer lost)
+        grants.append((v, VoteResponse(a.engine.vote, True, v.engine.last_log_id)))
+    # c stands twice: its second term is above a's in both modes; it wins with b's grant.
+    sim.call(c, "elect", c.engine.elect, client=True)
+    sim.call(c, "elect", c.engine.elect, client=True)
+    sim.run_until(lambda: c.engine.is_leader() and sim.leader_ready(c), 0.1, "c leads")
+    assert c.engine.vote > a.engine.vote
+    committed_writes(sim, c, 2)
+    # The late grants arrive: a wins its older term.
+    for v, resp in grants:
+        sim.call(a, "VoteResponse", a.engine.recv_vote_response, v.id, resp)
+    assert a.engine.is_leader() and a.engine.vote < c.engine.vote
+    sim.workload.read(a, LEASE_READ)                   # checked against c's commits
+    assert sim.stats["read.lease_read.LeaseExpired"] == 1
+    sim.run_for(0.05)
+    sim.heal_all()
+    sim.check_liveness()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_harsh_profile_runs_clean(mode):
+    """The harsh profile (5 or 7 voters, heavy drops and duplicates, late acks and grants, long
+    partitions, more crashes, a small drift margin): a few short seeds here; sweeps by CLI."""
+    for seed in (0, 1):
+        sim = Simulation(seed, mode, params={"profile": "harsh"})
+        assert len(sim.voters0) in (5, 7) and sim.network.faults.drop >= 0.1
+        assert sim.network.faults.late_dup > 0 and sim.config.max_clock_drift <= 0.05
+        r = run_seed(seed, 4000, mode, trace_lines=60, params={"profile": "harsh"})
+        assert r.ok, f"{r.error}\n{r.trace}\nreplay: {r.minimal_replay}"
+        assert "--profile harsh" in r.replay

@@ -50,6 +50,7 @@ class Checker:
         self.applied_max = 0
         self.kv_history = {}
         self.max_committed = None
+        self.commit_marks = []            # (committed log id, leader id of the leadership that committed it)
         self.leader_of_term = {}          # std mode: term -> the one node that led it
         self.leader_ids = set()           # every leader id seen leading
 
@@ -194,6 +195,8 @@ class Checker:
                     if self.commit_rule and vote.committed and vote.leader_id.node_id == nid:
                         self._check_commit_rule(nid, eng, c)
                     self.max_committed = c
+                    # The node knows it from its leader, or is that leader: its vote names it.
+                    self.commit_marks.append((c, vote.leader_id))
 
         a = eng.applied
         if a is not node.seen_applied:
@@ -309,10 +312,22 @@ class Checker:
             # A new leadership: complete when elected. (A leader id seen before, e.g. one a
             # restarted node restores, is not a new election; a stale leader cannot commit.)
             self.leader_ids.add(lid)
-            mc = self.max_committed
+            mc = self._committed_below(lid)
             if not log_holds(eng.log, mc):
                 self.fail(f"leader completeness: node {node.id} became leader ({v}) without committed "
                           f"entry {mc} (its log: {eng.log!r}, last {_fmt(eng.log.last_log_id)})")
+
+    def _committed_below(self, own):
+        """The newest log id committed by a leadership lower than `own`. Raft's leader
+        completeness speaks only of entries committed in lower terms: a leader of an older
+        term, elected by a late grant after its voter helped a higher term commit, may lack
+        what that term committed (it can commit nothing). `commit_marks` records, for every
+        advance of the highest committed index, the leadership that made it."""
+        std = self.std
+        for c, by in reversed(self.commit_marks):
+            if (by.term < own.term) if std else (by < own):
+                return c
+        return None
 
     def after_restart(self, node, durable_vote, durable_committed, durable_applied):
         """A restarted engine starts from at least what its node made durable."""

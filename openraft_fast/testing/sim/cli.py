@@ -28,6 +28,8 @@ def main(argv=None):
                    help="InstallSnapshot durable before the next command (sync) or completing later")
     p.add_argument("--strict-truncate", action="store_true",
                    help="refuse truncating committed entries even right before a covering InstallSnapshot")
+    p.add_argument("--profile", choices=("default", "harsh"), default="default",
+                   help="harsh: 5/7 voters, more drops, duplicates, late acks, long partitions, crashes")
     a = p.parse_args(argv)
 
     modes = ("adv", "std") if a.mode == "both" else (a.mode,)
@@ -39,6 +41,8 @@ def main(argv=None):
         params["install"] = a.install
     if a.strict_truncate:
         params["strict_truncate"] = True
+    if a.profile != "default":
+        params["profile"] = a.profile
     work = [(s, a.steps, m, a.trace, params or None) for m in modes for s in seeds]
     t0 = time.perf_counter()
     results = []

@@ -43,6 +43,8 @@ def replay_command(seed, steps, mode, params=None):
         cmd += f" --install {params['install']}"
     if params.get("strict_truncate"):
         cmd += " --strict-truncate"
+    if params.get("profile", "default") != "default":
+        cmd += f" --profile {params['profile']}"
     return cmd
 
 
@@ -120,6 +122,15 @@ class Simulation:
         self.strict_truncate = params.pop("strict_truncate", False)
         # Probability that a node crashes between two commands of a batch (None: drawn).
         self.batch_crash = params.pop("batch_crash", None)
+        # "harsh": 5 or 7 voters, more drops, duplicates (some arriving very late, so across
+        # leaderships), acks delayed close to the lease, long partitions, more crashes, a small
+        # clock-drift margin. Drawn from its own stream: the default draws stay as they were.
+        self.profile = params.pop("profile", "default")
+        if self.profile not in ("default", "harsh"):
+            raise TypeError(f"unknown simulation profile {self.profile!r}")
+        hr = random.Random(f"openraft-sim-harsh:{mode}:{seed}") if self.profile == "harsh" else None
+        if hr is not None and "voters" not in params:
+            n_voters = hr.choice((5, 7))
         self.crash_points = set()       # (node id, command class name): see crash_after
         if params:
             raise TypeError(f"unknown simulation params {sorted(params)}")
@@ -133,6 +144,9 @@ class Simulation:
             replication_lag_threshold=rng.choice((20, 100, 1000)),
             purge_batch_size=rng.choice((1, 8, 32)),
         )
+        if hr is not None:
+            cfg["enable_pre_vote"] = hr.random() < 0.5
+            cfg["max_clock_drift"] = hr.choice((0.03, 0.05))
         cfg.update(config or {})
         batch_crash = rng.choice((0.0, 0.0005, 0.002))
         if self.batch_crash is None:
@@ -154,6 +168,21 @@ class Simulation:
             self.network.faults.calm()
         self.checker = Checker(mode == "std", LEADER, self.nodes)
         self.workload = Workload(self, faults=faults, actions=workload)
+        if hr is not None:
+            if faults:
+                f = self.network.faults
+                f.drop = hr.choice((0.1, 0.15, 0.2))
+                f.duplicate = hr.choice((0.1, 0.2))
+                f.delay_max = hr.choice((0.005, 0.01, 0.02))
+                f.slow_prob = hr.choice((0.05, 0.1))
+                # Up to about the leader lease (0.135 s by default): acks that arrive when the
+                # lease they would extend has nearly run out, grants after a higher term won.
+                f.slow_max = self.config.lease * hr.choice((0.9, 1.0))
+                f.late_dup = hr.choice((0.02, 0.05))
+            w = self.workload
+            w.fault_interval = hr.choice((0.1, 0.2, 0.5))
+            w.max_crashed = hr.choice((2, 3)) if n_voters >= 7 else 2
+            w.partition_max = hr.choice((2.0, 4.0))
 
         for node in self.nodes.values():
             self._start_engine(node)

@@ -6,7 +6,7 @@ It only decides fates; the simulation turns each delivery into an event on its q
 
 class NetworkFaults:
     """Per-run fault rates, drawn from the run's rng."""
-    __slots__ = ("drop", "duplicate", "delay_min", "delay_max", "slow_prob", "slow_max")
+    __slots__ = ("drop", "duplicate", "delay_min", "delay_max", "slow_prob", "slow_max", "late_dup")
 
     def __init__(self, rng):
         self.drop = rng.choice((0.0, 0.01, 0.03, 0.08))
@@ -16,9 +16,12 @@ class NetworkFaults:
         # A few messages take much longer: they arrive after later ones (reordering).
         self.slow_prob = rng.choice((0.0, 0.02, 0.05))
         self.slow_max = 0.1
+        # A duplicate that arrives up to slow_max late (after a newer leadership, whose seq
+        # numbers restart, may have taken over); off in the default profile.
+        self.late_dup = 0.0
 
     def calm(self):
-        self.drop = self.duplicate = self.slow_prob = 0.0
+        self.drop = self.duplicate = self.slow_prob = self.late_dup = 0.0
 
 
 class Network:
@@ -46,6 +49,9 @@ class Network:
                 out.append(rng.uniform(f.delay_max, f.slow_max))
             else:
                 out.append(rng.uniform(f.delay_min, f.delay_max))
+        if allow_duplicate and f.late_dup and rng.random() < f.late_dup:
+            self.duplicated += 1
+            out.append(rng.uniform(f.slow_max / 2, f.slow_max))
         return out
 
     def reachable(self, src, dst):

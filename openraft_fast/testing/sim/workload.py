@@ -74,6 +74,7 @@ class Workload:
         self.action_interval = rng.choice((0.004, 0.01, 0.02))
         self.fault_interval = rng.choice((0.2, 0.5, 1.0))
         self.max_crashed = rng.choice((1, 1, 2))
+        self.partition_max = 2.0        # longest partition, seconds
         self.quiet_until = 0.5          # no faults while the cluster forms
 
     def start(self):
@@ -318,7 +319,7 @@ class Workload:
                     net.cut_link(a, b)
             added = sorted(net.cut - before)
             sim.stats["partition"] += 1
-            sim.schedule(rng.uniform(0.1, 2.0), "action", self._heal, added)
+            sim.schedule(rng.uniform(0.1, self.partition_max), "action", self._heal, added)
         elif r < 0.85:
             net.heal()
         else:
