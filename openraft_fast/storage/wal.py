@@ -220,7 +220,8 @@ class WalLogStore(LogStore):
             status, end, rfirst, count, offs, _, _, _, lead = walrec.decode(data, 0, first, False)
             if status != walrec.END:
                 is_last = all(not self._has_data(os.path.join(self.path, n)) for _, n in segs[k + 1:])
-                torn = status == walrec.TORN or (status == walrec.BAD_CRC and self._zeros_after(data, end))
+                torn = (status == walrec.TORN and self._torn_header_ok(data, end)) or (
+                    status == walrec.BAD_CRC and self._zeros_after(data, end))
                 if not torn or not is_last:
                     kind = {walrec.TORN: "unreadable record", walrec.BAD_CRC: "checksum mismatch",
                             walrec.BAD_INDEX: "index out of sequence"}[status]
@@ -264,6 +265,18 @@ class WalLogStore(LogStore):
             return True
         blen = int.from_bytes(data[at:at + 4], "little")
         return not any(memoryview(data)[at + walrec.HEADER_BYTES + blen:].tobytes().strip(b"\0"))
+
+    @staticmethod
+    def _torn_header_ok(data: bytes, at: int) -> bool:
+        """A record cut short (its length runs past the end of the file), or a header whose
+        own checksum fails with nothing but zeros after it (a torn write into preallocated
+        space); a bad header followed by data is corruption."""
+        h = walrec.HEADER_BYTES
+        if len(data) - at < h:
+            return True
+        if walrec.crc32c(data[at:at + 4]) == int.from_bytes(data[at + 4:at + 8], "little"):
+            return True
+        return not any(memoryview(data)[at + h:].tobytes().strip(b"\0"))
 
     @staticmethod
     def _has_data(path: str) -> bool:

@@ -85,8 +85,7 @@ def test_torn_tail_at_every_byte_of_the_last_record(tmp_path):
 def test_bit_flips_before_the_last_record_raise_naming_file_and_offset(tmp_path):
     async def main():
         last, seg, off = await _fill(tmp_path / "w", [6], segment_bytes=1 << 16)
-        rec = off // 5          # six equal records (payloads p1..p6)
-        for pos in [k * rec + j for k in range(5) for j in range(12, rec, 5)]:   # record bodies
+        for pos in range(0, off, 3):
             d = tmp_path / "c"
             shutil.copytree(tmp_path / "w", d)
             p = d / os.path.basename(seg)
