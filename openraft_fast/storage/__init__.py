@@ -8,6 +8,7 @@ from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import BLANK, MEMBERSHIP, NORMAL
 from openraft_fast.storage.base import LogState, LogStore, Snapshot, StateMachine
 from openraft_fast.storage.memory import MemLogStore, MemStateMachine, NoopStateMachine
+from openraft_fast.storage.wal import WalLogStore
 
 __all__ = ["BLANK", "LogBuffer", "LogSlice", "LogState", "LogStore", "MEMBERSHIP", "MemLogStore", "MemStateMachine",
-           "NORMAL", "NoopStateMachine", "Snapshot", "SnapshotMeta", "StateMachine"]
+           "NORMAL", "NoopStateMachine", "Snapshot", "SnapshotMeta", "StateMachine", "WalLogStore"]

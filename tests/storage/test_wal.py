@@ -1,0 +1,199 @@
+"""WalLogStore: durability across reopen, recovery from torn tails, refusal of corruption,
+the directory lock, foreign layouts and disk errors."""
+import asyncio
+import errno
+import os
+import shutil
+import types
+
+import pytest
+
+from openraft_fast.errors import StorageError
+from openraft_fast.storage import WalLogStore
+from openraft_fast._core.types import NORMAL, Vote
+from openraft_fast.testing.conformance import assert_entries_equal, leader, log_id, make_slice
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def _entries(start, n, term=1):
+    return make_slice(start, [(leader(term, 1), NORMAL, b"p%d" % (start + i)) for i in range(n)])
+
+
+async def _append(store, s):
+    fut = asyncio.get_running_loop().create_future()
+    store.append(s, lambda: fut.done() or fut.set_result(None))
+    await fut
+
+
+async def _fill(path, batches, segment_bytes=4096):
+    st = WalLogStore(path, segment_bytes=segment_bytes)
+    nxt = 1
+    for n in batches:
+        await _append(st, _entries(nxt, n))
+        nxt += n
+    last_off = st._segs[-1].offsets[-1]
+    seg_path = st._segs[-1].path
+    await st.save_vote(Vote.new(3, 1, committed=True))
+    st.save_committed(log_id(1, 1, nxt - 2))
+    await st.close()
+    return nxt - 1, seg_path, last_off
+
+
+def test_reopen_gives_same_vote_log_committed(tmp_path):
+    async def main():
+        last, _, _ = await _fill(tmp_path / "w", [5, 50, 1, 200])
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert len(st._segs) >= 2          # rotation happened
+        assert await st.read_vote() == Vote.new(3, 1, committed=True)
+        assert await st.read_committed() == log_id(1, 1, last - 1)
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, last)
+        assert_entries_equal(await st.get_log_entries(1, last + 1), _entries(1, last))
+        await st.close()
+    run(main())
+
+
+def test_torn_tail_at_every_byte_of_the_last_record(tmp_path):
+    async def main():
+        last, seg, off = await _fill(tmp_path / "w", [3, 4])
+        size = off + 12 + 26 + len(b"p%d" % last)
+        for cut in range(off, size):
+            for zero_fill in (False, True):
+                d = tmp_path / "c"
+                shutil.copytree(tmp_path / "w", d)
+                p = d / os.path.basename(seg)
+                if zero_fill:        # a torn write into preallocated space
+                    with open(p, "r+b") as f:
+                        f.seek(cut)
+                        f.write(bytes(size - cut))
+                else:                # a cut file
+                    os.truncate(p, cut)
+                st = WalLogStore(d, segment_bytes=4096)
+                assert (await st.get_log_state()).last_log_id == log_id(1, 1, last - 1), (cut, zero_fill)
+                assert_entries_equal(await st.get_log_entries(1, last), _entries(1, last - 1))
+                await _append(st, _entries(last, 1, term=2))     # the log goes on
+                await st.close()
+                st = WalLogStore(d, segment_bytes=4096)
+                assert (await st.get_log_state()).last_log_id == log_id(2, 1, last)
+                await st.close()
+                shutil.rmtree(d)
+    run(main())
+
+
+def test_bit_flips_before_the_last_record_raise_naming_file_and_offset(tmp_path):
+    async def main():
+        last, seg, off = await _fill(tmp_path / "w", [6], segment_bytes=1 << 16)
+        for pos in range(0, off, 3):
+            d = tmp_path / "c"
+            shutil.copytree(tmp_path / "w", d)
+            p = d / os.path.basename(seg)
+            with open(p, "r+b") as f:
+                f.seek(pos)
+                b = f.read(1)[0]
+                f.seek(pos)
+                f.write(bytes([b ^ 0x40]))
+            with pytest.raises(StorageError) as ei:
+                WalLogStore(d, segment_bytes=1 << 16)
+            assert os.path.basename(seg) in str(ei.value) and "offset" in str(ei.value)
+            shutil.rmtree(d)
+    run(main())
+
+
+def test_second_opener_refused_until_closed(tmp_path):
+    async def main():
+        st = WalLogStore(tmp_path / "w")
+        with pytest.raises(StorageError, match="already open"):
+            WalLogStore(tmp_path / "w")
+        await st.close()
+        st2 = WalLogStore(tmp_path / "w")
+        await st2.close()
+    run(main())
+
+
+def test_foreign_or_broken_layout_is_an_error(tmp_path):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "data.db").write_bytes(b"x")
+    with pytest.raises(StorageError, match="not an openraft_fast WAL"):
+        WalLogStore(tmp_path / "f")
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "FORMAT").write_bytes(b"something else 9\n")
+    with pytest.raises(StorageError, match="unknown WAL format"):
+        WalLogStore(tmp_path / "g")
+
+    async def main():
+        await _fill(tmp_path / "w", [40, 40, 40])
+        os.unlink(tmp_path / "w" / "meta")
+        with pytest.raises(StorageError, match="meta"):
+            WalLogStore(tmp_path / "w", segment_bytes=4096)
+    run(main())
+
+
+class _FaultyOs:
+    """The os module, with chosen calls failing with an errno."""
+
+    def __init__(self):
+        self.fail = {}
+
+    def __getattr__(self, name):
+        f = getattr(os, name)
+
+        def call(*a, **k):
+            if name in self.fail:
+                raise OSError(self.fail[name], os.strerror(self.fail[name]))
+            return f(*a, **k)
+        return call
+
+
+def test_enospc_on_write_is_a_storage_error_and_loses_nothing_acknowledged(tmp_path):
+    async def main():
+        fo = _FaultyOs()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
+        await _append(st, _entries(1, 10))
+        fo.fail["pwrite"] = errno.ENOSPC
+        with pytest.raises(StorageError, match="ENOSPC"):
+            st.append(_entries(11, 5), lambda: None)
+        with pytest.raises(StorageError, match="ENOSPC"):      # stays failed
+            st.append(_entries(11, 5), lambda: None)
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, 10)
+        await st.close()
+    run(main())
+
+
+def test_eio_on_sync_never_acknowledges_and_fails_the_store(tmp_path):
+    async def main():
+        fo = _FaultyOs()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
+        await _append(st, _entries(1, 3))
+        fo.fail["fdatasync"] = errno.EIO
+        called = []
+        st.append(_entries(4, 2), lambda: called.append(1))
+        while st._failed is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert called == []
+        with pytest.raises(StorageError, match="EIO"):
+            st.append(_entries(6, 1), lambda: None)
+        fo.fail["fsync"] = errno.ENOSPC
+        with pytest.raises(StorageError):
+            await st.save_vote(Vote.new(1, 1))
+        await st.close()
+    run(main())
+
+
+def test_save_vote_failure_raises_and_keeps_old_vote_on_disk(tmp_path):
+    async def main():
+        fo = _FaultyOs()
+        st = WalLogStore(tmp_path / "w", _os=fo)
+        await st.save_vote(Vote.new(2, 1))
+        fo.fail["fsync"] = errno.ENOSPC
+        with pytest.raises(StorageError, match="ENOSPC"):
+            await st.save_vote(Vote.new(3, 1))
+        await st.close()
+        st = WalLogStore(tmp_path / "w")
+        assert await st.read_vote() == Vote.new(2, 1)
+        await st.close()
+    run(main())
