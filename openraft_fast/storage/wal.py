@@ -250,6 +250,8 @@ class WalLogStore(LogStore):
         # Segments wholly at or below the purged id are leftovers of an interrupted purge.
         self._drop_purged_segments()
         if self._segs and self._segs[-1].last > (self.purged.index if self.purged else 0):
+            if last_leader is None:
+                raise StorageError(f"WAL corrupt: {self._segs[-1].path} holds entries but no leader id")
             self._last = LogId(last_leader, self._segs[-1].last)
         else:
             self._last = self.purged
@@ -337,7 +339,7 @@ class WalLogStore(LogStore):
             finally:
                 for fd in fds:
                     os.close(fd)
-            by_loop = {}
+            by_loop: dict = {}
             for loop, cb in pending:
                 by_loop.setdefault(loop, []).append(cb)
             for loop, cbs in by_loop.items():
@@ -557,9 +559,9 @@ class WalLogStore(LogStore):
             status, end, _, count, _, ps, ks, rs, _ = walrec.decode(data, 0, i, True, _dec_membership)
             if count != b - a:
                 raise StorageError(f"WAL corrupt: reading {seg.path} at offset {lo + end}: status {status}")
-            payloads += ps
-            kinds += ks
-            runs += rs
+            payloads += ps or []
+            kinds += ks or b""
+            runs += rs or []
             i = seg.first + b
         return LogSlice(start, payloads, kinds, runs)
 
@@ -576,8 +578,12 @@ class WalLogStore(LogStore):
         self._check()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+
+        def flushed() -> None:
+            if not fut.done():
+                fut.set_result(None)
         with self._cv:
-            self._pending.append((loop, lambda: fut.done() or fut.set_result(None)))
+            self._pending.append((loop, flushed))
             self._cv.notify()
         await fut
 
