@@ -4,17 +4,31 @@ Environment switches:
   OPENRAFT_FAST_DEBUG=1     debug build: line tracing, bounds/wraparound checks, C and Cython
                             asserts (the engine's invariant checks), -O0 -g.
   OPENRAFT_FAST_ANNOTATE=1  write Cython's annotated HTML next to each .pyx.
+  OPENRAFT_FAST_MICROBENCH=1  also build the internal `microbench` module (benches/ use it).
+                            In-place and editable builds always build it; wheels leave it out.
+
+Release builds are stripped (-g0, linked with -s). The build never yields a pure-Python
+package: with no .pyx sources found it stops with an error, and a failed compile fails it.
 """
 import glob
 import os
 import shutil
+import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-DEBUG = os.environ.get("OPENRAFT_FAST_DEBUG", "") not in ("", "0")
-ANNOTATE = os.environ.get("OPENRAFT_FAST_ANNOTATE", "") not in ("", "0")
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+DEBUG = _flag("OPENRAFT_FAST_DEBUG")
+ANNOTATE = _flag("OPENRAFT_FAST_ANNOTATE")
+# Dev builds (in place, editable, develop) keep the internal microbench module for benches/;
+# wheels and sdist installs do not ship it.
+_DEV_BUILD = any(a in ("--inplace", "-i", "editable_wheel", "develop") for a in sys.argv[1:])
+MICROBENCH = _flag("OPENRAFT_FAST_MICROBENCH") or _DEV_BUILD
 
 directives = {
     "language_level": 3,
@@ -33,11 +47,14 @@ if DEBUG:
     macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1"), ("OPENRAFT_FAST_DEBUG", "1")]
     undef = ["NDEBUG"]
     cflags = ["-O0", "-g3"]
+    ldflags = []
 else:
     # Cython `assert` statements are our invariant checks: compiled out of release builds.
     macros = [("CYTHON_WITHOUT_ASSERTIONS", "1"), ("NDEBUG", "1")]
     undef = []
-    cflags = ["-O3"]
+    # Stripped: no debug info in what users install (about 1.7 MB instead of 9.8 MB).
+    cflags = ["-O3", "-g0"]
+    ldflags = ["-s"] if sys.platform.startswith("linux") else []
 
 
 def c_sources_for(pyx):
@@ -49,9 +66,19 @@ def c_sources_for(pyx):
     return []
 
 
+PYX = sorted(glob.glob("openraft_fast/_core/*.pyx"))
+REQUIRED = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record",
+            "engine", "walrec"]
+_missing = [m for m in REQUIRED if f"openraft_fast/_core/{m}.pyx" not in PYX]
+if _missing:
+    sys.exit("error: openraft_fast/_core/{%s}.pyx not found (run from the source tree or a complete "
+             "sdist): refusing to build a package without its compiled core" % ",".join(_missing))
+
 extensions = []
-for pyx in sorted(glob.glob("openraft_fast/_core/*.pyx")):
+for pyx in PYX:
     name = pyx[:-4].replace(os.sep, ".")
+    if name.endswith(".microbench") and not MICROBENCH:
+        continue
     extensions.append(
         Extension(
             name,
@@ -60,6 +87,7 @@ for pyx in sorted(glob.glob("openraft_fast/_core/*.pyx")):
             define_macros=macros,
             undef_macros=undef,
             extra_compile_args=cflags,
+            extra_link_args=ldflags,
         )
     )
 

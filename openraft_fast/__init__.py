@@ -10,7 +10,7 @@ from openraft_fast.metrics import RaftMetrics, ServerState
 from openraft_fast.raft import Raft, ReadPolicy
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 __all__ = [
     "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry", "Fatal",
