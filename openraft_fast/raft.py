@@ -21,21 +21,30 @@ from openraft_fast.storage.base import LogStore, StateMachine
 
 _log = logging.getLogger("openraft_fast")
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+_BYTES_ONLY = frozenset((bytes,))
 
 
-def _node_id(name: str, value) -> int:
-    """A node id argument: a non-negative int (not a bool)."""
+def _non_negative_int(name: str, value, what: str = "node id") -> int:
+    """A node id or log index argument: a non-negative int (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentType(f"{name} must be an int node id, got {type(value).__name__} {value!r}")
+        raise InvalidArgumentType(f"{name} must be an int {what}, got {type(value).__name__} {value!r}")
     if value < 0:
         raise InvalidArgument(f"{name} must be >= 0, got {value!r}")
     return value
 
 
-def _node_ids(name: str, values) -> frozenset:
+_node_id = _non_negative_int
+
+
+def _iterable(name: str, values, of: str) -> Iterable:
+    """A collection argument: any iterable but a str or a bytes-like (whose items are chars or ints)."""
     if isinstance(values, (str,) + _BYTES_LIKE) or not isinstance(values, Iterable):
-        raise InvalidArgumentType(f"{name} must be an iterable of int node ids, got {type(values).__name__}")
-    return frozenset(_node_id(f"{name} item", v) for v in values)
+        raise InvalidArgumentType(f"{name} must be an iterable of {of}, got {type(values).__name__}")
+    return values
+
+
+def _node_ids(name: str, values) -> frozenset:
+    return frozenset(_node_id(f"{name} item", v) for v in _iterable(name, values, "int node ids"))
 
 
 def _node(name: str, value) -> Node:
@@ -90,10 +99,7 @@ class Trigger:
 
     async def purge_log(self, upto: int) -> None:
         """Purge the log up to index `upto` (at most what the snapshot covers)."""
-        if isinstance(upto, bool) or not isinstance(upto, int):
-            raise InvalidArgumentType(f"upto must be an int log index, got {type(upto).__name__} {upto!r}")
-        if upto < 0:
-            raise InvalidArgument(f"upto must be >= 0, got {upto!r}")
+        _non_negative_int("upto", upto, "log index")
         await self._run(self._core.engine.purge_log, upto)
 
     async def transfer_leader(self, to: int) -> None:
@@ -244,9 +250,11 @@ class Raft:
         """Replicate many entries in one submission; resolves with one response per entry.
         `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused.
         Losing leadership is handled as for client_write (OutcomeUnknown after the bound)."""
-        if isinstance(datas, (str,) + _BYTES_LIKE) or not isinstance(datas, Iterable):
-            raise InvalidArgumentType(f"client_write_many takes an iterable of payloads, got {type(datas).__name__}")
-        return self._core.write_many([_payload(d) for d in datas])
+        payloads = list(_iterable("client_write_many's argument", datas, "payloads"))
+        # One C-level pass over the types; per-entry Python work only for a batch that is not all bytes.
+        if not set(map(type, payloads)) <= _BYTES_ONLY:
+            payloads = [_payload(d) for d in payloads]
+        return self._core.write_many(payloads)
 
     async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> LogId:
         """Return once this leader's state machine reflects every write committed before the

@@ -512,8 +512,7 @@ class RaftCore:
                 continue
             if err is None:
                 err = OutcomeUnknown(OutcomeUnknown.TRUNCATED, "the entry was overwritten by another leader's log")
-            for fut in (w.futs or (w.batch_fut,)):
-                _fail(fut, err)
+            _fail_write(w, err)
         self.pending_writes = keep
 
     def _arm_orphan_timer(self) -> None:
@@ -536,8 +535,7 @@ class RaftCore:
             if err is None:
                 err = OutcomeUnknown(OutcomeUnknown.LEADERSHIP_LOST,
                                      f"this node stopped leading and did not learn the outcome within {self.orphan_bound}s")
-            for fut in (w.futs or (w.batch_fut,)):
-                _fail(fut, err)
+            _fail_write(w, err)
         if pending:
             self._arm_orphan_timer()
 
@@ -728,8 +726,7 @@ class RaftCore:
             unknown = OutcomeUnknown(OutcomeUnknown.STOPPED, str(err))
             unknown.__cause__ = err
             for w in self.pending_writes:
-                for fut in (w.futs or (w.batch_fut,)):
-                    _fail(fut, unknown)
+                _fail_write(w, unknown)
         self.pending_writes.clear()
         for _, fut in self.batch_sinks:
             _fail(fut, err)
@@ -769,6 +766,12 @@ class RaftCore:
 def _fail(fut: asyncio.Future, err: BaseException) -> None:
     if not fut.done():
         fut.set_exception(err)
+
+
+def _fail_write(w, err: BaseException) -> None:
+    """Fail every caller of one pending write: its per-entry futures, or its batch future."""
+    for fut in (w.futs or (w.batch_fut,)):
+        _fail(fut, err)
 
 
 def _chain(dst: asyncio.Future, src: asyncio.Future) -> None:
