@@ -12,6 +12,11 @@ cdef enum:
     APPEND_CONFLICT = 1
     APPEND_HIGHER_VOTE = 2
 
+cdef enum:
+    READ_OK = 0
+    READ_NOT_LEADER = 1        # the asked node does not lead; leader_id names one it knows (-1: none)
+    READ_NO_QUORUM = 2         # the leader could not confirm its leadership (no quorum, lease expired)
+
 
 cdef class VoteRequest(Record):
     cdef readonly Vote vote
@@ -75,3 +80,16 @@ cdef class SnapshotResponse(Record):
 cdef class TimeoutNow(Record):
     cdef readonly Vote vote             # the leader's vote
     cdef readonly LogId last_log_id     # the leader's last log id: the target holds it
+
+
+cdef class ReadIndexRequest(Record):
+    # A follower asks the leader for a read index (etcd's follower ReadIndex): the leader
+    # confirms its leadership by `policy` (READ_INDEX and/or LEASE_READ bits) and answers the
+    # log id the follower must apply before it reads locally.
+    cdef readonly int policy
+
+
+cdef class ReadIndexResponse(Record):
+    cdef readonly int result            # READ_OK / READ_NOT_LEADER / READ_NO_QUORUM
+    cdef readonly LogId read_log_id     # READ_OK: apply up to this, then read (None: empty log)
+    cdef readonly int64_t leader_id     # READ_NOT_LEADER: a leader the responder knows, else -1

@@ -11,6 +11,9 @@ from openraft_fast._core.types import LogId, Membership, Vote
 OK: int            # AppendResponse.result
 CONFLICT: int
 HIGHER_VOTE: int
+READ_INDEX_OK: int          # ReadIndexResponse.result
+READ_INDEX_NOT_LEADER: int
+READ_INDEX_NO_QUORUM: int
 
 
 @disjoint_base
@@ -154,3 +157,26 @@ class TimeoutNow(Record):
     @property
     def last_log_id(self) -> Optional[LogId]:
         """The leader's last log id: the target holds it."""
+
+
+@disjoint_base
+class ReadIndexRequest(Record):
+    """A follower asks the leader for a read index (etcd's follower ReadIndex)."""
+    def __init__(self, policy: int) -> None: ...
+    @property
+    def policy(self) -> int:
+        """READ_INDEX (1) and/or LEASE_READ (2) bits: how the leader confirms its leadership."""
+
+
+@disjoint_base
+class ReadIndexResponse(Record):
+    def __init__(self, result: int, read_log_id: Optional[LogId] = None, leader_id: int = -1) -> None: ...
+    @property
+    def result(self) -> int:
+        """READ_INDEX_OK / READ_INDEX_NOT_LEADER / READ_INDEX_NO_QUORUM."""
+    @property
+    def read_log_id(self) -> Optional[LogId]:
+        """OK: the follower applies up to this log id, then reads locally."""
+    @property
+    def leader_id(self) -> int:
+        """NOT_LEADER: a leader the responder knows of, else -1."""

@@ -8,6 +8,9 @@ from openraft_fast._core.types cimport LogId, Membership, Vote
 OK = APPEND_OK
 CONFLICT = APPEND_CONFLICT
 HIGHER_VOTE = APPEND_HIGHER_VOTE
+READ_INDEX_OK = READ_OK
+READ_INDEX_NOT_LEADER = READ_NOT_LEADER
+READ_INDEX_NO_QUORUM = READ_NO_QUORUM
 
 
 cdef class VoteRequest(Record):
@@ -114,3 +117,23 @@ cdef class TimeoutNow(Record):
     def __init__(self, Vote vote not None, LogId last_log_id=None):
         self.vote = vote
         self.last_log_id = last_log_id
+
+
+cdef class ReadIndexRequest(Record):
+    _fields = ("policy",)
+
+    def __init__(self, int policy):
+        if policy < 1 or policy > 3:
+            raise ValueError(f"read policy must be 1 (READ_INDEX), 2 (LEASE_READ) or 3, got {policy}")
+        self.policy = policy
+
+
+cdef class ReadIndexResponse(Record):
+    _fields = ("result", "read_log_id", "leader_id")
+
+    def __init__(self, int result, LogId read_log_id=None, int64_t leader_id=-1):
+        if result < READ_OK or result > READ_NO_QUORUM:
+            raise ValueError(f"unknown read index result {result}")
+        self.result = result
+        self.read_log_id = read_log_id
+        self.leader_id = leader_id
