@@ -51,7 +51,7 @@ def normalize_endpoint(url: str) -> str:
         text = "http://" + text
     try:
         u = URL(text)
-        port = u.port
+        port = u.explicit_port
     except ValueError:
         raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT") from None
     if u.scheme not in ("http", "https") or not u.host or port is None or u.path not in ("", "/"):
