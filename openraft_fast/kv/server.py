@@ -146,9 +146,9 @@ class KvServer:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "KvServer":
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl)
         try:
             await site.start()
         except OSError:
