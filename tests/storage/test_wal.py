@@ -7,6 +7,7 @@ import shutil
 import types
 
 import pytest
+from faults import FaultyOs
 
 from openraft_fast.errors import StorageError
 from openraft_fast.storage import WalLogStore
@@ -130,25 +131,9 @@ def test_foreign_or_broken_layout_is_an_error(tmp_path):
     run(main())
 
 
-class _FaultyOs:
-    """The os module, with chosen calls failing with an errno."""
-
-    def __init__(self):
-        self.fail = {}
-
-    def __getattr__(self, name):
-        f = getattr(os, name)
-
-        def call(*a, **k):
-            if name in self.fail:
-                raise OSError(self.fail[name], os.strerror(self.fail[name]))
-            return f(*a, **k)
-        return call
-
-
 def test_enospc_on_write_is_a_storage_error_and_loses_nothing_acknowledged(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
         await _append(st, _entries(1, 10))
         fo.fail["pwrite"] = errno.ENOSPC
@@ -165,7 +150,7 @@ def test_enospc_on_write_is_a_storage_error_and_loses_nothing_acknowledged(tmp_p
 
 def test_eio_on_sync_never_acknowledges_and_fails_the_store(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
         await _append(st, _entries(1, 3))
         fo.fail["fdatasync"] = errno.EIO
@@ -186,7 +171,7 @@ def test_eio_on_sync_never_acknowledges_and_fails_the_store(tmp_path):
 
 def test_save_vote_failure_raises_and_keeps_old_vote_on_disk(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", _os=fo)
         await st.save_vote(Vote.new(2, 1))
         fo.fail["fsync"] = errno.ENOSPC
