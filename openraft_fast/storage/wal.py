@@ -76,6 +76,7 @@ class WalLogStore(LogStore):
         self._meta_lock = threading.RLock()     # the loop's workers and the writer thread write meta
         self._meta_stale = False
         self._error_handler: Optional[tuple] = None     # (loop, callback)
+        self._ops = 0           # calls running in a worker thread (close waits for them)
         # group commit
         self._cv = threading.Condition()
         self._pending: list = []        # (loop, on_flushed, on_error or None) waiting for the next sync
@@ -373,7 +374,7 @@ class WalLogStore(LogStore):
         old = self.vote
         self.vote = vote
         try:
-            await asyncio.to_thread(self._write_meta)
+            await self._in_thread(self._write_meta)
         except OSError as e:
             self.vote = old
             self._failed = io_error("WAL save_vote", e)
@@ -488,7 +489,7 @@ class WalLogStore(LogStore):
             for s in drop:
                 os.close(s.fd)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
             self._failed = io_error("WAL truncate_after", e)
             raise self._failed from e
@@ -502,7 +503,7 @@ class WalLogStore(LogStore):
         if past_end:
             self._last = upto
         try:
-            await asyncio.to_thread(self._write_meta)
+            await self._in_thread(self._write_meta)
         except OSError as e:
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
@@ -519,7 +520,7 @@ class WalLogStore(LogStore):
             if drop:
                 fsync_dir(self.path)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
@@ -610,10 +611,22 @@ class WalLogStore(LogStore):
             self._cv.notify()
         await fut
 
+    async def _in_thread(self, fn) -> None:
+        self._ops += 1
+        try:
+            await asyncio.to_thread(fn)
+        finally:
+            self._ops -= 1
+
     async def close(self) -> None:
-        """Flush, write the committed id, stop the writer thread and release the directory."""
+        """Wait for calls still running (a node just shut down may have a purge under way),
+        flush, write the committed id, stop the writer thread and release the directory."""
         if self._closed:
             return
+        for _ in range(6000):
+            if not self._ops:
+                break
+            await asyncio.sleep(0.005)
         try:
             if self._failed is None:
                 await self.flush()

@@ -12,7 +12,7 @@ from openraft_fast.storage import MemStateMachine, SnapshotMeta, SnapshotStore
 from openraft_fast.testing.conformance import StateMachineSuite, leader, log_id, make_slice
 from openraft_fast._core.types import NORMAL
 
-from faults import FaultyOs
+from openraft_fast.testing.faults import FaultyOs
 
 import msgpack
 

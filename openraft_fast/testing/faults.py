@@ -1,4 +1,5 @@
-"""Fault injection for the storage tests: the os module with chosen calls failing."""
+"""Fault injection for storage tests: an os module whose chosen calls fail (the durable stores
+take it as `_os=`, e.g. `WalLogStore(path, _os=FaultyOs())`, `open_storage(path, _os=...)`)."""
 import os
 
 
