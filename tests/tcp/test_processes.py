@@ -1,7 +1,9 @@
 """Raft nodes as separate OS processes (node_runner) over TCP on 127.0.0.1."""
 import asyncio
 
+from badinput import cases, send_raw
 from proc_support import CommandFailed, ProcCluster
+from tls_support import write_tls_dir
 
 
 def test_three_processes_elect_and_replicate(run, loop_kind, tmp_path):
@@ -123,3 +125,47 @@ def test_multi_mib_snapshot_streams_to_learner_while_writes_go_on(run, loop_kind
                 assert (await c.status(i))["term"] == term, "an election happened during the transfer"
 
     run(body(), timeout=90)
+
+
+def test_mutual_tls_across_processes(run, loop_kind, tmp_path):
+    async def body():
+        tls = write_tls_dir(tmp_path / "tls")
+        async with ProcCluster(str(tmp_path), loop_kind, "--tls", str(tls)) as c:
+            lid = await c.start([1, 2, 3])
+            idx = 0
+            for k in range(10):
+                idx = (await c.nodes[lid].call("write", key=f"k{k}", value=k))["index"]
+            await c.wait_applied([1, 2, 3], idx)
+            for i in (1, 2, 3):
+                assert (await c.nodes[i].call("get", key="k9"))["value"] == 9
+            # A node with a certificate from another CA cannot join: its server refuses the
+            # leader and the leader refuses it.
+            stranger = await c.spawn(4, "--tls", str(write_tls_dir(tmp_path / "other")))
+            await c.nodes[lid].call("add_learner", node=4, addr=stranger.addr, blocking=False)
+            idx = (await c.nodes[lid].call("write", key="after", value=1))["index"]
+            await c.wait_applied([1, 2, 3], idx)
+            assert (await stranger.call("status"))["applied"] == 0
+
+    run(body(), timeout=60)
+
+
+def test_bad_input_against_a_node_process(run, loop_kind, tmp_path):
+    async def body():
+        async with ProcCluster(str(tmp_path), loop_kind) as c:
+            lid = await c.start([1, 2, 3])
+            follower = next(i for i in (1, 2, 3) if i != lid)
+            for target in (lid, follower):
+                for case in cases("openraft_fast", target):
+                    out = await send_raw(c.nodes[target].port, case.data, case.half_close)
+                    assert out.closed, f"{case.name}: the node kept the connection open"
+                    if case.reply_reason is not None:
+                        assert case.reply_reason in out.replies[0][1].reason, case.name
+                    await c.nodes[lid].call("write", key=case.name, value=target)
+            idx = (await c.nodes[lid].call("write", key="end", value=1))["index"]
+            await c.wait_applied([1, 2, 3], idx)
+            for target in (lid, follower):
+                text = c.nodes[target].log_text()
+                for case in cases("openraft_fast", target):
+                    assert case.log_reason in text, f"node {target}: nothing logged for {case.name}"
+
+    run(body(), timeout=60)
