@@ -1,7 +1,7 @@
 """`openraft-fast serve`: run one node of the replicated KV service.
 
 The node keeps everything in `--data`: the WAL (`log/`), the latest state-machine snapshot
-(`snapshot/`) and `node.json` (the node id the directory belongs to: a directory is never
+(`snapshot/`, as `open_storage` lays them out) and `node.json` (the node id the directory belongs to: a directory is never
 reused under another id). It speaks Raft over TCP on `--raft` and the HTTP API on `--http`;
 with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require client
 certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): the HTTP server
@@ -76,9 +76,8 @@ async def serve(args) -> int:
     from openraft_fast import Config, Raft
     from openraft_fast.errors import RaftError
     from openraft_fast.kv.server import KvServer
-    from openraft_fast.kv.state_machine import KvStateMachine
+    from openraft_fast.kv.state_machine import open_kv_storage
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
-    from openraft_fast.storage import WalLogStore
 
     if args.id < 0:
         raise ServeError(f"--id must be >= 0, got {args.id}")
@@ -96,8 +95,7 @@ async def serve(args) -> int:
     log_store = raft = raft_server = http = factory = None
     code = 0
     try:
-        log_store = WalLogStore(os.path.join(args.data, "log"))
-        sm = KvStateMachine(os.path.join(args.data, "snapshot"))
+        log_store, sm = open_kv_storage(args.data)
         factory = TcpNetworkFactory(args.id, config, ssl=client_ssl)
         raft = await Raft.start(args.id, config, factory, log_store, sm)
         try:
