@@ -188,6 +188,11 @@ class WalLogStore(LogStore):
 
     def _recover(self, segs) -> None:
         expect = None if self.purged is None else self.purged.index + 1
+        if expect is not None:
+            # Leftovers of an interrupted purge: segments whose successor starts at or before
+            # the first unpurged index hold only purged entries (some may already be gone).
+            while len(segs) > 1 and segs[1][0] <= expect:
+                os.unlink(os.path.join(self.path, segs.pop(0)[1]))
         last_leader: Optional[LeaderId] = None
         for k, (first, name) in enumerate(segs):
             path = os.path.join(self.path, name)
@@ -477,17 +482,18 @@ class WalLogStore(LogStore):
                     if self._last_seg is not None and (newest is None or newest < self._last_seg):
                         self._last_seg = newest
                         self._write_meta()
+            # Newest first, each unlink durable before the next, then the cut: a crash at any
+            # point leaves a prefix of the old log (never a gap before a later segment).
+            for s in drop:
+                o.unlink(s.path)
+                fsync_dir(self.path)
+            for s in drop:
+                os.close(s.fd)
             if cut is not None:
                 seg, off = cut
                 o.ftruncate(seg.fd, off)
                 o.ftruncate(seg.fd, max(self.segment_bytes, off))
                 o.fsync(seg.fd)
-            for s in drop:
-                o.unlink(s.path)
-            if drop:
-                fsync_dir(self.path)
-            for s in drop:
-                os.close(s.fd)
         try:
             await self._in_thread(work)
         except OSError as e:
