@@ -1,0 +1,36 @@
+"""WAL benchmarks (issue 10) under pytest-benchmark: reopen time of a 1 M-entry log (10 M when
+WAL_BENCH_10M=1: slow, ~1 GB of disk), index memory per entry, unsynced append rate (16 B
+payloads, batches of 1024). Figures go to extra_info; `python -m benches.wal` prints a table."""
+import os
+
+import pytest
+
+from benches.wal import BATCH, build, index_bytes_per_entry, reopen_seconds
+
+SIZES = [1_000_000] + ([10_000_000] if os.environ.get("WAL_BENCH_10M") == "1" else [])
+
+
+@pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n // 1_000_000}M")
+def wal(request, tmp_path_factory):
+    n = request.param // BATCH * BATCH
+    path = str(tmp_path_factory.mktemp("wal") / "wal")
+    rate = build(path, n)
+    return path, n, rate
+
+
+def test_wal_reopen(benchmark, wal):
+    path, n, rate = wal
+    benchmark.group = "wal reopen"
+    benchmark.pedantic(reopen_seconds, args=(path,), rounds=3, iterations=1)
+    per = index_bytes_per_entry(path, n)
+    benchmark.extra_info.update(entries=n, index_bytes_per_entry=round(per, 2), append_per_s_unsynced=round(rate))
+    print(f"\nWAL {n} entries: index {per:.2f} B/entry, unsynced append {rate:,.0f} entries/s")
+
+
+def test_wal_append_unsynced(benchmark, tmp_path):
+    benchmark.group = "wal append (16 B, batches of 1024, no sync wait)"
+    n = 256 * BATCH
+    paths = iter(str(tmp_path / f"w{i}") for i in range(100))
+    rates = []
+    benchmark.pedantic(lambda: rates.append(build(next(paths), n)), rounds=3, iterations=1)
+    benchmark.extra_info.update(entries=n, append_per_s_median=round(sorted(rates)[1]))
