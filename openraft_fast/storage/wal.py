@@ -204,7 +204,14 @@ class WalLogStore(LogStore):
             if expect is None and first != 1:
                 raise StorageError(f"{path}: the first segment starts at {first}, not 1 (a segment is missing)")
             status, end, rfirst, count, offs, _, _, _, lead = walrec.decode(data, 0, first, False)
-            if status != walrec.END:
+            cut = False
+            if status == walrec.END and k == len(segs) - 1 and data.count(0, end) != len(data) - end:
+                # Bytes after the clean end of the last segment: writes that were never synced
+                # (a power loss kept a later page, not the one before it). Zero them, or the
+                # appends that follow would leave them behind as garbage after their end.
+                log.warning("WAL %s: zeroed unsynced bytes after the end at offset %d", path, end)
+                cut = True
+            elif status != walrec.END:
                 is_last = all(not self._has_data(os.path.join(self.path, n)) for _, n in segs[k + 1:])
                 torn = (status == walrec.TORN and self._torn_header_ok(data, end)) or (
                     status == walrec.BAD_CRC and self._zeros_after(data, end))
@@ -214,6 +221,8 @@ class WalLogStore(LogStore):
                     raise StorageError(f"WAL corrupt: {kind} in {path} at offset {end} "
                                        f"(after {count} good records from index {first})")
                 log.warning("WAL %s: cut a torn last record at offset %d (never acknowledged)", path, end)
+                cut = True
+            if cut:
                 fd = os.open(path, os.O_RDWR)
                 os.ftruncate(fd, end)
                 os.ftruncate(fd, max(self.segment_bytes, end))
@@ -221,9 +230,10 @@ class WalLogStore(LogStore):
                 os.close(fd)
                 for _, n in segs[k + 1:]:
                     os.unlink(os.path.join(self.path, n))
-                segs = segs[:k + 1]
             if count == 0:
                 os.unlink(path)
+                if cut:
+                    break
                 continue
             fd = os.open(path, os.O_RDWR)
             a = array("q")
@@ -232,6 +242,8 @@ class WalLogStore(LogStore):
             self._firsts.append(first)
             expect = first + count
             last_leader = lead
+            if cut:
+                break       # the segments after it held nothing and are gone
         fsync_dir(self.path)
         # Segments wholly at or below the purged id are leftovers of an interrupted purge.
         self._drop_purged_segments()

@@ -311,3 +311,37 @@ def test_truncate_interrupted_after_dropping_segments_leaves_a_prefix(tmp_path):
         assert_entries_equal(await st.get_log_entries(1, got + 1), _entries(1, got))
         await st.close()
     run(main())
+
+
+def test_unsynced_bytes_after_the_end_are_zeroed_not_left_as_garbage(tmp_path):
+    async def main():
+        last, seg, off = await _fill(tmp_path / "w", [3, 4])
+        with open(seg, "r+b") as f:         # a later page survived a power loss, this one not
+            f.seek(off + 4096)
+            f.write(os.urandom(20000))     # the appends below end inside it
+        st = WalLogStore(tmp_path / "w", segment_bytes=1 << 16)
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, last)
+        for start in range(last + 1, last + 200, 20):       # appends run over the old garbage
+            await _append(st, _entries(start, 20, term=2))
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=1 << 16)
+        assert (await st.get_log_state()).last_log_id == log_id(2, 1, last + 200)
+        assert_entries_equal(await st.get_log_entries(last + 1, last + 201), _entries(last + 1, 200, term=2))
+        await st.close()
+    run(main())
+
+
+def test_torn_last_record_before_an_empty_newer_segment(tmp_path):
+    async def main():
+        last, seg, off = await _fill(tmp_path / "w", [3, 4])
+        os.truncate(seg, off + 20)                        # the last record torn
+        with open(tmp_path / "w" / f"seg-{last + 1:020d}.wal", "wb") as f:
+            f.write(bytes(4096))                          # made, never written
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, last - 1)
+        await _append(st, _entries(last, 2, term=2))
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id == log_id(2, 1, last + 1)
+        await st.close()
+    run(main())
