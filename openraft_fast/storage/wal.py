@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from functools import partial
 from array import array
 from typing import Callable, List, Optional
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = b"openraft_fast-wal 1\n"
 TAIL_ENTRIES = 4096
+META_INTERVAL = 1.0     # seconds: how often the writer thread saves a changed committed id
 
 
 class _Segment:
@@ -315,10 +317,13 @@ class WalLogStore(LogStore):
     # ------------------------------------------------------------------ writer thread
     def _writer(self) -> None:
         o = self._os
+        meta_at = time.monotonic()
         while True:
             with self._cv:
                 while not self._pending and not self._dirty and not self._dir_dirty and not self._stop:
-                    self._cv.wait()
+                    if self._meta_stale and self._failed is None and time.monotonic() - meta_at >= META_INTERVAL:
+                        break
+                    self._cv.wait(META_INTERVAL)
                 if self._stop and not self._pending and not self._dirty and not self._dir_dirty:
                     return
                 pending, self._pending = self._pending, []
@@ -335,6 +340,12 @@ class WalLogStore(LogStore):
                         fsync_dir(self.path)
                     if created is not None:
                         self._record_segment(created)
+                    if self._meta_stale and time.monotonic() - meta_at >= META_INTERVAL:
+                        # The committed id, at most META_INTERVAL behind: a restart after a
+                        # crash replays that much of the log at once, the rest once a leader
+                        # commits again.
+                        self._write_meta()
+                        meta_at = time.monotonic()
                 except OSError as e:
                     err = self._failed = io_error("WAL fdatasync", e)
                     log.error("%s", err)
@@ -401,7 +412,8 @@ class WalLogStore(LogStore):
         return self.vote
 
     def save_committed(self, log_id: LogId) -> None:
-        """Lazy: kept in memory and written with the next metadata write (or on close)."""
+        """Lazy: kept in memory and written with the next metadata write, by the writer thread
+        within about META_INTERVAL, or on close."""
         self.committed = log_id
         self._meta_stale = True
 

@@ -6,12 +6,13 @@ import os
 import shutil
 import types
 
+import msgpack
 import pytest
-from openraft_fast.testing.faults import FaultyOs
 
+from openraft_fast._core.types import NORMAL, Vote
 from openraft_fast.errors import StorageError
 from openraft_fast.storage import WalLogStore
-from openraft_fast._core.types import NORMAL, Vote
+from openraft_fast.testing.faults import FaultyOs
 from openraft_fast.testing.conformance import assert_entries_equal, leader, log_id, make_slice
 
 
@@ -211,7 +212,6 @@ def test_newest_segment_recorded_before_its_entries_are_acknowledged(tmp_path):
             newest = st._segs[-1]
             # No close: what is on disk now is what a crash leaves.
             with open(tmp_path / "w" / "meta", "rb") as f:
-                import msgpack
                 assert msgpack.unpackb(f.read()[4:])["last_seg"] == newest.first
         await st.close()
     run(main())
@@ -343,5 +343,22 @@ def test_torn_last_record_before_an_empty_newer_segment(tmp_path):
         await st.close()
         st = WalLogStore(tmp_path / "w", segment_bytes=4096)
         assert (await st.get_log_state()).last_log_id == log_id(2, 1, last + 1)
+        await st.close()
+    run(main())
+
+
+def test_committed_id_reaches_disk_without_a_close(tmp_path):
+    async def main():
+        st = WalLogStore(tmp_path / "w")
+        await _append(st, _entries(1, 5))
+        st.save_committed(log_id(1, 1, 4))
+        for _ in range(500):                    # the writer thread saves it within META_INTERVAL
+            with open(tmp_path / "w" / "meta", "rb") as f:
+                if msgpack.unpackb(f.read()[4:])["committed"] is not None:
+                    break
+            await asyncio.sleep(0.01)
+        st.close_now()                          # as a crash: no final metadata write
+        st = WalLogStore(tmp_path / "w")
+        assert await st.read_committed() == log_id(1, 1, 4)
         await st.close()
     run(main())
