@@ -32,6 +32,13 @@ class WalCluster(Cluster):
         self.router.heal(i)
         return await self.start_node(i, log_store, sm)
 
+    async def start_all(self, wal_options=None) -> int:
+        """Nodes 1-3 on their storage (wal_options[i] for node i), initialized; the leader's id."""
+        for i in (1, 2, 3):
+            await self.open_node(i, **((wal_options or {}).get(i, {})))
+        await self.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
+        return await self.wait_leader()
+
     async def close_node(self, i: int) -> None:
         """Shut node i down and close its stores (what a process exit does)."""
         if i not in self.stopped:
@@ -84,10 +91,7 @@ def test_full_restart_recovers_every_acknowledged_write(run, tmp_path, how):
         c = WalCluster(tmp_path)
         expect: dict = {}
         try:
-            for i in (1, 2, 3):
-                await c.open_node(i)
-            await c.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
-            await c.wait_leader()
+            await c.start_all()
             await _write_acked(c, expect, 0, 60)
             await _write_acked(c, expect, 60, 100, batch=True)
             leader = await c.wait_leader()
@@ -122,10 +126,7 @@ def test_node_restarted_alone_rejoins_and_catches_up(run, tmp_path):
         c = WalCluster(tmp_path)
         expect: dict = {}
         try:
-            for i in (1, 2, 3):
-                await c.open_node(i)
-            await c.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
-            leader = await c.wait_leader()
+            leader = await c.start_all()
             await _write_acked(c, expect, 0, 30)
             down = next(i for i in (1, 2, 3) if i != leader)
             await c.close_node(down)
@@ -152,10 +153,7 @@ def test_failed_fdatasync_stops_the_node_at_once_and_loses_nothing_acknowledged(
         c = WalCluster(tmp_path)
         expect: dict = {}
         try:
-            for i in (1, 2, 3):
-                await c.open_node(i, _os=faulty[i])
-            await c.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
-            leader = await c.wait_leader()
+            leader = await c.start_all({i: {"_os": faulty[i]} for i in (1, 2, 3)})
             await _write_acked(c, expect, 0, 20)
             faulty[leader].fail["fdatasync"] = errno.EIO
             futs = [c.rafts[leader].client_write(kv(f"k{j}", j)) for j in range(20, 30)]

@@ -3,7 +3,7 @@ and purges, reporting what became durable; the test kills it with SIGKILL at ran
 reopens the log and checks that every entry whose on_flushed fired is there with its bytes,
 that the log has no hole (its first..last are all readable) and that the vote never went back.
 
-WAL_CRASH_ITERS=N runs N kills (default 20, about 20-30 s); WAL_CRASH_SEED=S picks the
+WAL_CRASH_ITERS=N runs N kills (default 30, about 20-30 s); WAL_CRASH_SEED=S picks the
 schedule (default 1). A failure prints the line that replays it.
 """
 import asyncio
@@ -19,7 +19,7 @@ from openraft_fast.storage import WalLogStore
 
 from wal_crash_writer import payload
 
-ITERS = int(os.environ.get("WAL_CRASH_ITERS", "20"))
+ITERS = int(os.environ.get("WAL_CRASH_ITERS", "30"))
 SEED = int(os.environ.get("WAL_CRASH_SEED", "1"))
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wal_crash_writer.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
