@@ -340,23 +340,25 @@ class WalLogStore(LogStore):
                         fsync_dir(self.path)
                     if created is not None:
                         self._record_segment(created)
-                    if self._meta_stale and time.monotonic() - meta_at >= META_INTERVAL:
-                        # The committed id, at most META_INTERVAL behind: a restart after a
-                        # crash replays that much of the log at once, the rest once a leader
-                        # commits again.
-                        self._write_meta()
-                        meta_at = time.monotonic()
                 except OSError as e:
                     err = self._failed = io_error("WAL fdatasync", e)
                     log.error("%s", err)
             for fd in fds:
                 os.close(fd)
-            if err is None:
-                self._call_back(pending, None)
-            else:
-                # Never acknowledged, even if a later sync succeeds: a failed fdatasync may have
-                # dropped the dirty pages, so the data is not known to be on disk.
-                self._call_back(pending, err)
+            # On a failure nothing is acknowledged, even if a later sync succeeds: a failed
+            # fdatasync may have dropped the dirty pages, so the data is not known to be on disk.
+            self._call_back(pending, err)
+            if err is None and self._meta_stale and time.monotonic() - meta_at >= META_INTERVAL:
+                # The committed id, at most about META_INTERVAL behind: a restart after a crash
+                # replays that much of the log at once, the rest once a leader commits again.
+                # After the callbacks: it delays no acknowledgement.
+                try:
+                    self._write_meta()
+                except OSError as e:
+                    self._failed = io_error("WAL metadata write", e)
+                    log.error("%s", self._failed)
+                    self._call_back([], self._failed)
+                meta_at = time.monotonic()
 
     def _record_segment(self, seg: "_Segment") -> None:
         """Record `seg` (durable now) as the newest segment, unless a truncation dropped it."""
