@@ -485,6 +485,7 @@ class WalLogStore(LogStore):
         while self._segs and self._segs[-1].first > index:
             drop.append(self._segs.pop())
             self._firsts.pop()
+        self._forget_fds(drop)
         if self._segs:
             seg = self._segs[-1]
             k = index + 1 - seg.first
@@ -540,6 +541,7 @@ class WalLogStore(LogStore):
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
         drop = self._drop_purged_segments(unlink=False)
+        self._forget_fds(drop)
         if past_end:
             self._tail.reset(upto)
         elif upto.index >= self._tail.first_index:
@@ -556,6 +558,14 @@ class WalLogStore(LogStore):
         except OSError as e:
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
+
+    def _forget_fds(self, drop: List["_Segment"]) -> None:
+        """The writer thread must not take (dup) the fds of dropped segments: they are closed
+        in a worker thread next."""
+        if drop:
+            with self._cv:
+                for s in drop:
+                    self._dirty.discard(s.fd)
 
     def _drop_purged_segments(self, unlink: bool = True) -> List[_Segment]:
         """Segments whose every entry is <= the purged index (all of them past the end)."""
