@@ -345,3 +345,56 @@ def test_committed_id_reaches_disk_without_a_close(tmp_path):
         assert await st.read_committed() == log_id(1, 1, 4)
         await st.close()
     run(main())
+
+
+def test_random_ops_with_syncs_in_flight_match_a_model(tmp_path):
+    """Appends not waited for, truncations and purges while syncs are in flight (tiny segments:
+    they drop segments the writer thread has yet to sync); the log matches a model, on line
+    and after reopening, and every on_flushed fires."""
+    import random
+    from openraft_fast._core.log import LogBuffer
+
+    async def main():
+        rng = random.Random(5)
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        model = LogBuffer()
+        fired = []
+        calls = 0
+        term = 1
+        for step in range(400):
+            r = rng.random()
+            last = model.last_index
+            if r < 0.15 and last >= model.first_index:
+                to = max(model.first_index - 1, last - rng.randrange(0, 60))
+                await st.truncate_after(to)
+                if to == model.first_index - 1 and model.purged is not None:
+                    model.reset(model.purged)
+                else:
+                    model.truncate_after(to)
+                term += 1
+            elif r < 0.2 and last - model.first_index > 50:
+                upto = model.log_id_at(last - 20)
+                await st.purge(upto)
+                model.purge_upto(upto.index)
+            else:
+                s = _entries(last + 1, rng.randrange(1, 40), term=term)
+                st.append(s, lambda: fired.append(1))
+                model.append_slice(s)
+                calls += 1
+            if step % 50 == 0:
+                await asyncio.sleep(0)
+        await st.flush()
+        for _ in range(100):
+            if len(fired) == calls:
+                break
+            await asyncio.sleep(0.01)
+        assert len(fired) == calls
+        for store in (st, None):
+            if store is None:
+                await st.close()
+                store = WalLogStore(tmp_path / "w", segment_bytes=4096)
+            assert (await store.get_log_state()) == (model.purged, model.last_log_id)
+            assert_entries_equal(await store.get_log_entries(model.first_index, model.last_index + 1),
+                                 model.slice(model.first_index, model.last_index + 1))
+        await store.close()
+    run(main())
