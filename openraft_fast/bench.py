@@ -130,13 +130,15 @@ async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, secon
 async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
                       progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None,
                       store: str = "mem", data: Optional[str] = None):
-    """With store="wal", B4: each node on its own WalLogStore under `data`, and first a row
-    with the disk's own sync rate there (bench_disk)."""
+    """With store="wal", B4: each node on its own WalLogStore under `data`, and first rows
+    with the disk's own sync rate there (bench_disk): one loop, and one loop per node at once."""
     stores = BenchStores(store, data)
     results = []
     if stores.root is not None:
         from openraft_fast.bench_disk import disk_sync_rate
         results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds))
+        if nodes > 1:       # the nodes share this disk: as many sync loops at once
+            results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds, 4096, nodes))
     router, rafts, leader = await start_local_cluster(nodes, config, stores)
     payload = b"x" * payload_size
     runs = []
