@@ -398,3 +398,21 @@ def test_random_ops_with_syncs_in_flight_match_a_model(tmp_path):
                                  model.slice(model.first_index, model.last_index + 1))
         await store.close()
     run(main())
+
+
+def test_enospc_creating_a_segment_fails_the_append_and_keeps_the_log(tmp_path):
+    async def main():
+        fo = FaultyOs()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
+        await _append(st, _entries(1, 30))
+        fo.fail["ftruncate"] = errno.ENOSPC         # preallocating the next segment fails
+        with pytest.raises(StorageError, match="ENOSPC"):
+            for start in range(31, 400, 30):
+                await _append(st, _entries(start, 30))
+        good = st.last_index
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, good)
+        await _append(st, _entries(good + 1, 30))
+        await st.close()
+    run(main())
