@@ -54,7 +54,6 @@ def cases(cluster: str, dst: int) -> List[Case]:
         Case("wrong target", handshake(cluster, dst + 100), "handshake refused", f"meant for node {dst + 100}"),
         Case("old version", handshake(cluster, dst, version=codec.PROTOCOL_VERSION - 1), "handshake refused",
              "protocol version"),
-        Case("unknown lane", handshake(cluster, dst, lane=9), "handshake refused", "unknown lane"),
         Case("vote on the snapshot lane", handshake(cluster, dst, LANE_SNAPSHOT) + vote,
              "not allowed on the snapshot lane"),
         Case("vote on the append lane", handshake(cluster, dst, LANE_APPEND) + vote,

@@ -313,7 +313,7 @@ class TcpNetwork(Network):
             while True:
                 end = min(offset + step, size)
                 last = end == size
-                chunk = codec.SnapshotChunk(req.vote, req.meta, offset, bytes(view[offset:end]), last,
+                chunk = codec.SnapshotChunk(req.vote, req.meta, offset, view[offset:end], last,
                                             req.msg_id, req.seq, req.sent_at)
                 resp = await conn.request(chunk)
                 if last or not resp.ok:

@@ -17,9 +17,9 @@ from openraft_fast._core import codec
 log = logging.getLogger("openraft_fast.network.tcp")
 
 # Lanes: each is its own connection, so heartbeats never queue behind bulk data.
-LANE_APPEND = 0      # append batches (and empty probes)
-LANE_CONTROL = 1     # votes, heartbeats, timeout-now, read-index
-LANE_SNAPSHOT = 2    # snapshot chunks
+LANE_APPEND = codec.LANE_APPEND        # append batches (and empty probes)
+LANE_CONTROL = codec.LANE_CONTROL      # votes, heartbeats, timeout-now, read-index
+LANE_SNAPSHOT = codec.LANE_SNAPSHOT    # snapshot chunks
 LANE_NAMES = {LANE_APPEND: "append", LANE_CONTROL: "control", LANE_SNAPSHOT: "snapshot"}
 
 # A correlation id 0 marks the handshake and its reply; requests count from 1.
