@@ -2,7 +2,8 @@
 import asyncio
 
 from openraft_fast import ReadPolicy
-from openraft_fast._core.messages import AppendRequest, AppendResponse
+from openraft_fast._core.messages import (READ_INDEX_OK, AppendRequest, AppendResponse, ReadIndexRequest,
+                                          ReadIndexResponse)
 from openraft_fast._core import codec
 from openraft_fast.errors import ForwardToLeader
 from openraft_fast.network.tcp import LANE_APPEND, LANE_CONTROL
@@ -164,3 +165,26 @@ class _CountingTransport:
 
     def __getattr__(self, name):
         return getattr(self._real, name)
+
+
+def test_follower_reads_over_tcp(run):
+    """ensure_linearizable on a follower asks the leader for a read index over the control
+    lane, then reads locally once applied."""
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.write(lead, "k", "v")
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            at = await c.rafts[follower].ensure_linearizable(ReadPolicy.READ_INDEX)
+            assert at.index >= r.log_id.index
+            assert c.rafts[follower].metrics.last_applied.index >= r.log_id.index
+            assert c.rafts[follower]._core.sm.data["k"] == "v"
+            # The request itself, straight over a client: the leader answers with its read point.
+            net = c.factories[follower].new_client(lead, c.node(lead))
+            try:
+                resp = await net.read_index(ReadIndexRequest(1))
+                assert type(resp) is ReadIndexResponse and resp.result == READ_INDEX_OK
+                assert resp.read_log_id.index >= r.log_id.index
+            finally:
+                net.close()
+    run(body())

@@ -33,8 +33,7 @@ def _lane_handlers(raft) -> Dict[int, Dict[type, Callable]]:
     return {
         LANE_APPEND: {AppendRequest: raft.append_entries},
         LANE_CONTROL: {AppendRequest: raft.append_entries, VoteRequest: raft.vote,
-                       # raft.read_index may be absent in older trees: the request then gets an ErrorReply.
-                       ReadIndexRequest: lambda req: raft.read_index(req)},
+                       ReadIndexRequest: raft.read_index},
         LANE_SNAPSHOT: {},
     }
 
