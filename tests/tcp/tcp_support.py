@@ -7,7 +7,6 @@ from typing import Dict, Iterable, Optional
 import msgpack
 
 from openraft_fast import Config, Node, Raft, ServerState
-from openraft_fast.errors import ForwardToLeader
 from openraft_fast.network.tcp import TcpNetworkFactory, TcpServer, serve_tcp
 from openraft_fast.storage import MemLogStore, MemStateMachine
 

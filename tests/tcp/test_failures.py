@@ -1,17 +1,17 @@
 """Failures: refused and broken connections, backoff, timeouts, closing, a peer that stops
 reading."""
 import asyncio
+import contextlib
 import logging
 import socket
 
-import pytest
 
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
 from openraft_fast._core.messages import AppendRequest, VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
-from openraft_fast.errors import NetworkError, RaftError, Stopped, Timeout, Unreachable
+from openraft_fast.errors import NetworkError, RaftError, Timeout, Unreachable
 from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, serve_tcp
 from tcp_support import FAST, WAIT, TcpCluster
 
@@ -98,43 +98,46 @@ def test_closed_port_is_unreachable(run):
     run(body())
 
 
+@contextlib.asynccontextmanager
+async def silent_peer():
+    """(raft, server, client): a client of node 1 to a served SilentRaft node 2."""
+    raft = SilentRaft()
+    server = await serve_tcp(raft, "127.0.0.1", 0)
+    f = TcpNetworkFactory(1, FAST, append_timeout=30.0)
+    try:
+        yield raft, server, f.new_client(2, Node(f"127.0.0.1:{server.port}"))
+    finally:
+        f.close()
+        await server.close()
+
+
+async def taken(raft, n):
+    while raft.taken < n:
+        await asyncio.sleep(0.01)
+
+
 def test_server_close_fails_pending_rpcs_and_timeouts_fire(run):
     async def body():
-        raft = SilentRaft()
-        server = await serve_tcp(raft, "127.0.0.1", 0)
-        f = TcpNetworkFactory(1, FAST, append_timeout=30.0)
-        net = f.new_client(2, Node(f"127.0.0.1:{server.port}"))
-        try:
+        async with silent_peer() as (raft, server, net):
             # Control lane: election_timeout_max (0.3 s) per request.
             assert isinstance(await outcome(net.vote(VoteRequest(VOTE))), Timeout)
             futs = [net.append_entries(append(100)) for _ in range(10)]
-            while raft.taken < 11:
-                await asyncio.sleep(0.01)
+            await taken(raft, 11)
             assert not any(f.done() for f in futs)
             await server.close()
             errs = [await outcome(fut) for fut in futs]
             assert all(type(e) is NetworkError for e in errs), errs
-        finally:
-            f.close()
-            await server.close()
     run(body())
 
 
-def test_factory_close_fails_pending_and_refuses_new(run):
+def test_client_close_fails_pending_and_refuses_new(run):
     async def body():
-        raft = SilentRaft()
-        server = await serve_tcp(raft, "127.0.0.1", 0)
-        f = TcpNetworkFactory(1, FAST, append_timeout=30.0)
-        net = f.new_client(2, Node(f"127.0.0.1:{server.port}"))
-        try:
+        async with silent_peer() as (raft, server, net):
             fut = net.append_entries(append(10))
-            while raft.taken < 1:
-                await asyncio.sleep(0.01)
-            f.close()
+            await taken(raft, 1)
+            net.factory.close()
             assert isinstance(await outcome(fut), NetworkError)
             assert isinstance(await outcome(net.append_entries(append(10))), NetworkError)
-        finally:
-            await server.close()
     run(body())
 
 
