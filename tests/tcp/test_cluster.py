@@ -188,3 +188,41 @@ def test_follower_reads_over_tcp(run):
             finally:
                 net.close()
     run(body())
+
+
+def test_interrupted_snapshot_transfer_is_abandoned_then_retried(run, monkeypatch):
+    """The learner's server drops the snapshot connection in the middle of the first transfer:
+    both sides abandon it (the partial data goes with the connection) and the engine's retry
+    installs the whole snapshot."""
+    cfg = FAST.replace(snapshot_policy=50, max_in_snapshot_log_to_keep=0, snapshot_chunk_size=8 * 1024)
+
+    async def body():
+        async with TcpCluster(cfg) as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.rafts[lead].client_write_many([kv(f"k{i}", "v" * 1000) for i in range(100)])
+            last = r[len(r) - 1].log_id
+            await c.rafts[lead].trigger.snapshot()
+            await c.rafts[lead].wait(WAIT).purged(last.index)
+            await c.start_node(4)
+            seen, cut = [], []
+            orig = ServerConnection._chunk
+
+            def cut_first_transfer(self, corr, ch):
+                seen.append((id(self), ch.offset))
+                if len({conn for conn, _ in seen}) == 1 and ch.offset >= 3 * cfg.snapshot_chunk_size:
+                    cut.append(self._snap is not None and len(self._snap) == ch.offset)
+                    self.abort("test: cut in the middle of a snapshot")
+                    cut.append(self._snap is None)    # the partial snapshot is dropped with it
+                    return
+                return orig(self, corr, ch)
+            monkeypatch.setattr(ServerConnection, "_chunk", cut_first_transfer)
+            await c.rafts[lead].add_learner(4, c.node(4), blocking=False)
+            m = await c.rafts[4].wait(10.0).snapshot(last.index)
+            assert m.snapshot.index >= last.index
+            assert c.rafts[4]._core.sm.data["k99"] == "v" * 1000
+            assert cut == [True, True], "the transfer was not cut as planned"
+            conns = [conn for conn, _ in seen]
+            assert len(set(conns)) >= 2, "the snapshot was not resent on a new connection"
+            # The retry started over from offset 0 on its new connection.
+            assert [o for conn, o in seen if conn == conns[-1]][0] == 0
+    run(body())

@@ -91,10 +91,14 @@ class FrameConnection(asyncio.BufferedProtocol):
             self.close(f"malformed frame: {exc}")
             return
         self.on_bytes()
-        for corr_id, msg in frames:
-            if self.closed:
-                return
-            self.frame_received(corr_id, msg)
+        try:
+            for corr_id, msg in frames:
+                if self.closed:
+                    return
+                self.frame_received(corr_id, msg)
+        except Exception as exc:       # a bug, not bad input: say so and drop the connection
+            log.exception("error handling a frame")
+            self.close(f"error handling a frame: {exc!r}")
 
     def eof_received(self) -> Optional[bool]:
         if self.decoder.pending:

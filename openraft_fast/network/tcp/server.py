@@ -60,6 +60,11 @@ class ServerConnection(FrameConnection):
             log.warning("node %s: closing connection from %s (node %s, %s lane): %s", self.raft.node_id,
                         self.peername, self.peer, LANE_NAMES.get(self.lane, "no"), reason)  # type: ignore[arg-type]
         super().close(reason)
+        self._snap = None           # a partial snapshot goes with its connection
+
+    def abort(self, reason: str) -> None:
+        super().abort(reason)
+        self._snap = None
 
     def lost(self, reason: str) -> None:
         self.server._conns.discard(self)
