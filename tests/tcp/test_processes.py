@@ -19,6 +19,8 @@ def test_three_processes_elect_and_replicate(run, loop_kind, tmp_path):
             r = await c.nodes[lid].call("read", key="k7")
             assert r["value"] == 7 and r["index"] >= last
             follower = next(i for i in (1, 2, 3) if i != lid)
+            r = await c.nodes[follower].call("read", key="k19")      # a follower read over TCP
+            assert r["value"] == 19 and r["index"] >= last
             try:
                 await c.nodes[follower].call("write", key="x", value=1)
                 raise AssertionError("a follower accepted a write")
@@ -96,7 +98,8 @@ def test_memory_node_rejoins_under_new_id_as_learner(run, loop_kind, tmp_path):
 
 def test_multi_mib_snapshot_streams_to_learner_while_writes_go_on(run, loop_kind, tmp_path):
     async def body():
-        opts = ("--snapshot-policy", "100", "--keep-logs", "0", "--chunk-size", str(256 * 1024))
+        opts = ("--snapshot-policy", "100", "--keep-logs", "0", "--chunk-size", str(256 * 1024),
+                "--election-min", "1.0", "--election-max", "2.0")   # loaded machine: no spurious election
         async with ProcCluster(str(tmp_path), loop_kind, *opts) as c:
             lid = await c.start([1, 2, 3])
             for part in range(4):      # 400 values of 16 KiB: a snapshot of about 6.5 MiB
