@@ -211,3 +211,26 @@ def test_peer_that_stops_reading_does_not_grow_the_send_buffer(run):
             f.close()
             srv.close()
     run(body())
+
+
+def test_refused_handshake_surfaces_as_network_error_with_the_reason(run, caplog):
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            foreign = TcpNetworkFactory(1, FAST.replace(cluster_name="another-cluster"))
+            lost = TcpNetworkFactory(1, FAST)
+            try:
+                err = await outcome(foreign.new_client(lead, c.node(lead)).vote(VoteRequest(VOTE)))
+                assert type(err) is NetworkError and "cluster 'another-cluster'" in str(err), err
+                # A client that thinks node 7 listens at the leader's address.
+                err = await outcome(lost.new_client(7, c.node(lead)).vote(VoteRequest(VOTE)))
+                assert type(err) is NetworkError and f"meant for node 7 reached node {lead}" in str(err), err
+            finally:
+                foreign.close()
+                lost.close()
+            server_side = [r.getMessage() for r in caplog.records if "handshake refused" in r.getMessage()]
+            assert len(server_side) >= 2
+            r = await c.write(lead, "still", 1)
+            assert r.log_id.index > 0
+    run(body())
