@@ -217,7 +217,7 @@ def test_interrupted_snapshot_transfer_is_abandoned_then_retried(run, monkeypatc
             orig = ServerConnection._chunk
 
             def cut_first_transfer(self, corr, ch):
-                seen.append((id(self), ch.offset))
+                seen.append((self, ch.offset))      # the object, not its id(): ids get reused
                 if len({conn for conn, _ in seen}) == 1 and ch.offset >= 3 * cfg.snapshot_chunk_size:
                     cut.append(self._snap is not None and len(self._snap) == ch.offset)
                     self.abort("test: cut in the middle of a snapshot")
