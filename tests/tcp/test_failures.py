@@ -5,13 +5,15 @@ import contextlib
 import logging
 import socket
 
+import pytest
 
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
 from openraft_fast._core.messages import AppendRequest, VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
-from openraft_fast.errors import NetworkError, RaftError, Timeout, Unreachable
+from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
+                                  Unreachable)
 from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, serve_tcp
 from tcp_support import FAST, WAIT, TcpCluster
 
@@ -233,4 +235,37 @@ def test_refused_handshake_surfaces_as_network_error_with_the_reason(run, caplog
             assert len(server_side) >= 2
             r = await c.write(lead, "still", 1)
             assert r.log_id.index > 0
+    run(body())
+
+
+def test_bad_arguments_are_typed_errors(run):
+    async def body():
+        for args, kwargs, err in [
+            ((1, "not a config"), {}, InvalidArgumentType),
+            ((-1, FAST), {}, InvalidArgumentType),
+            ((1, FAST), {"ssl": "tls please"}, InvalidArgumentType),
+            ((1, FAST), {"append_timeout": 0}, InvalidArgument),
+            ((1, FAST), {"append_timeout": float("nan")}, InvalidArgument),
+            ((1, FAST), {"max_send_buffer": 1.5}, InvalidArgumentType),
+            ((1, FAST), {"max_frame": -5}, InvalidArgument),
+        ]:
+            with pytest.raises(err):
+                TcpNetworkFactory(*args, **kwargs)
+        raft = SilentRaft()
+        for args, kwargs, err in [
+            (("127.0.0.1", -1), {}, InvalidArgument),
+            (("127.0.0.1", 70000), {}, InvalidArgument),
+            (("127.0.0.1", "7001"), {}, InvalidArgumentType),
+            ((None, 0), {}, InvalidArgumentType),
+            (("127.0.0.1", 0), {"ssl": object()}, InvalidArgumentType),
+            (("127.0.0.1", 0), {"max_buffered": 0}, InvalidArgument),
+        ]:
+            with pytest.raises(err):
+                await serve_tcp(raft, *args, **kwargs)
+        server = await serve_tcp(raft, "127.0.0.1", 0)
+        try:
+            with pytest.raises(NetworkError, match="cannot listen"):
+                await serve_tcp(raft, "127.0.0.1", server.port)      # the port is taken
+        finally:
+            await server.close()
     run(body())

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as _ssl
 from typing import Any, Optional
 
 from openraft_fast._core import codec
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 
 log = logging.getLogger("openraft_fast.network.tcp")
 
@@ -24,6 +26,20 @@ LANE_NAMES = {LANE_APPEND: "append", LANE_CONTROL: "control", LANE_SNAPSHOT: "sn
 
 # A correlation id 0 marks the handshake and its reply; requests count from 1.
 HANDSHAKE_CORR = 0
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    """An option of the factory or the server: a positive number (an int if `integer`)."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidArgumentType(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if not value > 0 or value == float("inf"):
+        raise InvalidArgument(f"{name} must be positive and finite, got {value!r}")
+
+
+def check_ssl(ssl: Any) -> None:
+    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+        raise InvalidArgumentType(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
 
 
 class FrameConnection(asyncio.BufferedProtocol):

@@ -17,9 +17,9 @@ from typing import Any, Callable, Dict, Optional, Set
 from openraft_fast._core import codec
 from openraft_fast._core.messages import (AppendRequest, InstallSnapshotRequest, ReadIndexRequest, SnapshotResponse,
                                           TimeoutNow, VoteRequest)
-from openraft_fast.errors import Fatal
+from openraft_fast.errors import Fatal, InvalidArgument, InvalidArgumentType, NetworkError
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
-                                              FrameConnection, log)
+                                              FrameConnection, check_positive, check_ssl, log)
 
 # ErrorReply codes.
 ERR_STOPPED = 1      # the node has stopped
@@ -219,13 +219,25 @@ async def serve_tcp(raft, host: str, port: int, ssl: Optional[_ssl.SSLContext] =
 
     `ssl` is a server-side `ssl.SSLContext`; set `verify_mode = CERT_REQUIRED` and load a CA
     for mutual TLS. `max_frame` caps an incoming frame; `max_buffered` caps the responses held
-    for a peer that does not read them (default Config.max_inflight_bytes).
+    for a peer that does not read them (default Config.max_inflight_bytes). Bad arguments raise
+    InvalidArgument / InvalidArgumentType; an address that cannot be bound, NetworkError.
     """
-    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-        raise TypeError(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
+    check_ssl(ssl)
+    if not isinstance(host, str):
+        raise InvalidArgumentType(f"host must be a str, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidArgumentType(f"port must be an int, got {port!r}")
+    if not 0 <= port < 65536:
+        raise InvalidArgument(f"port must be in [0, 65535], got {port!r}")
+    check_positive("max_frame", max_frame, integer=True)
+    if max_buffered is not None:
+        check_positive("max_buffered", max_buffered, integer=True)
     server = TcpServer(raft, max_frame, max_buffered if max_buffered is not None else raft.config.max_inflight_bytes)
     loop = asyncio.get_running_loop()
-    server._server = await loop.create_server(lambda: ServerConnection(server), host, port, ssl=ssl)
+    try:
+        server._server = await loop.create_server(lambda: ServerConnection(server), host, port, ssl=ssl)
+    except OSError as exc:
+        raise NetworkError(f"node {raft.node_id}: cannot listen on {host}:{port}: {exc}") from exc
     sock = server._server.sockets[0]
     server.host, server.port = sock.getsockname()[:2]
     log.info("node %s: serving raft on %s:%s%s", raft.node_id, server.host, server.port, " (TLS)" if ssl else "")
