@@ -25,6 +25,9 @@ from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_
 ERR_STOPPED = 1      # the node has stopped
 ERR_FAILED = 2       # the handler raised
 
+# Seconds a new connection has to send its handshake.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
 # How long close() waits for the listening socket to wind down.
 _CLOSE_WAIT = 2.0
 
@@ -48,12 +51,20 @@ class ServerConnection(FrameConnection):
         self.peername: Any = None
         self._handlers: Dict[type, Callable] = {}
         self._snap: Optional[bytearray] = None      # the snapshot being assembled
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._snap_key: Any = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.peername = transport.get_extra_info("peername")
         self.server._conns.add(self)
+        # A connection that never says who it is does not hold a socket forever.
+        self._handshake_timer = self.loop.call_later(self.server.handshake_timeout, self._no_handshake)
+
+    def _no_handshake(self) -> None:
+        self._handshake_timer = None
+        if self.lane is None:
+            self.close(f"no handshake within {self.server.handshake_timeout:.3g}s")
 
     def close(self, reason: str) -> None:
         if not self.closed:
@@ -69,6 +80,9 @@ class ServerConnection(FrameConnection):
     def lost(self, reason: str) -> None:
         self.server._conns.discard(self)
         self._snap = None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
 
     # Backpressure: a peer that does not read its responses stops being read.
     def pause_writing(self) -> None:
@@ -143,6 +157,9 @@ class ServerConnection(FrameConnection):
         elif msg.lane not in LANE_NAMES:
             reason = f"unknown lane {msg.lane!r}"
         else:
+            if self._handshake_timer is not None:
+                self._handshake_timer.cancel()
+                self._handshake_timer = None
             self.lane = msg.lane
             self.peer = msg.src
             self._handlers = self.server._handlers[msg.lane]
@@ -181,10 +198,11 @@ def _consume(fut: asyncio.Future) -> None:
 class TcpServer:
     """A listening socket serving one Raft node; `port` is the bound port."""
 
-    def __init__(self, raft, max_frame: int, max_buffered: int) -> None:
+    def __init__(self, raft, max_frame: int, max_buffered: int, handshake_timeout: float) -> None:
         self.raft = raft
         self.max_frame = max_frame
         self.max_buffered = max_buffered
+        self.handshake_timeout = handshake_timeout
         self.host = ""
         self.port = 0
         self._server: Optional[asyncio.AbstractServer] = None
@@ -214,12 +232,14 @@ class TcpServer:
 
 
 async def serve_tcp(raft, host: str, port: int, ssl: Optional[_ssl.SSLContext] = None, *,
-                    max_frame: int = codec.DEFAULT_MAX_FRAME, max_buffered: Optional[int] = None) -> TcpServer:
+                    max_frame: int = codec.DEFAULT_MAX_FRAME, max_buffered: Optional[int] = None,
+                    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> TcpServer:
     """Serve `raft` to its peers on host:port (port 0 picks a free port: see `.port`).
 
     `ssl` is a server-side `ssl.SSLContext`; set `verify_mode = CERT_REQUIRED` and load a CA
     for mutual TLS. `max_frame` caps an incoming frame; `max_buffered` caps the responses held
-    for a peer that does not read them (default Config.max_inflight_bytes). Bad arguments raise
+    for a peer that does not read them (default Config.max_inflight_bytes); a connection that
+    sends no handshake within `handshake_timeout` seconds is closed. Bad arguments raise
     InvalidArgument / InvalidArgumentType; an address that cannot be bound, NetworkError.
     """
     check_ssl(ssl)
@@ -232,7 +252,9 @@ async def serve_tcp(raft, host: str, port: int, ssl: Optional[_ssl.SSLContext] =
     check_positive("max_frame", max_frame, integer=True)
     if max_buffered is not None:
         check_positive("max_buffered", max_buffered, integer=True)
-    server = TcpServer(raft, max_frame, max_buffered if max_buffered is not None else raft.config.max_inflight_bytes)
+    check_positive("handshake_timeout", handshake_timeout)
+    server = TcpServer(raft, max_frame, max_buffered if max_buffered is not None else raft.config.max_inflight_bytes,
+                       handshake_timeout)
     loop = asyncio.get_running_loop()
     try:
         server._server = await loop.create_server(lambda: ServerConnection(server), host, port, ssl=ssl)
