@@ -14,7 +14,7 @@ from openraft_fast._core.messages import AppendRequest, VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
 from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
                                   Unreachable)
-from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, serve_tcp
+from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, parse_addr, serve_tcp
 from tcp_support import FAST, WAIT, TcpCluster
 
 VOTE = Vote(LeaderId(1, 1), False)
@@ -269,3 +269,18 @@ def test_bad_arguments_are_typed_errors(run):
         finally:
             await server.close()
     run(body())
+
+
+@pytest.mark.parametrize("addr, expect", [
+    ("127.0.0.1:7001", ("127.0.0.1", 7001)),
+    ("localhost:1", ("localhost", 1)),
+    ("[::1]:65535", ("::1", 65535)),
+    ("127.0.0.1", None), ("127.0.0.1:", None), (":7001", None), ("h:0", None), ("h:65536", None),
+    ("h:-1", None), ("h:7a", None), ("", None), (None, None),
+])
+def test_parse_addr(addr, expect):
+    if expect is None:
+        with pytest.raises(ValueError):
+            parse_addr(addr)
+    else:
+        assert parse_addr(addr) == expect
