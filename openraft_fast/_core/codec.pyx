@@ -232,6 +232,8 @@ cdef int w_bytes(Writer* w, object data) except -1:
         return w_raw(w, PyByteArray_AS_STRING(data), PyByteArray_GET_SIZE(data))
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes-like data, got {type(data).__name__}")
+    if isinstance(data, memoryview) and not data.c_contiguous:
+        data = data.tobytes()
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         w_raw(w, <const char*>view.buf, view.len)
@@ -944,11 +946,15 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
 cdef class FrameDecoder:
     """Splits a byte stream into frames and decodes them (see codec.pyi)."""
 
+    def __cinit__(self, *args, **kwargs):
+        # Always a valid buffer, even if __init__ is skipped or raises.
+        self._buf = bytearray(INITIAL_CAP)
+        self._max_frame = DEFAULT_MAX_FRAME
+
     def __init__(self, Py_ssize_t max_frame=DEFAULT_MAX_FRAME):
         if max_frame < HEAD or max_frame > <Py_ssize_t>MAX_U32 + HEAD:
             raise ValueError(f"max_frame must be in [{HEAD}, {MAX_U32 + HEAD}], got {max_frame}")
         self._max_frame = max_frame
-        self._buf = bytearray(INITIAL_CAP)
         self._start = 0
         self._end = 0
         self._need = 0
@@ -1077,8 +1083,17 @@ cdef class FrameDecoder:
             out.append((corr_id, r_body(h[3], h + HEAD, blen)))
             self._start += HEAD + blen
             self._need = 0
-        if self._start == self._end:
+        cdef Py_ssize_t live = self._end - self._start
+        cdef bytearray nb
+        if live == 0:
             self._start = self._end = 0
-            if PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP:
-                self._buf = bytearray(INITIAL_CAP)
+        if (PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP and live <= INITIAL_CAP // 2
+                and self._need <= INITIAL_CAP // 2):
+            # A big frame is done: give the memory back, keeping a small partial frame.
+            nb = bytearray(INITIAL_CAP)
+            if live:
+                memcpy(PyByteArray_AS_STRING(nb), PyByteArray_AS_STRING(self._buf) + self._start, live)
+            self._buf = nb
+            self._start = 0
+            self._end = live
         return 0

@@ -541,3 +541,29 @@ def test_frames_over_a_loopback_socket_with_buffered_protocol():
 
     got = asyncio.run(asyncio.wait_for(main(), 30))
     assert got == list(enumerate(msgs))
+
+
+def test_empty_batch_and_non_contiguous_chunk_data():
+    v = Vote.new(2, 1)
+    empty = AppendRequest(v, LogId(LeaderId(2, 1), 7), LogSlice(8, []))
+    got = decode_all(codec.encode(empty, 1))[0][1]
+    assert got == empty and len(got.entries) == 0 and got.entries.start == 8
+    strided = memoryview(b"abcdef")[::2]
+    chunk = codec.SnapshotChunk(v, SnapshotMeta(None, None, None), 0, strided, True)
+    assert decode_all(codec.encode(chunk, 0))[0][1].data == b"ace"
+
+
+def test_buffer_shrinks_after_a_big_frame_even_with_a_partial_frame_behind_it():
+    d = codec.FrameDecoder()
+    big = codec.encode(codec.ErrorReply(1, "q" * (3 << 20)), 1)
+    small = codec.encode(ReadIndexRequest(1), 2)
+    assert d.feed(big + small[:5]) == [(1, codec.ErrorReply(1, "q" * (3 << 20)))]
+    assert d.pending == 5
+    assert len(d.get_buffer(-1)) <= 1 << 20
+    assert d.feed(small[5:]) == [(2, ReadIndexRequest(1))]
+
+
+def test_an_uninitialised_decoder_is_safe():
+    d = codec.FrameDecoder.__new__(codec.FrameDecoder)
+    assert d.pending == 0
+    assert d.feed(codec.encode(ReadIndexRequest(2), 1)) == [(1, ReadIndexRequest(2))]
