@@ -155,7 +155,7 @@ def decode_all(data, **kw):
 
 # ---- round trips -------------------------------------------------------------------------------
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_message, CORR)
 def test_round_trip_every_message(msg, corr_id):
     f = codec.encode(msg, corr_id)
@@ -168,8 +168,8 @@ def test_round_trip_every_message(msg, corr_id):
     assert bytes(buf) == b"x" + f
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(any_message, CORR), min_size=1, max_size=12), st.data())
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(any_message, CORR), min_size=1, max_size=8), st.data())
 def test_many_frames_in_one_buffer_and_split_anywhere(items, data):
     buf = bytearray()
     for msg, c in items:
@@ -367,7 +367,7 @@ def test_random_bodies_in_valid_frames_raise_only_codec_error(mtype, body):
     assert again[3] == mtype and decode_all(again) == out
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_message, st.data())
 def test_truncated_or_padded_bodies_are_codec_errors(msg, data):
     mtype, body = body_of(codec.encode(msg, 0))
