@@ -23,6 +23,7 @@ from libc.string cimport memcpy, memmove
 import msgpack
 
 from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.packing cimport get_i64, get_u32, put_i64, put_u32
 from openraft_fast._core.messages cimport (
     APPEND_HIGHER_VOTE, APPEND_OK, READ_NO_QUORUM, READ_OK, AppendRequest, AppendResponse,
     ReadIndexRequest, ReadIndexResponse, SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
@@ -170,26 +171,6 @@ cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
     w.buf = nb
     w.cap = cap
     return 0
-
-
-cdef inline void put_u32(char* p, uint32_t v) noexcept nogil:
-    memcpy(p, &v, 4)
-
-
-cdef inline void put_i64(char* p, int64_t v) noexcept nogil:
-    memcpy(p, &v, 8)
-
-
-cdef inline uint32_t _get_u32(const unsigned char* p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline int64_t _get_i64(const unsigned char* p) noexcept nogil:
-    cdef int64_t v
-    memcpy(&v, p, 8)
-    return v
 
 
 cdef inline int w_u8(Writer* w, uint8_t v) except -1:
@@ -606,13 +587,13 @@ cdef inline bint r_bool(Reader* r) except? -1:
 cdef inline uint32_t r_u32(Reader* r) except? 0xFFFFFFFF:
     r_need(r, 4)
     r.pos += 4
-    return _get_u32(r.p + r.pos - 4)
+    return get_u32(r.p + r.pos - 4)
 
 
 cdef inline int64_t r_i64(Reader* r) except? -0x7FFFFFFFFFFFFFFF:
     r_need(r, 8)
     r.pos += 8
-    return _get_i64(r.p + r.pos - 8)
+    return get_i64(r.p + r.pos - 8)
 
 
 cdef inline int64_t r_nonneg(Reader* r, str what) except -1:
@@ -661,7 +642,7 @@ cdef LeaderId r_leader_id(Reader* r, bint committed_form):
     if flags & ~F_STD:
         raise CodecError(f"bad leader id flags {flags:#x}")
     r.pos += 17
-    return _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), committed_form)
+    return _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), committed_form)
 
 
 cdef Vote r_vote(Reader* r):
@@ -671,7 +652,7 @@ cdef Vote r_vote(Reader* r):
         raise CodecError(f"bad vote flags {flags:#x}")
     r.pos += 17
     cdef Vote v = Vote.__new__(Vote)
-    v.leader_id = _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), False)
+    v.leader_id = _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), False)
     v.committed = (flags & F_COMMITTED) != 0
     return v
 
@@ -684,8 +665,8 @@ cdef LogId r_opt_log_id(Reader* r):
         raise CodecError(f"bad log id flags {flags:#x}")
     r_need(r, 24)
     r.pos += 24
-    cdef LeaderId lid = _leader_id(flags, _get_i64(r.p + r.pos - 24), _get_i64(r.p + r.pos - 16), True)
-    cdef int64_t index = _get_i64(r.p + r.pos - 8)
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 24), get_i64(r.p + r.pos - 16), True)
+    cdef int64_t index = get_i64(r.p + r.pos - 8)
     if index < 0:
         raise CodecError(f"log index must be >= 0, got {index}")
     return make_log_id(lid, index)
@@ -733,9 +714,9 @@ cdef Membership r_membership(Reader* r):
 cdef LogSlice r_slice(Reader* r):
     """The columns w_slice wrote; counts are checked against the bytes left before allocating."""
     r_need(r, 16)
-    cdef int64_t start = _get_i64(r.p + r.pos)
-    cdef Py_ssize_t n = _get_u32(r.p + r.pos + 8)
-    cdef Py_ssize_t nruns = _get_u32(r.p + r.pos + 12)
+    cdef int64_t start = get_i64(r.p + r.pos)
+    cdef Py_ssize_t n = get_u32(r.p + r.pos + 8)
+    cdef Py_ssize_t nruns = get_u32(r.p + r.pos + 12)
     cdef Py_ssize_t i, j, plen
     cdef int64_t first, prev
     cdef uint64_t total = 0, nbytes = 0
@@ -750,7 +731,7 @@ cdef LogSlice r_slice(Reader* r):
     cdef LeaderId lid, last_lid = None
     prev = start - 1
     for j in range(nruns):
-        first = _get_i64(r.p + r.pos)
+        first = get_i64(r.p + r.pos)
         r.pos += 8
         lid = r_leader_id(r, True)
         if first <= prev or first >= start + n or (j == 0 and first != start):
@@ -766,7 +747,7 @@ cdef LogSlice r_slice(Reader* r):
     for i in range(n):
         if kp[i] > ENTRY_MEMBERSHIP:
             raise CodecError(f"entry {start + i}: unknown kind {kp[i]}")
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_BLANK and plen:
             raise CodecError(f"entry {start + i}: a blank entry with a {plen}-byte payload")
         total += plen
@@ -775,7 +756,7 @@ cdef LogSlice r_slice(Reader* r):
     cdef list payloads = [None] * n
     cdef Reader sub
     for i in range(n):
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_NORMAL:
             payloads[i] = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
             nbytes += plen
@@ -832,9 +813,9 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_ar.prev_log_id = r_opt_log_id(r)
         m_ar.commit = r_opt_log_id(r)
         r_need(r, 24)
-        m_ar.msg_id = _get_i64(r.p + r.pos)
-        m_ar.seq = _get_i64(r.p + r.pos + 8)
-        m_ar.sent_at = _get_i64(r.p + r.pos + 16)
+        m_ar.msg_id = get_i64(r.p + r.pos)
+        m_ar.seq = get_i64(r.p + r.pos + 8)
+        m_ar.sent_at = get_i64(r.p + r.pos + 16)
         r.pos += 24
         if r_bool(r):
             m_ar.entries = r_slice(r)
@@ -852,11 +833,11 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_aresp.result = code
         m_aresp.matched = r_opt_log_id(r)
         r_need(r, 40)
-        m_aresp.conflict = _get_i64(r.p + r.pos)
-        m_aresp.hint_last = _get_i64(r.p + r.pos + 8)
-        m_aresp.msg_id = _get_i64(r.p + r.pos + 16)
-        m_aresp.seq = _get_i64(r.p + r.pos + 24)
-        m_aresp.sent_at = _get_i64(r.p + r.pos + 32)
+        m_aresp.conflict = get_i64(r.p + r.pos)
+        m_aresp.hint_last = get_i64(r.p + r.pos + 8)
+        m_aresp.msg_id = get_i64(r.p + r.pos + 16)
+        m_aresp.seq = get_i64(r.p + r.pos + 24)
+        m_aresp.sent_at = get_i64(r.p + r.pos + 32)
         r.pos += 40
         msg = m_aresp
     elif mtype == T_VOTE_REQUEST:
@@ -1067,9 +1048,9 @@ cdef class FrameDecoder:
                 raise CodecError(f"bad magic {bytes(h[:2])!r}: not an openraft_fast peer")
             if h[2] != VERSION:
                 raise CodecError(f"protocol version {h[2]} not supported (this node speaks {VERSION})")
-            if _get_u32(h + 20) != crc32c_extend(0, h, 20):
+            if get_u32(h + 20) != crc32c_extend(0, h, 20):
                 raise CodecError("frame header checksum mismatch")
-            blen = _get_u32(h + 4)
+            blen = get_u32(h + 4)
             if <uint64_t>blen + HEAD > <uint64_t>self._max_frame:
                 raise CodecError(f"frame of {blen + HEAD} bytes is over the {self._max_frame}-byte limit")
             if h[3] < 1 or h[3] > T_LAST:
@@ -1077,7 +1058,7 @@ cdef class FrameDecoder:
             if avail < HEAD + <Py_ssize_t>blen:
                 self._need = HEAD + blen
                 break
-            if _get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
+            if get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
                 raise CodecError(f"frame body checksum mismatch (type {h[3]}, {blen} bytes)")
             memcpy(&corr_id, h + 8, 8)
             out.append((corr_id, r_body(h[3], h + HEAD, blen)))
