@@ -142,19 +142,32 @@ cdef class ErrorReply(Record):
 
 # ---- writing -------------------------------------------------------------------------------------
 
+DEF SMALL = 480             # frames up to this size are built on the stack (no malloc)
+
+
 cdef struct Writer:
-    char* buf
+    char* buf                   # `small`, or a heap block once the frame outgrows it
     Py_ssize_t pos
     Py_ssize_t cap
+    char small[SMALL]
 
 
 cdef int w_init(Writer* w, Py_ssize_t cap) except -1:
+    w.pos = 0
+    if cap <= SMALL:
+        w.buf = w.small
+        w.cap = SMALL
+        return 0
     w.buf = <char*>PyMem_Malloc(cap)
     if w.buf == NULL:
         raise MemoryError()
-    w.pos = 0
     w.cap = cap
     return 0
+
+
+cdef inline void w_free(Writer* w) noexcept:
+    if w.buf != w.small:
+        PyMem_Free(w.buf)
 
 
 cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
@@ -165,7 +178,12 @@ cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
         return 0
     while cap < need:
         cap *= 2
-    nb = <char*>PyMem_Realloc(w.buf, cap)
+    if w.buf == w.small:
+        nb = <char*>PyMem_Malloc(cap)
+        if nb != NULL:
+            memcpy(nb, w.small, w.pos)
+    else:
+        nb = <char*>PyMem_Realloc(w.buf, cap)
     if nb == NULL:
         raise MemoryError()
     w.buf = nb
@@ -294,7 +312,7 @@ cdef bytes membership_bytes(Membership m):
         w_membership(&w, m)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 cdef int w_slice(Writer* w, LogSlice s) except -1:
@@ -522,7 +540,7 @@ cdef inline Py_ssize_t _size_hint(object msg):
     if type(msg) is AppendRequest and (<AppendRequest>msg).entries is not None:
         s = (<AppendRequest>msg).entries
         return 256 + 25 * len(s.runs) + 5 * (s.stop - s.start) + s.nbytes
-    return 256
+    return SMALL
 
 
 def encode(msg, corr_id):
@@ -535,7 +553,7 @@ def encode(msg, corr_id):
         w_frame(&w, msg, cid)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 def encode_into(bytearray out not None, msg, corr_id):
@@ -550,7 +568,7 @@ def encode_into(bytearray out not None, msg, corr_id):
         PyByteArray_Resize(out, old + w.pos)
         memcpy(PyByteArray_AS_STRING(out) + old, w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -625,15 +643,34 @@ cdef str r_str(Reader* r):
         raise CodecError(f"string is not valid UTF-8: {e}") from None
 
 
+# The last leader ids and vote decoded. Consecutive messages from one leader carry the same
+# ones and these values are immutable, so they are shared instead of allocated again (which
+# also lets the engine's identity fast paths hit).
+cdef LeaderId _last_vote_leader = None      # a vote's leader id
+cdef LeaderId _last_log_leader = None       # a log id's (committed) leader id
+cdef Vote _last_vote = None
+
+
+cdef inline bint _same(LeaderId c, int64_t term, int64_t node, bint std) noexcept:
+    return c is not None and c.term == term and c.node == node and c.std == std
+
+
 cdef LeaderId _leader_id(uint8_t flags, int64_t term, int64_t node, bint committed_form):
+    global _last_vote_leader, _last_log_leader
     cdef bint std = flags & F_STD
     if term < 0:
         raise CodecError(f"term must be >= 0, got {term}")
     if node < NO_NODE:
         raise CodecError(f"node id must be >= 0 or -1 (none), got {node}")
-    if committed_form and std and node != NO_NODE:
-        raise CodecError("a std-mode log id carries only the term")
-    return make_leader_id(term, node, std)
+    if committed_form:
+        if std and node != NO_NODE:
+            raise CodecError("a std-mode log id carries only the term")
+        if not _same(_last_log_leader, term, node, std):
+            _last_log_leader = make_leader_id(term, node, std)
+        return _last_log_leader
+    if not _same(_last_vote_leader, term, node, std):
+        _last_vote_leader = make_leader_id(term, node, std)
+    return _last_vote_leader
 
 
 cdef LeaderId r_leader_id(Reader* r, bint committed_form):
@@ -646,14 +683,20 @@ cdef LeaderId r_leader_id(Reader* r, bint committed_form):
 
 
 cdef Vote r_vote(Reader* r):
+    global _last_vote
     r_need(r, 17)
     cdef uint8_t flags = r.p[r.pos]
     if flags & ~(F_STD | F_COMMITTED):
         raise CodecError(f"bad vote flags {flags:#x}")
     r.pos += 17
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), False)
+    cdef bint committed = (flags & F_COMMITTED) != 0
+    if _last_vote is not None and _last_vote.leader_id is lid and _last_vote.committed == committed:
+        return _last_vote
     cdef Vote v = Vote.__new__(Vote)
-    v.leader_id = _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), False)
-    v.committed = (flags & F_COMMITTED) != 0
+    v.leader_id = lid
+    v.committed = committed
+    _last_vote = v
     return v
 
 

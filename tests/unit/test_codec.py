@@ -567,3 +567,17 @@ def test_an_uninitialised_decoder_is_safe():
     d = codec.FrameDecoder.__new__(codec.FrameDecoder)
     assert d.pending == 0
     assert d.feed(codec.encode(ReadIndexRequest(2), 1)) == [(1, ReadIndexRequest(2))]
+
+
+def test_shared_leader_ids_never_mix_modes_or_values():
+    """Decoded leader ids and votes are reused across messages; a reuse must match exactly."""
+    msgs = [VoteRequest(Vote.new(3, 1, std=std, committed=c), LogId(LeaderId(3, 1, std=std), i), False, False)
+            for i, (std, c) in enumerate([(True, False), (False, False), (False, True), (True, True),
+                                          (True, True), (False, False)])]
+    d = codec.FrameDecoder()
+    got = [m for _, m in d.feed(b"".join(codec.encode(m, 0) for m in msgs))]
+    assert got == msgs
+    for g, m in zip(got, msgs):
+        assert g.vote.leader_id.std == m.vote.leader_id.std and g.vote.committed == m.vote.committed
+        assert g.last_log_id.leader_id.std == m.last_log_id.leader_id.std
+    assert got[3].vote is got[4].vote       # the same vote twice in a row: one object
