@@ -51,8 +51,8 @@ class ServerConnection(FrameConnection):
         self.peername: Any = None
         self._handlers: Dict[type, Callable] = {}
         self._snap: Optional[bytearray] = None      # the snapshot being assembled
-        self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._snap_key: Any = None
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -124,6 +124,7 @@ class ServerConnection(FrameConnection):
 
     def _reply(self, corr_id: int, fut: asyncio.Future) -> None:
         if self.closed:
+            _consume(fut)           # nobody to tell; do not leave an unretrieved exception
             return
         if fut.cancelled():
             self._error(corr_id, Fatal("request cancelled"))
