@@ -197,10 +197,12 @@ def test_peer_that_stops_reading_does_not_grow_the_send_buffer(run):
         limit = 1 << 20
         f = TcpNetworkFactory(1, FAST, max_send_buffer=limit, append_timeout=30.0)
         net = f.new_client(2, Node(f"127.0.0.1:{port}"))
+        futs = []
         try:
             refused = None
             for n in range(400):                  # up to 100 MiB offered
                 fut = net.append_entries(append(256 * 1024))
+                futs.append(fut)
                 await asyncio.sleep(0.005)
                 if fut.done():
                     refused = fut.exception()
@@ -212,6 +214,7 @@ def test_peer_that_stops_reading_does_not_grow_the_send_buffer(run):
             stuck.set()
             f.close()
             srv.close()
+            await asyncio.gather(*futs, return_exceptions=True)      # all failed by the close
     run(body())
 
 
