@@ -10,7 +10,8 @@ import pytest
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
-from openraft_fast._core.messages import AppendRequest, VoteRequest
+from openraft_fast._core.messages import (AppendRequest, InstallSnapshotRequest, SnapshotMeta, SnapshotResponse,
+                                          VoteRequest)
 from openraft_fast._core.types import LeaderId, Vote
 from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
                                   Unreachable)
@@ -287,3 +288,34 @@ def test_parse_addr(addr, expect):
             parse_addr(addr)
     else:
         assert parse_addr(addr) == expect
+
+
+def test_newer_snapshot_transfer_supersedes_the_older(run):
+    """Two transfers to one target: the older fails with NetworkError (not a cancellation),
+    the newer completes from offset 0 on a fresh connection."""
+    async def body():
+        class ChunkSink(SilentRaft):
+            """Acks every chunk (the server does); answers the whole snapshot with ok."""
+            def install_snapshot(self, req):
+                self.got = req
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(SnapshotResponse(req.vote, True, req.msg_id, req.seq, req.sent_at))
+                return fut
+
+        raft = ChunkSink()
+        server = await serve_tcp(raft, "127.0.0.1", 0)
+        f = TcpNetworkFactory(1, FAST.replace(snapshot_chunk_size=1024))
+        net = f.new_client(2, Node(f"127.0.0.1:{server.port}"))
+        try:
+            meta = SnapshotMeta(None, None, None, "s")
+            old = net.install_snapshot(InstallSnapshotRequest(VOTE, meta, b"a" * 100_000, 1, 1, 0))
+            await asyncio.sleep(0)
+            new = net.install_snapshot(InstallSnapshotRequest(VOTE, meta, b"b" * 5000, 2, 2, 0))
+            assert isinstance(await outcome(old), NetworkError)
+            resp = await asyncio.wait_for(new, WAIT)
+            assert resp.ok and resp.msg_id == 2
+            assert raft.got.data == b"b" * 5000 and raft.got.msg_id == 2
+        finally:
+            f.close()
+            await server.close()
+    run(body())

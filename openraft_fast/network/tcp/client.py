@@ -319,9 +319,14 @@ class TcpNetwork(Network):
                 if last or not resp.ok:
                     return resp
                 offset = end
+        except asyncio.CancelledError:
+            # Superseded by a newer transfer, or the client closed: the caller sees a failed
+            # transfer (the engine retries), not a cancellation.
+            conn.close("snapshot transfer abandoned", failure=False)
+            raise NetworkError(f"node {self.target}: snapshot transfer abandoned (superseded or closed)") from None
         except BaseException as exc:
             # The receiver drops a partial snapshot with its connection.
-            conn.close(f"snapshot transfer abandoned: {exc!r}", failure=not isinstance(exc, asyncio.CancelledError))
+            conn.close(f"snapshot transfer abandoned: {exc!r}")
             raise
 
 
