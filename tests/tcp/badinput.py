@@ -95,3 +95,9 @@ async def send_raw(port: int, data: bytes, half_close: bool = False, timeout: fl
     finally:
         writer.close()
     return Outcome(closed, replies)
+
+
+async def assert_accepts_handshake(port: int, cluster: str, dst: int) -> None:
+    """The node at `port` still accepts a good handshake (and keeps the connection)."""
+    out = await send_raw(port, handshake(cluster, dst), timeout=0.3)
+    assert not out.closed and len(out.replies) == 1 and out.replies[0][1].ok, out

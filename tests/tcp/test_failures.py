@@ -16,10 +16,9 @@ from openraft_fast._core.types import LeaderId, Vote
 from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
                                   Unreachable)
 from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, parse_addr, serve_tcp
-from tcp_support import FAST, WAIT, TcpCluster
+from tcp_support import FAST, TCP_LOG, WAIT, TcpCluster, tcp_log
 
 VOTE = Vote(LeaderId(1, 1), False)
-TCP_LOG = "openraft_fast.network.tcp"
 
 
 def free_port() -> int:
@@ -174,7 +173,7 @@ def test_follower_server_restart_reconnects_and_catches_up(run, caplog):
             c.servers[follower] = await serve_tcp(c.rafts[follower], "127.0.0.1", port)
             await c.rafts[follower].wait(WAIT).applied_index(rs[-1].log_id.index)
             assert c.rafts[follower]._core.sm.data["k19"] == 19
-            msgs = [r.getMessage() for r in caplog.records if r.name == TCP_LOG]
+            msgs = tcp_log(caplog)
             down = [m for m in msgs if f"node {lead}: link to node {follower}" in m and "is down" in m]
             up = [m for m in msgs if f"node {lead}: connected to node {follower}" in m]
             assert len(down) == 1 and len(up) == 1, msgs
@@ -235,7 +234,7 @@ def test_refused_handshake_surfaces_as_network_error_with_the_reason(run, caplog
             finally:
                 foreign.close()
                 lost.close()
-            server_side = [r.getMessage() for r in caplog.records if "handshake refused" in r.getMessage()]
+            server_side = [m for m in tcp_log(caplog) if "handshake refused" in m]
             assert len(server_side) >= 2
             r = await c.write(lead, "still", 1)
             assert r.log_id.index > 0
