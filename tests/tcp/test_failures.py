@@ -245,7 +245,8 @@ def test_bad_arguments_are_typed_errors(run):
     async def body():
         for args, kwargs, err in [
             ((1, "not a config"), {}, InvalidArgumentType),
-            ((-1, FAST), {}, InvalidArgumentType),
+            ((-1, FAST), {}, InvalidArgument),
+            (("1", FAST), {}, InvalidArgumentType),
             ((1, FAST), {"ssl": "tls please"}, InvalidArgumentType),
             ((1, FAST), {"append_timeout": 0}, InvalidArgument),
             ((1, FAST), {"append_timeout": float("nan")}, InvalidArgument),

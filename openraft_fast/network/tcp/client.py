@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from openraft_fast._core import codec
 from openraft_fast._core.messages import InstallSnapshotRequest, SnapshotResponse
 from openraft_fast.config import Config
-from openraft_fast.errors import InvalidArgumentType, NetworkError, RaftError, Timeout, Unreachable
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout, Unreachable
 from openraft_fast.network.base import Network, NetworkFactory
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
                                               FrameConnection, check_positive, check_ssl, log)
@@ -345,8 +345,10 @@ class TcpNetworkFactory(NetworkFactory):
                  max_send_buffer: Optional[int] = None) -> None:
         if not isinstance(config, Config):
             raise InvalidArgumentType(f"config must be a Config, got {type(config).__name__}")
-        if isinstance(node_id, bool) or not isinstance(node_id, int) or node_id < 0:
-            raise InvalidArgumentType(f"node_id must be an int >= 0, got {node_id!r}")
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise InvalidArgumentType(f"node_id must be an int, got {node_id!r}")
+        if node_id < 0:
+            raise InvalidArgument(f"node_id must be >= 0, got {node_id!r}")
         check_ssl(ssl)
         check_positive("max_frame", max_frame, integer=True)
         if append_timeout is not None:
