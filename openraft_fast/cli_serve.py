@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from typing import Optional, Tuple
 
@@ -62,7 +63,7 @@ def _node_file(data: str, node_id: int) -> None:
         raise ServeError(f"data directory {data!r} belongs to node {owner}, not node {node_id}")
 
 
-def _tls(args) -> Tuple[Optional[object], Optional[object]]:
+def _tls(args) -> Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]:
     from openraft_fast.kv.tls import client_context, server_context
     if args.tls_cert is None and args.tls_key is None:
         if args.tls_ca is not None:

@@ -136,6 +136,7 @@ class KvClient:
                 commands.check_value(expected, "expected")
             req: Dict[str, Any] = {"expected": expected, "value": value}
         else:
+            assert expected_revision is not None
             commands.cas_revision(key, expected_revision, value)    # checks the revision
             req = {"expected_revision": expected_revision, "value": value}
         _, body = await self._call("POST", _kv_path(key) + "/cas", req, kind="cas")
