@@ -19,7 +19,7 @@ import ssl
 import sys
 from typing import Optional, Tuple
 
-from openraft_fast.cli_args import host_port, one_line_errors
+from openraft_fast.cli_args import bounded, host_port, one_line_errors
 
 _log = logging.getLogger("openraft_fast.serve")
 
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="run one node of the replicated KV service",
                        description="Run one node: WAL and KV state in --data, Raft over TCP, the HTTP API.")
     one_line_errors(p)
-    p.add_argument("--id", type=int, required=True, help="this node's id (an integer >= 0)")
+    p.add_argument("--id", type=bounded(int, 0, what="a node id"), required=True, help="this node's id (an integer >= 0)")
     p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="Raft (TCP) listen address")
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="HTTP API listen address")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory (created if missing)")
@@ -80,8 +80,6 @@ async def serve(args) -> int:
     from openraft_fast.kv.state_machine import open_kv_storage
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
 
-    if args.id < 0:
-        raise ServeError(f"--id must be >= 0, got {args.id}")
     server_ssl, client_ssl = _tls(args)
     try:
         os.makedirs(args.data, exist_ok=True)

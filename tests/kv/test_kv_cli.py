@@ -97,7 +97,7 @@ def test_cluster_init_through_the_cli(run):
     (["kv", "cas", "k", "v", "--endpoints", "127.0.0.1:1"], "one of the arguments"),
     (["kv", "cas", "k", "v", "--expected", "a", "--expected-absent", "--endpoints", "127.0.0.1:1"], "not allowed"),
     (["kv", "list", "--limit", "-1", "--endpoints", "127.0.0.1:1"], "integer >= 0"),
-    (["kv", "put", "k", "v", "--endpoints", "127.0.0.1:1", "--timeout", "0"], "positive"),
+    (["kv", "put", "k", "v", "--endpoints", "127.0.0.1:1", "--timeout", "0"], "seconds > 0"),
     (["kv", "put", "", "v", "--endpoints", "127.0.0.1:1"], "empty"),
     (["kv"], "required"),
     (["cluster", "init", "--node", "1=a:1,b:2"], "--endpoint"),
