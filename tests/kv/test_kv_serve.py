@@ -1,6 +1,6 @@
 """`openraft-fast serve` as real OS processes on 127.0.0.1: a 3-node cluster set up and used
 through the CLI, SIGTERM stops each node cleanly (exit 0), a restart from --data keeps the
-data; a failed start is one line and exit 1; mutual TLS end to end."""
+data, kill -9 of the leader fails over and the node rejoins; a failed start is one line and exit 1; mutual TLS end to end."""
 import asyncio
 import json
 import os
@@ -8,6 +8,7 @@ import os
 import trustme
 
 from kv_support import ServeProcess, cli, cli_sync, free_ports
+from openraft_fast.kv import KvClient
 
 
 async def start_cluster(tmp, ids=(1, 2, 3), ports=None, extra=()):
@@ -55,6 +56,26 @@ def test_three_serve_processes_init_use_stop_and_restart(run, tmp_path):
             assert [(i["key"], i["value"]) for i in json.loads(out)["items"]] == [(f"k{i}", f"v{i}") for i in range(5)]
             rc, out, err = await cli("kv", "put", "after", "restart", "--endpoints", ep)
             assert rc == 0, err
+            # kill -9 the leader: the others elect a new one and the client finds it
+            rc, out, err = await cli("cluster", "status", "--json", "--endpoints", ep)
+            leader = next(s["id"] for s in json.loads(out).values() if s.get("state") == "leader")
+            await procs[leader].kill()
+            rc, out, err = await cli("kv", "put", "after", "kill", "--endpoints", ep)
+            assert rc == 0, err
+            rc, out, err = await cli("kv", "get", "after", "--endpoints", ep)
+            assert rc == 0 and json.loads(out)["value"] == "kill", err
+            # the killed node restarts from its data and catches up
+            procs[leader] = ServeProcess(leader, *ports[leader], str(tmp_path / f"n{leader}"))
+            await procs[leader].start()
+            await procs[leader].wait_http()
+            async with KvClient([procs[leader].url]) as kv:
+                item = None
+                for _ in range(100):
+                    item = await kv.get("after", consistency="local")
+                    if item is not None and item.value == "kill":
+                        break
+                    await asyncio.sleep(0.1)
+                assert item is not None and item.value == "kill", item
             codes = await stop_all(procs)
             assert codes == {1: 0, 2: 0, 3: 0}, codes
         finally:
