@@ -139,6 +139,7 @@ def test_bad_requests_answer_json_errors(run):
                 ("GET", "/v1/kv/k?consistency=eventual", None, None, 400, "bad_request"),
                 ("GET", "/v1/kv?limit=-3", None, None, 400, "bad_request"),
                 ("GET", "/v1/kv/absent", None, None, 404, "key_not_found"),
+                ("PUT", "/v1/kv/big", None, b'{"value": "' + b"x" * (2 << 20) + b'"}', 413, "too_large"),
                 ("GET", "/v2/nothing", None, None, 404, "not_found"),
                 ("PATCH", "/v1/kv/k", {"value": "v"}, None, 405, "method_not_allowed"),
                 ("POST", "/v1/cluster/init", {"nodes": {"1": {"raft": "127.0.0.1:1", "http": "127.0.0.1:2"}}}, None,

@@ -224,3 +224,64 @@ def test_commands_check_their_arguments():
     with pytest.raises(InvalidArgumentType):
         commands.cas("k", 3, "v")
     assert msgpack.unpackb(commands.cas("k", None, "v")) == [commands.CAS_VALUE, "k", None, "v"]
+
+
+# ---------------------------------------------------------------------------------- model check
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_keys = st.sampled_from(["a", "a/1", "a/2", "b", "ab"])
+_vals = st.sampled_from(["", "x", "y"])
+_cmd = st.one_of(
+    st.tuples(st.just("put"), _keys, _vals),
+    st.tuples(st.just("delete"), _keys),
+    st.tuples(st.just("cas"), _keys, st.one_of(st.none(), _vals), _vals),
+    st.tuples(st.just("casrev"), _keys, st.integers(0, 12), _vals),
+)
+
+
+def _model_apply(model, index, cmd):
+    """The reference: a dict key -> (value, revision)."""
+    op, key = cmd[0], cmd[1]
+    cur = model.get(key)
+    if op == "put":
+        model[key] = (cmd[2], index)
+        return index
+    if op == "delete":
+        model.pop(key, None)
+        return (index, cur is not None)
+    match = (cur is None and cmd[2] is None) or (cur is not None and cur[0] == cmd[2]) if op == "cas" else \
+        (0 if cur is None else cur[1]) == cmd[2]
+    if match:
+        model[key] = (cmd[3], index)
+        return (True, index, None)
+    return (False, 0 if cur is None else cur[1], None if cur is None else cur[0])
+
+
+def _encode(cmd):
+    op = cmd[0]
+    return {"put": lambda: commands.put(cmd[1], cmd[2]), "delete": lambda: commands.delete(cmd[1]),
+            "cas": lambda: commands.cas(cmd[1], cmd[2], cmd[3]),
+            "casrev": lambda: commands.cas_revision(cmd[1], cmd[2], cmd[3])}[op]()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_cmd, max_size=12), st.lists(_cmd, max_size=12), st.sampled_from(["", "a", "a/", "b"]))
+def test_matches_a_dict_model_across_a_snapshot(first, second, prefix):
+    import asyncio
+
+    async def body():
+        model = {}
+        sm = KvStateMachine()
+        answers = await sm.apply(entries(1, [_encode(c) for c in first])) if first else []
+        assert answers == [_model_apply(model, i + 1, c) for i, c in enumerate(first)]
+        snap = await sm.build_snapshot()
+        restored = KvStateMachine()
+        if snap.meta.last_log_id is not None:
+            await restored.install_snapshot(snap.meta, snap.data)
+        start = len(first) + 1
+        for target in (sm, restored):
+            m = dict(model)
+            got = await target.apply(entries(start, [_encode(c) for c in second])) if second else []
+            assert got == [_model_apply(m, start + i, c) for i, c in enumerate(second)]
+            assert target.list(prefix) == [KvItem(k, v, r) for k, (v, r) in sorted(m.items()) if k.startswith(prefix)]
+    asyncio.run(body())
