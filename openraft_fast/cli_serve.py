@@ -20,6 +20,7 @@ import sys
 from typing import Optional, Tuple
 
 from openraft_fast.cli_args import bounded, host_port, one_line_errors
+from openraft_fast.config import Config
 
 _log = logging.getLogger("openraft_fast.serve")
 
@@ -41,6 +42,25 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-ca", metavar="PEM", help="CA that signs peers and clients: mutual TLS")
     p.add_argument("--cluster-name", default="openraft_fast", help="nodes of other clusters are refused")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    d = Config()
+    p.add_argument("--heartbeat", type=bounded(float, 0, inclusive=False, what="seconds"),
+                   default=d.heartbeat_interval, metavar="SECONDS", help="leader heartbeat interval")
+    p.add_argument("--election-timeout", type=_timeout_range, metavar="MIN,MAX",
+                   default=(d.election_timeout_min, d.election_timeout_max), help="election timeout range (s)")
+    p.add_argument("--snapshot-policy", type=_snapshot_policy, default=d.snapshot_policy, metavar="N|never",
+                   help="snapshot after N applied entries")
+
+
+def _timeout_range(text: str) -> Tuple[float, float]:
+    parse = bounded(float, 0, inclusive=False, what="seconds")
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX seconds, got {text!r}")
+    return parse(parts[0]), parse(parts[1])
+
+
+def _snapshot_policy(text: str):
+    return "never" if text == "never" else bounded(int, 1, what="an entry count or 'never'")(text)
 
 
 def _node_file(data: str, node_id: int) -> None:
@@ -74,19 +94,21 @@ def _tls(args) -> Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]:
 
 
 async def serve(args) -> int:
-    from openraft_fast import Config, Raft
+    from openraft_fast import Raft
     from openraft_fast.errors import RaftError
     from openraft_fast.kv.server import KvServer
     from openraft_fast.kv.state_machine import open_kv_storage
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
 
+    config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat,
+                    election_timeout_min=args.election_timeout[0], election_timeout_max=args.election_timeout[1],
+                    snapshot_policy=args.snapshot_policy)     # checked before the data directory is touched
     server_ssl, client_ssl = _tls(args)
     try:
         os.makedirs(args.data, exist_ok=True)
         _node_file(args.data, args.id)
     except OSError as exc:
         raise ServeError(f"cannot use data directory {args.data!r}: {exc}") from None
-    config = Config(cluster_name=args.cluster_name)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

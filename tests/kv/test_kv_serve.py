@@ -29,8 +29,11 @@ async def stop_all(procs):
 
 
 def test_three_serve_processes_init_use_stop_and_restart(run, tmp_path):
+    # Snapshots every 4 entries: the restarts go through a snapshot on disk plus the log after it.
+    opts = ("--snapshot-policy", "4")
+
     async def body():
-        procs, ports = await start_cluster(tmp_path)
+        procs, ports = await start_cluster(tmp_path, extra=opts)
         try:
             ep = ",".join(p.url for p in procs.values())
             nodes = []
@@ -49,8 +52,9 @@ def test_three_serve_processes_init_use_stop_and_restart(run, tmp_path):
             assert codes == {1: 0, 2: 0, 3: 0}, (codes, {i: p.log() for i, p in procs.items()})
             for p in procs.values():
                 assert "stopped" in p.log() and "Traceback" not in p.log()
+                assert os.path.exists(os.path.join(p.data, "snapshot", "snapshot")), p.log()
             # restart from the same data directories (same addresses: they are in the membership)
-            procs, _ = await start_cluster(tmp_path, ports=ports)
+            procs, _ = await start_cluster(tmp_path, ports=ports, extra=opts)
             rc, out, err = await cli("kv", "list", "--prefix", "k", "--endpoints", ep)
             assert rc == 0, err
             assert [(i["key"], i["value"]) for i in json.loads(out)["items"]] == [(f"k{i}", f"v{i}") for i in range(5)]
@@ -65,7 +69,7 @@ def test_three_serve_processes_init_use_stop_and_restart(run, tmp_path):
             rc, out, err = await cli("kv", "get", "after", "--endpoints", ep)
             assert rc == 0 and json.loads(out)["value"] == "kill", err
             # the killed node restarts from its data and catches up
-            procs[leader] = ServeProcess(leader, *ports[leader], str(tmp_path / f"n{leader}"))
+            procs[leader] = ServeProcess(leader, *ports[leader], str(tmp_path / f"n{leader}"), opts)
             await procs[leader].start()
             await procs[leader].wait_http()
             async with KvClient([procs[leader].url]) as kv:
