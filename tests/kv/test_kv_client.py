@@ -145,3 +145,16 @@ def test_bad_arguments_are_refused_before_any_request(run):
             with pytest.raises(InvalidArgument):
                 await kv.cas("k", "v", expected_revision=-1)
     run(body())
+
+
+def test_keys_with_slashes_spaces_and_a_cas_suffix(run):
+    async def body():
+        async with KvCluster() as c:
+            await c.start_kv([1])
+            async with KvClient([c.url(1)]) as kv:
+                for key in ("x/cas", "dir/sub/key", "with space?&#", "ü/ñ"):
+                    r = await kv.cas(key, "1", expected=None)
+                    assert r.ok and (await kv.get(key)) == KvItem(key, "1", r.revision)
+                assert [i.key for i in await kv.list("x/")] == ["x/cas"]
+                assert (await kv.delete("x/cas")) > 0 and await kv.get("x/cas") is None
+    run(body())

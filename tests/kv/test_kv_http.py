@@ -86,6 +86,13 @@ def test_key_value_routes_on_the_leader(run):
             assert st == 200
             st, b, _ = await call("GET", u + "/v1/kv?prefix=sp")
             assert b["items"][0]["key"] == "sp ace/slash?" and b["items"][0]["value"] == "ü"
+            # a key that ends in "/cas" is still a key for PUT, GET and DELETE
+            st, b, _ = await call("PUT", u + "/v1/kv/odd/cas", {"value": "c"})
+            assert st == 200
+            st, b, _ = await call("GET", u + "/v1/kv/odd/cas")
+            assert (st, b["value"]) == (200, "c")
+            st, b, _ = await call("DELETE", u + "/v1/kv/odd/cas")
+            assert st == 200 and b["deleted"] is True
             # every node applied the same state
             await c.wait_applied(c.rafts[lead].metrics.last_applied.index)
             assert all(c.sm(i).list() == c.sm(lead).list() for i in c.live())
