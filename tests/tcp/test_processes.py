@@ -113,13 +113,14 @@ def test_multi_mib_snapshot_streams_to_learner_while_writes_go_on(run, loop_kind
             assert st["snapshot"] >= 300, st
             term = st["term"]
             n4 = await c.spawn(4)
-            join = asyncio.ensure_future(c.nodes[lid].call("add_learner", node=4, addr=n4.addr, blocking=True,
-                                                          timeout=30.0))
+            snap_index = st["snapshot"]
+            await c.nodes[lid].call("add_learner", node=4, addr=n4.addr, blocking=False)
+            # Writes go on, one after another, until the learner has installed the snapshot.
             n = 0
-            while not join.done() and n < 500:
+            while (await n4.call("status"))["snapshot"] < snap_index and n < 2000:
                 await c.nodes[lid].call("write", key="x", value=n)
                 n += 1
-            await join
+            assert n < 2000, "the learner never installed the snapshot"
             idx = (await c.nodes[lid].call("write", key="x", value=-1))["index"]
             await c.wait_applied([4], idx)
             st4 = await c.status(4)
