@@ -319,3 +319,18 @@ def test_newer_snapshot_transfer_supersedes_the_older(run):
             f.close()
             await server.close()
     run(body())
+
+
+def test_oversized_request_fails_at_the_sender_and_the_connection_stays(run, caplog):
+    async def body():
+        caplog.set_level(logging.ERROR, logger=TCP_LOG)
+        async with silent_peer() as (raft, server, net):
+            net.factory.max_frame = 64 * 1024
+            ok = net.append_entries(append(1000))
+            for _ in range(3):
+                err = await outcome(net.append_entries(append(100 * 1024)))
+                assert type(err) is NetworkError and "exceeds the frame limit" in str(err), err
+            await taken(raft, 1)                  # the small one went through ...
+            assert not ok.done() and not net._conns[LANE_APPEND].closed     # ... on the same connection
+            assert len([m for m in tcp_log(caplog) if "exceeds the frame limit" in m]) == 1
+    run(body())
