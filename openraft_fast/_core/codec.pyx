@@ -14,8 +14,9 @@ plain C loops and every count is checked against the bytes left before anything 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
@@ -796,20 +797,27 @@ cdef LogSlice r_slice(Reader* r):
         total += plen
     if total > <uint64_t>(r.end - r.pos):
         raise CodecError(f"batch payloads of {total} bytes in {r.end - r.pos} bytes")
-    cdef list payloads = [None] * n
+    # Filled in place (PyList_SET_ITEM steals a reference; a list frees NULL slots fine if a
+    # membership payload fails half way).
+    cdef list payloads = PyList_New(n)
+    cdef object item
     cdef Reader sub
     for i in range(n):
         plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_NORMAL:
-            payloads[i] = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
+            item = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
             nbytes += plen
         elif kp[i] == ENTRY_MEMBERSHIP:
             sub.p = r.p
             sub.pos = r.pos
             sub.end = r.pos + plen
-            payloads[i] = r_membership(&sub)
+            item = r_membership(&sub)
             if sub.pos != sub.end:
                 raise CodecError(f"entry {start + i}: {sub.end - sub.pos} bytes after its membership")
+        else:
+            item = None
+        Py_INCREF(item)
+        PyList_SET_ITEM(payloads, i, item)
         r.pos += plen
     cdef LogSlice s = LogSlice.__new__(LogSlice)
     s.start = start
