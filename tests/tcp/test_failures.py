@@ -401,3 +401,21 @@ def test_client_closes_on_bad_frames_from_the_server(run, caplog):
         assert any("before the handshake reply" in m for m in logged), logged
         assert any("go away" in m for m in logged), logged
     run(body())
+
+
+def test_silent_connection_is_dropped_after_timeouts(run, caplog):
+    """Requests time out and nothing at all comes back for two timeouts: the connection is
+    taken for dead (a half-open socket) and closed; the next request opens a new one."""
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with silent_peer() as (raft, server, net):
+            assert isinstance(await outcome(net.vote(VoteRequest(VOTE))), Timeout)
+            first = net._conns[1]
+            assert not first.closed                  # the handshake reply was heard lately
+            for _ in range(3):                       # past 2 x 0.3 s of silence within 3 more
+                assert isinstance(await outcome(net.vote(VoteRequest(VOTE))), Timeout)
+                if first.closed:
+                    break
+            assert first.closed and "no response" in first.close_reason
+            assert any("no response" in m for m in tcp_log(caplog))
+    run(body())
