@@ -639,3 +639,16 @@ def test_decoding_and_failing_leak_nothing():
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, grown
+
+
+def test_a_header_announcing_a_big_frame_allocates_only_as_bytes_arrive():
+    f = codec.encode(codec.ErrorReply(7, "b" * (8 << 20)), 5)
+    d = codec.FrameDecoder()
+    assert d.feed(f[:HEAD + 100]) == []
+    assert len(d.get_buffer(-1)) <= 1 << 20          # not the 8 MiB the header announces
+    out = []
+    for i in range(HEAD + 100, len(f), 1 << 20):
+        out += d.feed(f[i:i + (1 << 20)])
+        free = len(d.get_buffer(-1))
+        assert free <= 3 * d.pending + (1 << 20) and free + d.pending <= max(len(f), 1 << 20)
+    assert out == [(5, codec.ErrorReply(7, "b" * (8 << 20)))]
