@@ -1012,8 +1012,9 @@ cdef class FrameDecoder:
             if live:
                 memmove(PyByteArray_AS_STRING(self._buf), PyByteArray_AS_STRING(self._buf) + self._start, live)
         else:
-            while cap < live + want_free:
-                cap *= 2
+            cap = cap * 2 if cap * 2 > live + want_free else live + want_free
+            if self._need >= live + want_free and cap > self._need:
+                cap = self._need            # never more than the frame being received
             nb = bytearray(cap)
             if live:
                 memcpy(PyByteArray_AS_STRING(nb), PyByteArray_AS_STRING(self._buf) + self._start, live)
@@ -1023,11 +1024,18 @@ cdef class FrameDecoder:
         return 0
 
     cdef Py_ssize_t _want(self, Py_ssize_t sizehint):
-        cdef Py_ssize_t want = MIN_READ
+        """Free space to offer a read. For a big frame, room for the rest of it, but at most as
+        much again as already arrived: memory follows the bytes received, so a header that only
+        announces a big frame costs nothing."""
+        cdef Py_ssize_t want = MIN_READ, live = self._end - self._start, step
         if sizehint > want:
             want = sizehint if sizehint < MAX_READ else MAX_READ
-        if self._need and self._need - (self._end - self._start) > want:
-            want = self._need - (self._end - self._start)
+        if self._need:
+            step = live if live > MAX_READ else MAX_READ
+            if self._need - live < step:
+                step = self._need - live
+            if step > want:
+                want = step
         return want
 
     def get_buffer(self, Py_ssize_t sizehint=-1):

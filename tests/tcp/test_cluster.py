@@ -1,7 +1,7 @@
 """Three or four Raft nodes in one process talking over real TCP sockets on 127.0.0.1."""
 import asyncio
 
-from openraft_fast import ReadPolicy
+from openraft_fast import ReadPolicy, ServerState
 from openraft_fast._core.messages import (READ_INDEX_OK, AppendRequest, AppendResponse, ReadIndexRequest,
                                           ReadIndexResponse)
 from openraft_fast._core import codec
@@ -234,4 +234,22 @@ def test_interrupted_snapshot_transfer_is_abandoned_then_retried(run, monkeypatc
             assert len(set(conns)) >= 2, "the snapshot was not resent on a new connection"
             # The retry started over from offset 0 on its new connection.
             assert [o for conn, o in seen if conn == conns[-1]][0] == 0
+    run(body())
+
+
+def test_leader_transfer_over_tcp(run):
+    """transfer_leader sends TimeoutNow (one-way, control lane): the target takes over."""
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.write(lead, "a", 1)
+            to = next(i for i in (1, 2, 3) if i != lead)
+            await c.rafts[to].wait(WAIT).applied_index(r.log_id.index)
+            await c.rafts[lead].trigger.transfer_leader(to)
+            await c.rafts[to].wait(WAIT).state(ServerState.LEADER)
+            assert await c.wait_leader([1, 2, 3]) == to
+            r = await c.write(to, "b", 2)
+            for i in (1, 2, 3):
+                await c.rafts[i].wait(WAIT).applied_index(r.log_id.index)
+                assert c.rafts[i]._core.sm.data == {"a": 1, "b": 2}
     run(body())

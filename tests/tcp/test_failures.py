@@ -10,8 +10,8 @@ import pytest
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
-from openraft_fast._core.messages import (AppendRequest, InstallSnapshotRequest, SnapshotMeta, SnapshotResponse,
-                                          VoteRequest)
+from openraft_fast._core.messages import (OK, AppendRequest, AppendResponse, InstallSnapshotRequest, SnapshotMeta,
+                                          SnapshotResponse, VoteRequest)
 from openraft_fast._core.types import LeaderId, Vote
 from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
                                   Unreachable)
@@ -318,4 +318,104 @@ def test_newer_snapshot_transfer_supersedes_the_older(run):
         finally:
             f.close()
             await server.close()
+    run(body())
+
+
+def test_oversized_request_fails_at_the_sender_and_the_connection_stays(run, caplog):
+    async def body():
+        caplog.set_level(logging.ERROR, logger=TCP_LOG)
+        async with silent_peer() as (raft, server, net):
+            net.factory.max_frame = 64 * 1024
+            ok = net.append_entries(append(1000))
+            for _ in range(3):
+                err = await outcome(net.append_entries(append(100 * 1024)))
+                assert type(err) is NetworkError and "exceeds the frame limit" in str(err), err
+            await taken(raft, 1)                  # the small one went through ...
+            assert not ok.done() and not net._conns[LANE_APPEND].closed     # ... on the same connection
+            assert len([m for m in tcp_log(caplog) if "exceeds the frame limit" in m]) == 1
+    run(body())
+
+
+@contextlib.asynccontextmanager
+async def scripted_peer(script):
+    """A fake node 2 that speaks raw frames: `script(frames, writer)` runs for every batch of
+    frames it receives. Yields a client of node 1 to it."""
+    async def serve(reader, writer):
+        dec = codec.FrameDecoder()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            await script(dec.feed(data), writer)
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    f = TcpNetworkFactory(1, FAST, append_timeout=5.0)
+    try:
+        yield f.new_client(2, Node(f"127.0.0.1:{srv.sockets[0].getsockname()[1]}"))
+    finally:
+        f.close()
+        srv.close()
+
+
+def hello(frames) -> bytes:
+    """The handshake reply, if the client's handshake is among `frames`."""
+    return b"".join(codec.encode(codec.HandshakeReply(True, ""), 0) for corr, m in frames
+                    if type(m) is codec.Handshake)
+
+
+def test_client_ignores_a_response_to_no_request(run):
+    async def body():
+        async def script(frames, writer):
+            out = hello(frames)
+            for corr, m in frames:
+                if type(m) is AppendRequest:      # a stray id first, then the real answer
+                    resp = AppendResponse(m.vote, OK, None, 0, -1, m.msg_id, m.seq, 0)
+                    out += codec.encode(resp, 999_999) + codec.encode(resp, corr)
+            writer.write(out)
+
+        async with scripted_peer(script) as net:
+            for i in range(3):
+                resp = await asyncio.wait_for(net.append_entries(append()), WAIT)
+                assert type(resp) is AppendResponse and resp.result == OK
+            assert not net._conns[LANE_APPEND].closed
+    run(body())
+
+
+def test_client_closes_on_bad_frames_from_the_server(run, caplog):
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        for name, reply in [
+            ("garbage", lambda frames: hello(frames) + b"\x00" * 64),
+            ("response before the handshake reply", lambda frames: b"".join(
+                codec.encode(AppendResponse(VOTE, OK), c) for c, m in frames if c)),
+            ("handshake refused", lambda frames: codec.encode(codec.HandshakeReply(False, "go away"), 0)),
+        ]:
+            async def script(frames, writer, reply=reply):
+                writer.write(reply(frames))
+
+            async with scripted_peer(script) as net:
+                err = await outcome(net.append_entries(append()))
+                assert type(err) is NetworkError, (name, err)
+        logged = tcp_log(caplog)
+        assert any("malformed frame" in m for m in logged), logged
+        assert any("before the handshake reply" in m for m in logged), logged
+        assert any("go away" in m for m in logged), logged
+    run(body())
+
+
+def test_silent_connection_is_dropped_after_timeouts(run, caplog):
+    """Requests time out and nothing at all comes back for two timeouts: the connection is
+    taken for dead (a half-open socket) and closed; the next request opens a new one."""
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with silent_peer() as (raft, server, net):
+            assert isinstance(await outcome(net.vote(VoteRequest(VOTE))), Timeout)
+            first = net._conns[1]
+            assert not first.closed                  # the handshake reply was heard lately
+            for _ in range(3):                       # past 2 x 0.3 s of silence within 3 more
+                assert isinstance(await outcome(net.vote(VoteRequest(VOTE))), Timeout)
+                if first.closed:
+                    break
+            assert first.closed and "no response" in first.close_reason
+            assert any("no response" in m for m in tcp_log(caplog))
     run(body())

@@ -1,5 +1,6 @@
 """Raft nodes as separate OS processes (node_runner) over TCP on 127.0.0.1."""
 import asyncio
+import signal
 
 from badinput import cases, send_raw
 from proc_support import CommandFailed, ProcCluster
@@ -113,13 +114,14 @@ def test_multi_mib_snapshot_streams_to_learner_while_writes_go_on(run, loop_kind
             assert st["snapshot"] >= 300, st
             term = st["term"]
             n4 = await c.spawn(4)
-            join = asyncio.ensure_future(c.nodes[lid].call("add_learner", node=4, addr=n4.addr, blocking=True,
-                                                          timeout=30.0))
+            snap_index = st["snapshot"]
+            await c.nodes[lid].call("add_learner", node=4, addr=n4.addr, blocking=False)
+            # Writes go on, one after another, until the learner has installed the snapshot.
             n = 0
-            while not join.done() and n < 500:
+            while (await n4.call("status"))["snapshot"] < snap_index and n < 2000:
                 await c.nodes[lid].call("write", key="x", value=n)
                 n += 1
-            await join
+            assert n < 2000, "the learner never installed the snapshot"
             idx = (await c.nodes[lid].call("write", key="x", value=-1))["index"]
             await c.wait_applied([4], idx)
             st4 = await c.status(4)
@@ -173,5 +175,29 @@ def test_bad_input_against_a_node_process(run, loop_kind, tmp_path):
                 text = c.nodes[target].log_text()
                 for case in cases("openraft_fast", target):
                     assert case.log_reason in text, f"node {target}: nothing logged for {case.name}"
+
+    run(body(), timeout=60)
+
+
+def test_frozen_leader_is_replaced_then_rejoins(run, loop_kind, tmp_path):
+    """SIGSTOP the leader: its sockets stay open but nothing answers (requests to it time
+    out); the others elect a leader and go on. SIGCONT: it steps down and catches up."""
+    async def body():
+        async with ProcCluster(str(tmp_path), loop_kind) as c:
+            lid = await c.start([1, 2, 3])
+            await c.nodes[lid].call("write", key="before", value=1)
+            c.nodes[lid].proc.send_signal(signal.SIGSTOP)
+            try:
+                rest = [i for i in (1, 2, 3) if i != lid]
+                new = await c.wait_leader(rest)
+                idx = 0
+                for k in range(10):
+                    idx = (await c.nodes[new].call("write", key=f"during{k}", value=k))["index"]
+            finally:
+                c.nodes[lid].proc.send_signal(signal.SIGCONT)
+            await c.wait_applied([1, 2, 3], idx)
+            await c.wait_leader([1, 2, 3])          # all three agree again
+            assert (await c.nodes[lid].call("get", key="during9"))["value"] == 9
+            assert (await c.nodes[lid].call("get", key="before"))["value"] == 1
 
     run(body(), timeout=60)

@@ -608,3 +608,47 @@ def test_mutated_bodies_behind_valid_checksums_raise_only_codec_error(which, edi
     (_, msg), = out
     again = codec.encode(msg, 0)
     assert codec.encode(decode_all(again)[0][1], 0) == again     # bytes: NaN-proof
+
+
+def test_decoding_and_failing_leak_nothing():
+    """Reference counting of the C paths: many decodes, and many failures half way through a
+    batch (after some payloads were made), leave the traced memory where it was."""
+    msgs = sample_messages()
+    stream = b"".join(codec.encode(m, i) for i, m in enumerate(msgs))
+    # a normal entry (its bytes object made), then a membership entry that does not parse
+    run = struct.pack("<qBqq", 1, 0, 1, 1)
+    mtype, body = append_body_with_counts(2, 1, run + bytes([NORMAL, MEMBERSHIP]) + struct.pack("<II", 3, 4)
+                                          + b"abc" + b"\xff" * 4)
+    broken = frame(mtype, body)
+
+    def churn():
+        for _ in range(50):
+            assert len(decode_all(stream)) == len(msgs)
+            with pytest.raises(codec.CodecError):
+                decode_all(broken)
+            codec.encode(msgs[0], 1)
+
+    churn()
+    tracemalloc.start()
+    try:
+        churn()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(4):
+            churn()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown
+
+
+def test_a_header_announcing_a_big_frame_allocates_only_as_bytes_arrive():
+    f = codec.encode(codec.ErrorReply(7, "b" * (8 << 20)), 5)
+    d = codec.FrameDecoder()
+    assert d.feed(f[:HEAD + 100]) == []
+    assert len(d.get_buffer(-1)) <= 1 << 20          # not the 8 MiB the header announces
+    out = []
+    for i in range(HEAD + 100, len(f), 1 << 20):
+        out += d.feed(f[i:i + (1 << 20)])
+        free = len(d.get_buffer(-1))
+        assert free <= 3 * d.pending + (1 << 20) and free + d.pending <= max(len(f), 1 << 20)
+    assert out == [(5, codec.ErrorReply(7, "b" * (8 << 20)))]

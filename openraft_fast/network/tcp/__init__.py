@@ -8,6 +8,20 @@ A target's address is its `Node.addr`, "host:port". Each target gets three conne
 heartbeats never wait behind bulk data. Modules: `frames` (one framed connection, coalesced
 writes), `client` (per-target clients, pipelining, backoff, snapshot streaming), `server`
 (handshake, lane rules, dispatch to the node, snapshot assembly).
+
+The session on one connection (frames from `openraft_fast._core.codec`, layout in docs/wire.md):
+- The client's first frame is `Handshake(version, cluster_name, src, dst, lane)` with
+  correlation id 0; the server answers `HandshakeReply(True, "")`, or `HandshakeReply(False,
+  reason)` and closes. The client may pipeline requests right behind its handshake.
+- Requests carry correlation ids from 1 up, per connection; each response echoes its request's
+  id, in any order. A handler that raised answers `ErrorReply(code, message)` (1: the node is
+  stopped, 2: another failure); the caller gets NetworkError.
+- Lanes: append (0) takes AppendRequest; control (1) takes VoteRequest, AppendRequest without
+  entries (heartbeats), ReadIndexRequest and TimeoutNow (one-way: no response); snapshot (2)
+  takes SnapshotChunk. Anything else closes the connection.
+- A snapshot is a run of SnapshotChunks from offset 0, each sent after the previous one's
+  answer: `SnapshotResponse(ok=True)` paces the non-last chunks; the last chunk is answered by
+  the node's own SnapshotResponse to the whole InstallSnapshotRequest.
 """
 from openraft_fast.network.tcp.client import TcpNetwork, TcpNetworkFactory, parse_addr
 from openraft_fast.network.tcp.frames import LANE_APPEND, LANE_CONTROL, LANE_SNAPSHOT

@@ -68,7 +68,14 @@ class ClientConnection(FrameConnection):
             return fut
         corr = self._next_corr
         self._next_corr = corr + 1
+        before = len(self._out)
         self.send(msg, corr)
+        if len(self._out) - before > self.max_frame:
+            # The peer would refuse it and drop the connection: refuse it here instead.
+            size = len(self._out) - before
+            del self._out[before:]
+            fut.set_exception(self.net.oversized(msg, size))
+            return fut
         if expect_reply:
             self.pending[corr] = (fut, self.loop.time() + self.timeout)
             if self._timer is None:
@@ -180,6 +187,7 @@ class TcpNetwork(Network):
         self._up: Optional[bool] = None         # link state, for logging its changes only
         self._snapshot_task: Optional[asyncio.Task] = None
         self._closed = False
+        self._oversize_logged = False
         cfg = factory.config
         self._timeouts = {LANE_APPEND: factory.append_timeout, LANE_CONTROL: cfg.election_timeout_max,
                           LANE_SNAPSHOT: cfg.install_snapshot_timeout}
@@ -272,6 +280,14 @@ class TcpNetwork(Network):
         if reason.startswith("cannot connect"):
             return Unreachable(prefix + reason)
         return NetworkError(prefix + reason)
+
+    def oversized(self, msg: Any, size: int) -> NetworkError:
+        text = (f"node {self.target}: a {type(msg).__name__} frame of {size} bytes exceeds the frame limit of "
+                f"{self.factory.max_frame} bytes (lower Config.max_payload_entries or raise max_frame)")
+        if not self._oversize_logged:           # once: the engine resends the same batch
+            self._oversize_logged = True
+            log.error("node %s: %s", self.factory.node_id, text)
+        return NetworkError(text)
 
     def link_up(self) -> None:
         self._failures = 0

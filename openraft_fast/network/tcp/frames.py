@@ -49,6 +49,7 @@ class FrameConnection(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.transport: Optional[asyncio.BaseTransport] = None
         self.decoder = codec.FrameDecoder(max_frame)
+        self.max_frame = max_frame
         self.max_buffered = max_buffered
         self.closed = False
         self.paused = False             # the transport's write buffer is over its high-water mark
