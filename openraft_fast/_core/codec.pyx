@@ -870,7 +870,7 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         r.pos += 24
         if r_bool(r):
             m_ar.entries = r_slice(r)
-            if m_ar.entries.start != (1 if m_ar.prev_log_id is None else m_ar.prev_log_id.index + 1):
+            if m_ar.entries.start - 1 != (0 if m_ar.prev_log_id is None else m_ar.prev_log_id.index):  # start >= 1: no overflow
                 raise CodecError(f"entries start at {m_ar.entries.start}, not right after prev {m_ar.prev_log_id}")
         else:
             m_ar.entries = None
