@@ -661,3 +661,10 @@ def test_batch_must_follow_prev_log_id_even_at_the_largest_index():
     run = struct.pack("<qBqq", 1, 0, 1, 1)
     body = body[:-1] + b"\x01" + struct.pack("<qII", 1, 1, 1) + run + b"\x00" + struct.pack("<I", 1) + b"x"
     expect_codec_error(frame(mtype, body))
+
+
+def test_wire_only_messages_pickle_and_repr():
+    import pickle
+    for m in sample_messages()[-4:]:
+        assert pickle.loads(pickle.dumps(m)) == m
+        assert repr(m).startswith(type(m).__name__ + "(")
