@@ -172,6 +172,13 @@ def build_cases(quick):
             "cy_py": py_call(cy_stmt, env, nb),
             "plain": py_call(plain_stmt, env, nb),
         }))
+    hb = cases.codec_heartbeat()
+    cases.codec_check(hb, dec, wire)
+    env_hb = dict(env, req=hb, lists=cases.codec_request_as_lists(hb))
+    out.append(("codec encode + decode, heartbeat", "msg", "one frame each way; plain = msgpack as above", {
+        "cy_py": py_call("cases.codec_round_trip(dec, req)", env_hb),
+        "plain": py_call("wire.round_trip(lists)", env_hb),
+    }))
 
     # floors -------------------------------------------------------------------------------------
     v = cases.matched_vector(5)

@@ -260,3 +260,19 @@ def test_codec_batch(benchmark, per_op, op, impl):
                    "round trip": (wire.round_trip, lists)}[op]
     out = bench_calls(benchmark, per_op, impl, fn, arg, calls=20, ops_per_call=cases.CODEC_BATCH, unit="entry")
     assert out is not None
+
+
+@pytest.mark.parametrize("impl", ["cy_py", "plain"])
+def test_codec_heartbeat(benchmark, per_op, impl):
+    """One heartbeat (an AppendRequest without entries) encoded and decoded; per message."""
+    from openraft_fast._core import codec
+    from benches.pyref import MsgpackWire
+    benchmark.group = "codec round trip, heartbeat"
+    req = cases.codec_heartbeat()
+    dec, wire = codec.FrameDecoder(), MsgpackWire()
+    cases.codec_check(req, dec, wire)
+    if impl == "cy_py":
+        out = bench_calls(benchmark, per_op, impl, lambda r: cases.codec_round_trip(dec, r), req, unit="msg")
+    else:
+        out = bench_calls(benchmark, per_op, impl, wire.round_trip, cases.codec_request_as_lists(req), unit="msg")
+    assert len(out) == 1

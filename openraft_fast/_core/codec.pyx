@@ -650,6 +650,7 @@ cdef str r_str(Reader* r):
 cdef LeaderId _last_vote_leader = None      # a vote's leader id
 cdef LeaderId _last_log_leader = None       # a log id's (committed) leader id
 cdef Vote _last_vote = None
+cdef LogId _last_log_id = None              # a heartbeat's prev and commit are often one log id
 
 
 cdef inline bint _same(LeaderId c, int64_t term, int64_t node, bint std) noexcept:
@@ -702,6 +703,7 @@ cdef Vote r_vote(Reader* r):
 
 
 cdef LogId r_opt_log_id(Reader* r):
+    global _last_log_id
     cdef uint8_t flags = r_u8(r)
     if flags == 0:
         return None
@@ -713,7 +715,9 @@ cdef LogId r_opt_log_id(Reader* r):
     cdef int64_t index = get_i64(r.p + r.pos - 8)
     if index < 0:
         raise CodecError(f"log index must be >= 0, got {index}")
-    return make_log_id(lid, index)
+    if _last_log_id is None or _last_log_id.leader_id is not lid or _last_log_id.index != index:
+        _last_log_id = make_log_id(lid, index)
+    return _last_log_id
 
 
 cdef Membership r_membership(Reader* r):
@@ -870,7 +874,7 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         r.pos += 24
         if r_bool(r):
             m_ar.entries = r_slice(r)
-            if m_ar.entries.start != (1 if m_ar.prev_log_id is None else m_ar.prev_log_id.index + 1):
+            if m_ar.entries.start - 1 != (0 if m_ar.prev_log_id is None else m_ar.prev_log_id.index):  # start >= 1: no overflow
                 raise CodecError(f"entries start at {m_ar.entries.start}, not right after prev {m_ar.prev_log_id}")
         else:
             m_ar.entries = None

@@ -652,3 +652,19 @@ def test_a_header_announcing_a_big_frame_allocates_only_as_bytes_arrive():
         free = len(d.get_buffer(-1))
         assert free <= 3 * d.pending + (1 << 20) and free + d.pending <= max(len(f), 1 << 20)
     assert out == [(5, codec.ErrorReply(7, "b" * (8 << 20)))]
+
+
+def test_batch_must_follow_prev_log_id_even_at_the_largest_index():
+    v = Vote.new(1, 1)
+    top = LogId(LeaderId(1, 1), 2 ** 63 - 1)
+    mtype, body = body_of(codec.encode(AppendRequest(v, top), 0))
+    run = struct.pack("<qBqq", 1, 0, 1, 1)
+    body = body[:-1] + b"\x01" + struct.pack("<qII", 1, 1, 1) + run + b"\x00" + struct.pack("<I", 1) + b"x"
+    expect_codec_error(frame(mtype, body))
+
+
+def test_wire_only_messages_pickle_and_repr():
+    import pickle
+    for m in sample_messages()[-4:]:
+        assert pickle.loads(pickle.dumps(m)) == m
+        assert repr(m).startswith(type(m).__name__ + "(")
