@@ -24,7 +24,7 @@ ENDPOINTS_ENV = "OPENRAFT_FAST_ENDPOINTS"
 
 def _endpoints(text: str) -> List[str]:
     from openraft_fast.errors import InvalidArgument
-    from openraft_fast.kv.client import normalize_endpoint
+    from openraft_fast.kv.endpoints import normalize_endpoint
     urls = [u for u in (x.strip() for x in text.split(",")) if u]
     if not urls:
         raise argparse.ArgumentTypeError("expected comma-separated URLs (http://HOST:PORT)")
@@ -212,7 +212,12 @@ def main(args) -> int:
     from openraft_fast._aio import run
     from openraft_fast.errors import InvalidArgument, InvalidArgumentType, RaftError
     from openraft_fast.kv.errors import KvOutcomeUnknown
+    from openraft_fast.kv.endpoints import missing_service_dependency
     name = f"openraft-fast {args.command} {getattr(args, 'cluster_command', None) or args.kv_command}"
+    missing = missing_service_dependency()
+    if missing:
+        print(f"{name}: error: {missing}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         return run(_cluster(args) if args.command == "cluster" else _kv(args))
     except KvOutcomeUnknown as exc:

@@ -163,6 +163,11 @@ async def serve(args) -> int:
 def main(args) -> int:
     from openraft_fast._aio import run
     from openraft_fast.errors import RaftError
+    from openraft_fast.kv.endpoints import missing_service_dependency
+    missing = missing_service_dependency()
+    if missing:
+        print(f"openraft-fast serve: error: {missing}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

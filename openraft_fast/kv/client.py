@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
-from yarl import URL
 
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
+from openraft_fast.kv.endpoints import normalize_endpoint
 from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, KvUnavailable
 from openraft_fast.kv.state_machine import KvItem
 
@@ -40,23 +40,6 @@ class CasResult(NamedTuple):
     ok: bool
     revision: int
     value: Optional[str]
-
-
-def normalize_endpoint(url: str) -> str:
-    """"h:p" or "http(s)://h:p[/]" as "scheme://h:p"; InvalidArgument for anything else."""
-    if not isinstance(url, str):
-        raise InvalidArgumentType(f"an endpoint must be a str URL, got {type(url).__name__}")
-    text = url.strip()
-    if "://" not in text:
-        text = "http://" + text
-    try:
-        u = URL(text)
-        port = u.explicit_port
-    except ValueError:
-        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT") from None
-    if u.scheme not in ("http", "https") or not u.host or port is None or u.path not in ("", "/"):
-        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT")
-    return str(u.origin())
 
 
 class KvClient:
@@ -255,7 +238,8 @@ class KvClient:
                 return status, data if isinstance(data, dict) else {}
             elif status == 307 and location and only is None:
                 try:
-                    self._leader = normalize_endpoint(str(URL(location).origin()))
+                    loc = urlsplit(location)
+                    self._leader = normalize_endpoint(f"{loc.scheme}://{loc.netloc}")
                 except (ValueError, InvalidArgument):
                     raise KvError("bad_redirect", f"{base} redirected to {location!r}", status) from None
                 redirects += 1
