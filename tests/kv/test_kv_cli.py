@@ -124,3 +124,18 @@ def test_unreachable_endpoints_fail_in_one_line(run):
             assert rc == 1 and ("unavailable" in line or "no endpoint answered" in line), line
             assert "cannot connect" in line
     run(body())
+
+
+@pytest.mark.parametrize("argv", [["kv", "get", "k", "--endpoints", "127.0.0.1:1"],
+                                  ["serve", "--id", "1", "--raft", "127.0.0.1:1", "--http", "127.0.0.1:2",
+                                   "--data", "/nonexistent/never-created"]])
+def test_without_the_kv_extra_the_commands_say_what_to_install(argv):
+    import subprocess
+    import sys
+    from kv_support import ROOT
+    code = ("import sys; sys.modules['aiohttp'] = None\n"       # as if aiohttp were not installed
+            "from openraft_fast.cli import main\n"
+            f"sys.exit(main({argv!r}))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    line = one_line_error(p.returncode, p.stdout, p.stderr)
+    assert "pip install 'openraft-fast[kv]'" in line and p.returncode == 1
