@@ -192,6 +192,8 @@ class KvServer:
             resp = self._redirect(request, exc)
         except RaftError as exc:
             status, code = error_status(exc)
+            if status >= 500 and code not in ("no_leader", "no_quorum", "leader_transferring"):
+                _log.warning("node %s: %s %s: %s", self.raft.node_id, request.method, request.path, exc)
             resp = _json_error(status, code, str(exc))
         except web.HTTPException as exc:
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
