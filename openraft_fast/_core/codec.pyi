@@ -105,7 +105,8 @@ _Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, Timeo
 def encode(msg: _Message, corr_id: int) -> bytes:
     """One whole frame (header + body) of `msg`, tagged with `corr_id` (0 <= corr_id < 2**64)."""
 def encode_into(out: bytearray, msg: _Message, corr_id: int) -> None:
-    """Append one frame of `msg` to `out` (coalesce many frames into one write)."""
+    """Append one frame of `msg` to `out` (coalesce many frames into one write). On any error
+    `out` is left as it was; `out` must not be exported (a live memoryview: BufferError)."""
 
 
 @disjoint_base

@@ -16,7 +16,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport PyObject, Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
@@ -147,14 +147,16 @@ DEF SMALL = 480             # frames up to this size are built on the stack (no 
 
 
 cdef struct Writer:
-    char* buf                   # `small`, or a heap block once the frame outgrows it
+    char* buf                   # `small`, a heap block once the frame outgrows it, or ba's bytes
     Py_ssize_t pos
     Py_ssize_t cap
+    PyObject* ba                # a bytearray written in place (encode_into of a big frame), or NULL
     char small[SMALL]
 
 
 cdef int w_init(Writer* w, Py_ssize_t cap) except -1:
     w.pos = 0
+    w.ba = NULL
     if cap <= SMALL:
         w.buf = w.small
         w.cap = SMALL
@@ -166,8 +168,18 @@ cdef int w_init(Writer* w, Py_ssize_t cap) except -1:
     return 0
 
 
+cdef int w_init_into(Writer* w, bytearray out, Py_ssize_t extra) except -1:
+    """Write at the end of `out`, growing it in place (no copy of the frame afterwards)."""
+    w.pos = PyByteArray_GET_SIZE(out)
+    PyByteArray_Resize(out, w.pos + extra)
+    w.ba = <PyObject*>out
+    w.buf = PyByteArray_AS_STRING(out)
+    w.cap = w.pos + extra
+    return 0
+
+
 cdef inline void w_free(Writer* w) noexcept:
-    if w.buf != w.small:
+    if w.ba == NULL and w.buf != w.small:
         PyMem_Free(w.buf)
 
 
@@ -179,6 +191,11 @@ cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
         return 0
     while cap < need:
         cap *= 2
+    if w.ba != NULL:
+        PyByteArray_Resize(<object>w.ba, cap)
+        w.buf = PyByteArray_AS_STRING(<object>w.ba)
+        w.cap = cap
+        return 0
     if w.buf == w.small:
         nb = <char*>PyMem_Malloc(cap)
         if nb != NULL:
@@ -541,6 +558,14 @@ cdef inline Py_ssize_t _size_hint(object msg):
     if type(msg) is AppendRequest and (<AppendRequest>msg).entries is not None:
         s = (<AppendRequest>msg).entries
         return 256 + 25 * len(s.runs) + 5 * (s.stop - s.start) + s.nbytes
+    if type(msg) is SnapshotChunk:
+        data = (<SnapshotChunk>msg).data
+        if type(data) is bytes:
+            return SMALL + PyBytes_GET_SIZE(data)
+        if type(data) is bytearray:
+            return SMALL + PyByteArray_GET_SIZE(data)
+        if type(data) is memoryview:
+            return SMALL + (<memoryview>data).nbytes
     return SMALL
 
 
@@ -561,11 +586,20 @@ def encode_into(bytearray out not None, msg, corr_id):
     """Append one frame of `msg` to `out` (to coalesce many frames into one write)."""
     cdef uint64_t cid = _corr_id(corr_id)
     cdef Writer w
-    cdef Py_ssize_t old
-    w_init(&w, _size_hint(msg))
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(out), hint = _size_hint(msg)
+    if hint > SMALL:
+        # A batch or a snapshot chunk: build it in `out` itself; on failure `out` is cut back.
+        w_init_into(&w, out, hint)
+        try:
+            w_frame(&w, msg, cid)
+        except BaseException:
+            PyByteArray_Resize(out, old)
+            raise
+        PyByteArray_Resize(out, w.pos)
+        return
+    w_init(&w, hint)
     try:
         w_frame(&w, msg, cid)
-        old = PyByteArray_GET_SIZE(out)
         PyByteArray_Resize(out, old + w.pos)
         memcpy(PyByteArray_AS_STRING(out) + old, w.buf, w.pos)
     finally:

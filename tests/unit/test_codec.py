@@ -668,3 +668,26 @@ def test_wire_only_messages_pickle_and_repr():
     for m in sample_messages()[-4:]:
         assert pickle.loads(pickle.dumps(m)) == m
         assert repr(m).startswith(type(m).__name__ + "(")
+
+
+def test_encode_into_builds_big_frames_in_place_and_cuts_back_on_failure():
+    v = Vote.new(2, 1)
+    big = AppendRequest(v, None, LogSlice(1, [b"p" * 1000] * 300 + [bytearray(b"q") * 70_000, memoryview(b"r" * 5000)],
+                                         None, [(1, LeaderId(2, 1))]))
+    chunk = codec.SnapshotChunk(v, SnapshotMeta(None, None, None), 0, memoryview(b"s" * 100_000), False)
+    out = bytearray(b"head")
+    for m in (big, chunk, ReadIndexRequest(1), big):
+        codec.encode_into(out, m, 3)
+    expected = b"head" + codec.encode(big, 3) + codec.encode(chunk, 3) + codec.encode(ReadIndexRequest(1), 3) \
+        + codec.encode(big, 3)
+    assert out == expected
+    assert [m for _, m in decode_all(bytes(out[4:]))] == [big, chunk, ReadIndexRequest(1), big]
+    bad = AppendRequest(v, None, LogSlice(1, [b"x" * 100_000, "not bytes"], None, [(1, LeaderId(2, 1))]))
+    with pytest.raises(codec.CodecError):
+        codec.encode_into(out, bad, 4)
+    assert out == expected
+    view = memoryview(out)          # an exported buffer cannot grow: refused, unchanged
+    with pytest.raises(BufferError):
+        codec.encode_into(out, big, 5)
+    view.release()
+    assert out == expected
