@@ -81,7 +81,9 @@ class KvClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
-            self._session = aiohttp.ClientSession(connector=connector)
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_mark_sent)
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[trace])
         return self._session
 
     # ------------------------------------------------------------------ key-value calls
@@ -208,10 +210,11 @@ class KvClient:
                 break
             base = only or self._target()
             data: Any = None
+            sent = _Sent()
             try:
                 async with session.request(method, base + path, json=body, params=params, allow_redirects=False,
-                                           timeout=aiohttp.ClientTimeout(total=min(self.request_timeout, remaining))
-                                           ) as resp:
+                                           timeout=aiohttp.ClientTimeout(total=min(self.request_timeout, remaining)),
+                                           trace_request_ctx=sent) as resp:
                     status = resp.status
                     location = resp.headers.get("Location")
                     try:
@@ -223,8 +226,13 @@ class KvClient:
                 last = f"{base}: cannot connect ({exc.os_error or exc})"
                 status = 0
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                last = f"{base}: {'no answer in time' if isinstance(exc, asyncio.TimeoutError) else repr(exc)}"
-                status = -1
+                what = "no answer in time" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
+                if sent.sent:
+                    last = f"{base}: {what}"
+                    status = -1         # the server may have acted on it
+                else:
+                    last = f"{base}: cannot connect ({what} before the request was sent)"
+                    status = 0
             if status > 0 and status not in (200, 307):
                 last = f"{base}: HTTP {status} {data_code(data)}: {data_message(data)}"
             if kind != "read" and (status == -1 or (status >= 500 and status != 503)):
@@ -260,6 +268,20 @@ class KvClient:
             raise KvOutcomeUnknown("outcome_unknown", f"{method} {path}: gave up after an ambiguous failure "
                                                       f"({ambiguous}); last: {last}")
         raise KvUnavailable("unavailable", f"{method} {path}: no answer within {self.timeout}s; last: {last}")
+
+
+class _Sent:
+    """Whether a request's headers left this process: until then a failure means the server
+    never saw it (safe to retry anything); after, its outcome is unknown."""
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+async def _mark_sent(session, ctx, params) -> None:
+    if isinstance(ctx.trace_request_ctx, _Sent):
+        ctx.trace_request_ctx.sent = True
 
 
 def _kv_path(key: str) -> str:

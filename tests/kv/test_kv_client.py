@@ -158,3 +158,35 @@ def test_keys_with_slashes_spaces_and_a_cas_suffix(run):
                 assert [i.key for i in await kv.list("x/")] == ["x/cas"]
                 assert (await kv.delete("x/cas")) > 0 and await kv.get("x/cas") is None
     run(body())
+
+
+def test_a_server_that_never_answers_makes_writes_ambiguous_and_reads_unavailable(run):
+    async def body():
+        handlers = set()
+
+        async def silent(reader, writer):       # reads the request, never answers
+            handlers.add(asyncio.current_task())
+            try:
+                await reader.read(1 << 16)
+                await asyncio.sleep(30)
+            finally:
+                writer.close()
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        try:
+            url = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            async with KvClient([url], timeout=0.6, request_timeout=0.2) as kv:
+                with pytest.raises(KvOutcomeUnknown):
+                    await kv.cas("k", "v", expected=None)
+                with pytest.raises(KvOutcomeUnknown):
+                    await kv.put("k", "v", retry_ambiguous=False)
+                with pytest.raises(KvOutcomeUnknown):
+                    await kv.put("k", "v")              # retried until the deadline, still ambiguous
+                with pytest.raises(KvUnavailable) as info:
+                    await kv.get("k")                   # a read is never "ambiguous"
+                assert not isinstance(info.value, KvOutcomeUnknown)
+        finally:
+            server.close()
+            for t in handlers:
+                t.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+    run(body())
