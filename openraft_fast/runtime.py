@@ -156,6 +156,10 @@ class RaftCore:
         self.timer_at = float("inf")
         # What the INFO log last reported: (state, leader), membership log id, snapshot.
         self.logged: tuple = (None, None, None)
+        # A log store that fails in the background (a group fsync) stops the node at once.
+        set_error_handler = getattr(log_store, "set_error_handler", None)
+        if set_error_handler is not None:
+            set_error_handler(self._log_store_failed)
 
     # ------------------------------------------------------------------ the pump
     def post(self, fn: Callable, *args) -> None:
@@ -254,6 +258,9 @@ class RaftCore:
         if self.blocked:
             self.blocked = False
             self._pump()
+
+    def _log_store_failed(self, exc: BaseException) -> None:
+        self.fatal(StorageError(f"log store failed: {exc!r}"), exc)
 
     # ------------------------------------------------------------------ commands
     def _exec(self, cmd) -> None:

@@ -4,7 +4,10 @@ writer thread, vote / committed / last purged id in an atomically replaced metad
 Layout of the directory:
   FORMAT                 "openraft_fast-wal 1"; a directory without it is not ours
   LOCK                   flock'ed by the process that has the store open
-  meta                   msgpack {vote, committed, purged} + crc32c, replaced atomically
+  meta                   msgpack {vote, committed, purged, last_seg} + crc32c, replaced atomically;
+                         last_seg: the first index of the newest segment, recorded once its
+                         creation is durable and before any entry in it is acknowledged, so a
+                         missing last segment is detected (not mistaken for a shorter log)
   seg-<first index>.wal  records (see openraft_fast._core.walrec), zero-preallocated
 """
 from __future__ import annotations
@@ -16,6 +19,8 @@ import fcntl
 import logging
 import os
 import threading
+import time
+from functools import partial
 from array import array
 from typing import Callable, List, Optional
 
@@ -23,54 +28,17 @@ import msgpack
 
 from openraft_fast._core import walrec
 from openraft_fast._core.log import LogBuffer, LogSlice
-from openraft_fast._core.types import LeaderId, LogId, Membership, Node, Vote
+from openraft_fast._core.types import LeaderId, LogId, Vote
 from openraft_fast.errors import StorageError
+from openraft_fast.storage._codec import (dec_leader, dec_log_id, dec_membership, enc_leader, enc_log_id,
+                                           enc_membership, fsync_dir, io_error)
 from openraft_fast.storage.base import LogState, LogStore
 
 log = logging.getLogger(__name__)
 
 FORMAT = b"openraft_fast-wal 1\n"
 TAIL_ENTRIES = 4096
-
-
-# ---------------------------------------------------------------------- value codecs
-def _enc_membership(m: Membership) -> bytes:
-    return msgpack.packb([[sorted(c) for c in m.configs],
-                          [[k, n.addr, n.data] for k, n in sorted(m.nodes.items())]], use_bin_type=True)
-
-
-def _dec_membership(b: bytes) -> Membership:
-    cfgs, nodes = msgpack.unpackb(b, use_list=True, strict_map_key=False)
-    return Membership([set(c) for c in cfgs], {k: Node(addr, data) for k, addr, data in nodes})
-
-
-def _enc_leader(lid: LeaderId):
-    return [lid.term, lid.node_id, bool(lid.std)]
-
-
-def _dec_leader(v) -> LeaderId:
-    return LeaderId(v[0], v[1], std=v[2])
-
-
-def _enc_log_id(x: Optional[LogId]):
-    return None if x is None else [_enc_leader(x.leader_id), x.index]
-
-
-def _dec_log_id(v) -> Optional[LogId]:
-    return None if v is None else LogId(_dec_leader(v[0]), v[1])
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _io_error(what: str, exc: OSError) -> StorageError:
-    name = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else "?"
-    return StorageError(f"WAL {what} failed: {name}: {exc}")
+META_INTERVAL = 1.0     # seconds: how often the writer thread saves a changed committed id
 
 
 class _Segment:
@@ -106,17 +74,23 @@ class WalLogStore(LogStore):
         self.committed: Optional[LogId] = None
         self.purged: Optional[LogId] = None
         self._last: Optional[LogId] = None
+        self._last_seg: Optional[int] = None    # as recorded in the metadata file
+        self._meta_lock = threading.RLock()     # the loop's workers and the writer thread write meta
+        self._meta_stale = False
+        self._error_handler: Optional[tuple] = None     # (loop, callback)
+        self._ops = 0           # calls running in a worker thread (close waits for them)
         # group commit
         self._cv = threading.Condition()
-        self._pending: list = []        # (loop, callback) waiting for the next sync
+        self._pending: list = []        # (loop, on_flushed, on_error or None) waiting for the next sync
         self._dirty: set = set()         # fds written since the last sync
         self._dir_dirty = False
+        self._created: Optional[_Segment] = None     # a segment made since the last sync
         self._stop = False
         try:
             self._open()
         except OSError as e:
             self._release()
-            raise _io_error(f"open of {self.path}", e) from e
+            raise io_error(f"WAL open of {self.path}", e) from e
         except BaseException:
             self._release()
             raise
@@ -140,7 +114,7 @@ class WalLogStore(LogStore):
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(fmt + ".tmp", fmt)
-            _fsync_dir(p)
+            fsync_dir(p)
             self._tail = LogBuffer()
             return
         if "FORMAT" not in names:
@@ -158,6 +132,10 @@ class WalLogStore(LogStore):
             if n.endswith(".tmp"):
                 os.unlink(os.path.join(p, n))
         segs = sorted((int(n[4:-4]), n) for n in names if n.startswith("seg-") and n.endswith(".wal"))
+        ls = self._last_seg
+        if ls is not None and ls > self.first_index - 1 and (not segs or segs[-1][0] < ls):
+            raise StorageError(f"{p}: the last segment seg-{ls:020d}.wal is missing (the metadata file records "
+                               f"it; the newest segment found is {segs[-1][1] if segs else 'none'})")
         self._recover(segs)
 
     def _lock(self) -> None:
@@ -177,36 +155,46 @@ class WalLogStore(LogStore):
             raise StorageError(f"{mp}: checksum mismatch in the metadata file")
         m = msgpack.unpackb(raw[4:], use_list=True)
         v = m.get("vote")
-        self.vote = None if v is None else Vote(_dec_leader(v[0]), committed=v[1])
-        self.committed = _dec_log_id(m.get("committed"))
-        self.purged = _dec_log_id(m.get("purged"))
+        self.vote = None if v is None else Vote(dec_leader(v[0]), committed=v[1])
+        self.committed = dec_log_id(m.get("committed"))
+        self.purged = dec_log_id(m.get("purged"))
+        self._last_seg = m.get("last_seg")
 
     def _meta_bytes(self) -> bytes:
         v = self.vote
         body = msgpack.packb({
-            "vote": None if v is None else [_enc_leader(v.leader_id), bool(v.committed)],
-            "committed": _enc_log_id(self.committed),
-            "purged": _enc_log_id(self.purged),
+            "vote": None if v is None else [enc_leader(v.leader_id), bool(v.committed)],
+            "committed": enc_log_id(self.committed),
+            "purged": enc_log_id(self.purged),
+            "last_seg": self._last_seg,
         }, use_bin_type=True)
         return walrec.crc32c(body).to_bytes(4, "little") + body
 
-    def _write_meta(self, data: Optional[bytes] = None) -> None:
-        """tmp, fsync, rename, fsync of the directory (runs in a thread when on the loop)."""
+    def _write_meta(self) -> None:
+        """tmp, fsync, rename, fsync of the directory (runs in a thread when on the loop). The
+        bytes are taken under the lock, so the last write holds the newest values."""
         o = self._os
-        data = self._meta_bytes() if data is None else data
-        tmp = os.path.join(self.path, "meta.tmp")
-        fd = o.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            if o.write(fd, data) != len(data):
-                raise OSError(errno.EIO, "short write of the metadata file")
-            o.fsync(fd)
-        finally:
-            o.close(fd)
-        o.rename(tmp, os.path.join(self.path, "meta"))
-        _fsync_dir(self.path)
+        with self._meta_lock:
+            self._meta_stale = False
+            data = self._meta_bytes()
+            tmp = os.path.join(self.path, "meta.tmp")
+            fd = o.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                if o.write(fd, data) != len(data):
+                    raise OSError(errno.EIO, "short write of the metadata file")
+                o.fsync(fd)
+            finally:
+                o.close(fd)
+            o.rename(tmp, os.path.join(self.path, "meta"))
+            fsync_dir(self.path)
 
     def _recover(self, segs) -> None:
         expect = None if self.purged is None else self.purged.index + 1
+        if expect is not None:
+            # Leftovers of an interrupted purge: segments whose successor starts at or before
+            # the first unpurged index hold only purged entries (some may already be gone).
+            while len(segs) > 1 and segs[1][0] <= expect:
+                os.unlink(os.path.join(self.path, segs.pop(0)[1]))
         last_leader: Optional[LeaderId] = None
         for k, (first, name) in enumerate(segs):
             path = os.path.join(self.path, name)
@@ -218,7 +206,14 @@ class WalLogStore(LogStore):
             if expect is None and first != 1:
                 raise StorageError(f"{path}: the first segment starts at {first}, not 1 (a segment is missing)")
             status, end, rfirst, count, offs, _, _, _, lead = walrec.decode(data, 0, first, False)
-            if status != walrec.END:
+            cut = False
+            if status == walrec.END and k == len(segs) - 1 and data.count(0, end) != len(data) - end:
+                # Bytes after the clean end of the last segment: writes that were never synced
+                # (a power loss kept a later page, not the one before it). Zero them, or the
+                # appends that follow would leave them behind as garbage after their end.
+                log.warning("WAL %s: zeroed unsynced bytes after the end at offset %d", path, end)
+                cut = True
+            elif status != walrec.END:
                 is_last = all(not self._has_data(os.path.join(self.path, n)) for _, n in segs[k + 1:])
                 torn = (status == walrec.TORN and self._torn_header_ok(data, end)) or (
                     status == walrec.BAD_CRC and self._zeros_after(data, end))
@@ -228,6 +223,8 @@ class WalLogStore(LogStore):
                     raise StorageError(f"WAL corrupt: {kind} in {path} at offset {end} "
                                        f"(after {count} good records from index {first})")
                 log.warning("WAL %s: cut a torn last record at offset %d (never acknowledged)", path, end)
+                cut = True
+            if cut:
                 fd = os.open(path, os.O_RDWR)
                 os.ftruncate(fd, end)
                 os.ftruncate(fd, max(self.segment_bytes, end))
@@ -235,9 +232,10 @@ class WalLogStore(LogStore):
                 os.close(fd)
                 for _, n in segs[k + 1:]:
                     os.unlink(os.path.join(self.path, n))
-                segs = segs[:k + 1]
             if count == 0:
                 os.unlink(path)
+                if cut:
+                    break
                 continue
             fd = os.open(path, os.O_RDWR)
             a = array("q")
@@ -246,7 +244,9 @@ class WalLogStore(LogStore):
             self._firsts.append(first)
             expect = first + count
             last_leader = lead
-        _fsync_dir(self.path)
+            if cut:
+                break       # the segments after it held nothing and are gone
+        fsync_dir(self.path)
         # Segments wholly at or below the purged id are leftovers of an interrupted purge.
         self._drop_purged_segments()
         if self._segs and self._segs[-1].last > (self.purged.index if self.purged else 0):
@@ -317,36 +317,73 @@ class WalLogStore(LogStore):
     # ------------------------------------------------------------------ writer thread
     def _writer(self) -> None:
         o = self._os
+        meta_at = time.monotonic()
         while True:
             with self._cv:
                 while not self._pending and not self._dirty and not self._dir_dirty and not self._stop:
-                    self._cv.wait()
+                    if self._meta_stale and self._failed is None and time.monotonic() - meta_at >= META_INTERVAL:
+                        break
+                    self._cv.wait(META_INTERVAL)
                 if self._stop and not self._pending and not self._dirty and not self._dir_dirty:
                     return
                 pending, self._pending = self._pending, []
                 fds = [os.dup(fd) for fd in self._dirty]
                 self._dirty = set()
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
-            try:
-                for fd in fds:
-                    o.fdatasync(fd)
-                if dir_dirty:
-                    _fsync_dir(self.path)
-            except OSError as e:
-                self._failed = _io_error("fdatasync", e)
-                log.error("%s", self._failed)
-                pending = []        # never acknowledged
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            by_loop: dict = {}
-            for loop, cb in pending:
-                by_loop.setdefault(loop, []).append(cb)
-            for loop, cbs in by_loop.items():
+                created, self._created = self._created, None
+            err = self._failed
+            if err is None:
                 try:
-                    loop.call_soon_threadsafe(_run_all, cbs)
-                except RuntimeError:
-                    pass        # the loop is closed: nobody waits for these
+                    for fd in fds:
+                        o.fdatasync(fd)
+                    if dir_dirty:
+                        fsync_dir(self.path)
+                    if created is not None:
+                        self._record_segment(created)
+                except OSError as e:
+                    err = self._failed = io_error("WAL fdatasync", e)
+                    log.error("%s", err)
+            for fd in fds:
+                os.close(fd)
+            # On a failure nothing is acknowledged, even if a later sync succeeds: a failed
+            # fdatasync may have dropped the dirty pages, so the data is not known to be on disk.
+            self._call_back(pending, err)
+            if err is None and self._meta_stale and time.monotonic() - meta_at >= META_INTERVAL:
+                # The committed id, at most about META_INTERVAL behind: a restart after a crash
+                # replays that much of the log at once, the rest once a leader commits again.
+                # After the callbacks: it delays no acknowledgement.
+                try:
+                    self._write_meta()
+                except OSError as e:
+                    self._failed = io_error("WAL metadata write", e)
+                    log.error("%s", self._failed)
+                    self._call_back([], self._failed)
+                meta_at = time.monotonic()
+
+    def _record_segment(self, seg: "_Segment") -> None:
+        """Record `seg` (durable now) as the newest segment, unless a truncation dropped it."""
+        with self._meta_lock:
+            if seg in self._segs and (self._last_seg is None or seg.first > self._last_seg):
+                self._last_seg = seg.first
+                self._write_meta()
+
+    def _call_back(self, pending, err: Optional[StorageError]) -> None:
+        """Run the callbacks of `pending` on their loops (from the writer thread): on_flushed
+        after a sync, or on a failure the error callbacks and the store's error handler."""
+        by_loop: dict = {}
+        for loop, ok, on_err in pending:
+            if err is None:
+                by_loop.setdefault(loop, []).append(ok)
+            elif on_err is not None:
+                by_loop.setdefault(loop, []).append(partial(on_err, err))
+        if err is not None and self._error_handler is not None:
+            loop, handler = self._error_handler
+            by_loop.setdefault(loop, []).append(partial(handler, err))
+        for loop, cbs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_run_all, cbs)
+            except RuntimeError:
+                pass        # the loop is closed: nobody waits for these
 
     def _check(self) -> None:
         if self._closed:
@@ -358,22 +395,27 @@ class WalLogStore(LogStore):
     async def get_log_state(self) -> LogState:
         return LogState(self.purged, self._last)
 
+    def set_error_handler(self, callback: Callable[[BaseException], None]) -> None:
+        """Call `callback(StorageError)` on this loop when a background sync fails (see LogStore)."""
+        self._error_handler = (asyncio.get_running_loop(), callback)
+
     async def save_vote(self, vote: Vote) -> None:
         self._check()
         old = self.vote
         self.vote = vote
         try:
-            await asyncio.to_thread(self._write_meta, self._meta_bytes())
+            await self._in_thread(self._write_meta)
         except OSError as e:
             self.vote = old
-            self._failed = _io_error("save_vote", e)
+            self._failed = io_error("WAL save_vote", e)
             raise self._failed from e
 
     async def read_vote(self) -> Optional[Vote]:
         return self.vote
 
     def save_committed(self, log_id: LogId) -> None:
-        """Lazy: kept in memory and written with the next metadata write (or on close)."""
+        """Lazy: kept in memory and written with the next metadata write, by the writer thread
+        within about META_INTERVAL, or on close."""
         self.committed = log_id
         self._meta_stale = True
 
@@ -388,17 +430,17 @@ class WalLogStore(LogStore):
         if entries.start != self.last_index + 1 or entries.start < self.first_index:
             raise StorageError(f"append at {entries.start} would leave a hole: the log ends at {self.last_index}")
         seg = self._segs[-1] if self._segs else None
-        data, offs = walrec.encode(entries, _enc_membership, seg.end if seg else 0)
+        data, offs = walrec.encode(entries, enc_membership, seg.end if seg else 0)
         o = self._os
         try:
             if seg is None or (seg.end + len(data) > self.segment_bytes and len(seg.offsets)):
                 seg = self._new_segment(entries.start)
-                data, offs = walrec.encode(entries, _enc_membership, 0)
+                data, offs = walrec.encode(entries, enc_membership, 0)
             n = o.pwrite(seg.fd, data, seg.end)
             if n != len(data):
                 raise OSError(errno.EIO, f"short write ({n} of {len(data)} bytes)")
         except OSError as e:
-            self._failed = _io_error(f"write to {seg.path if seg else self.path}", e)
+            self._failed = io_error(f"WAL write to {seg.path if seg else self.path}", e)
             raise self._failed from e
         seg.offsets.frombytes(offs)
         seg.end += len(data)
@@ -409,7 +451,7 @@ class WalLogStore(LogStore):
         loop = asyncio.get_running_loop()
         with self._cv:
             self._dirty.add(seg.fd)
-            self._pending.append((loop, on_flushed))
+            self._pending.append((loop, on_flushed, None))
             self._cv.notify()
 
     def _new_segment(self, first: int) -> _Segment:
@@ -426,6 +468,7 @@ class WalLogStore(LogStore):
         self._firsts.append(first)
         with self._cv:
             self._dir_dirty = True
+            self._created = seg
         return seg
 
     async def truncate_after(self, index: int) -> None:
@@ -442,6 +485,7 @@ class WalLogStore(LogStore):
         while self._segs and self._segs[-1].first > index:
             drop.append(self._segs.pop())
             self._firsts.pop()
+        self._forget_fds(drop)
         if self._segs:
             seg = self._segs[-1]
             k = index + 1 - seg.first
@@ -457,21 +501,30 @@ class WalLogStore(LogStore):
 
         def work():
             o = self._os
+            if drop:
+                # The newest segment is recorded again before the unlink, so the check for a
+                # missing last segment still holds.
+                with self._meta_lock:
+                    newest = self._segs[-1].first if self._segs else None
+                    if self._last_seg is not None and (newest is None or newest < self._last_seg):
+                        self._last_seg = newest
+                        self._write_meta()
+            # Newest first, each unlink durable before the next, then the cut: a crash at any
+            # point leaves a prefix of the old log (never a gap before a later segment).
+            for s in drop:
+                o.unlink(s.path)
+                fsync_dir(self.path)
+            for s in drop:
+                os.close(s.fd)
             if cut is not None:
                 seg, off = cut
                 o.ftruncate(seg.fd, off)
                 o.ftruncate(seg.fd, max(self.segment_bytes, off))
                 o.fsync(seg.fd)
-            for s in drop:
-                o.unlink(s.path)
-            if drop:
-                _fsync_dir(self.path)
-            for s in drop:
-                os.close(s.fd)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
-            self._failed = _io_error("truncate_after", e)
+            self._failed = io_error("WAL truncate_after", e)
             raise self._failed from e
 
     async def purge(self, upto: LogId) -> None:
@@ -483,11 +536,12 @@ class WalLogStore(LogStore):
         if past_end:
             self._last = upto
         try:
-            await asyncio.to_thread(self._write_meta, self._meta_bytes())
+            await self._in_thread(self._write_meta)
         except OSError as e:
-            self._failed = _io_error("purge", e)
+            self._failed = io_error("WAL purge", e)
             raise self._failed from e
         drop = self._drop_purged_segments(unlink=False)
+        self._forget_fds(drop)
         if past_end:
             self._tail.reset(upto)
         elif upto.index >= self._tail.first_index:
@@ -498,12 +552,20 @@ class WalLogStore(LogStore):
                 self._os.unlink(s.path)
                 os.close(s.fd)
             if drop:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
-            self._failed = _io_error("purge", e)
+            self._failed = io_error("WAL purge", e)
             raise self._failed from e
+
+    def _forget_fds(self, drop: List["_Segment"]) -> None:
+        """The writer thread must not take (dup) the fds of dropped segments: they are closed
+        in a worker thread next."""
+        if drop:
+            with self._cv:
+                for s in drop:
+                    self._dirty.discard(s.fd)
 
     def _drop_purged_segments(self, unlink: bool = True) -> List[_Segment]:
         """Segments whose every entry is <= the purged index (all of them past the end)."""
@@ -555,8 +617,8 @@ class WalLogStore(LogStore):
             try:
                 data = os.pread(seg.fd, hi - lo, lo)
             except OSError as e:
-                raise _io_error(f"read of {seg.path}", e) from e
-            status, end, _, count, _, ps, ks, rs, _ = walrec.decode(data, 0, i, True, _dec_membership)
+                raise io_error(f"WAL read of {seg.path}", e) from e
+            status, end, _, count, _, ps, ks, rs, _ = walrec.decode(data, 0, i, True, dec_membership)
             if count != b - a:
                 raise StorageError(f"WAL corrupt: reading {seg.path} at offset {lo + end}: status {status}")
             payloads += ps or []
@@ -582,20 +644,36 @@ class WalLogStore(LogStore):
         def flushed() -> None:
             if not fut.done():
                 fut.set_result(None)
+
+        def failed(err) -> None:
+            if not fut.done():
+                fut.set_exception(err)
         with self._cv:
-            self._pending.append((loop, flushed))
+            self._pending.append((loop, flushed, failed))
             self._cv.notify()
         await fut
 
+    async def _in_thread(self, fn) -> None:
+        self._ops += 1
+        try:
+            await asyncio.to_thread(fn)
+        finally:
+            self._ops -= 1
+
     async def close(self) -> None:
-        """Flush, write the committed id, stop the writer thread and release the directory."""
+        """Wait for calls still running (a node just shut down may have a purge under way),
+        flush, write the committed id, stop the writer thread and release the directory."""
         if self._closed:
             return
+        for _ in range(6000):
+            if not self._ops:
+                break
+            await asyncio.sleep(0.005)
         try:
             if self._failed is None:
                 await self.flush()
-                if getattr(self, "_meta_stale", False):
-                    await asyncio.to_thread(self._write_meta, self._meta_bytes())
+                if self._meta_stale:
+                    await asyncio.to_thread(self._write_meta)
         finally:
             self._closed = True
             with self._cv:
@@ -603,6 +681,18 @@ class WalLogStore(LogStore):
                 self._cv.notify()
             await asyncio.to_thread(self._thread.join)
             self._release()
+
+    def close_now(self) -> None:
+        """Close without a final flush (blocking; for error paths outside the event loop):
+        what is not yet durable may be lost, as in a crash."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join()
+        self._release()
 
     def _release(self) -> None:
         for s in self._segs:
