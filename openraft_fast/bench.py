@@ -1,8 +1,11 @@
-"""Cluster benchmarks B1/B2 (DESIGN section 6): an in-process cluster, C clients looping
-`await client_write(payload)` (or `client_write_many` of --batch entries) for S seconds."""
+"""Cluster benchmarks (DESIGN section 6): C clients looping `await client_write(payload)` (or
+`client_write_many` of --batch entries) for S seconds. B1/B2: an in-process cluster. B3: three
+OS processes over TCP, with the TCP floor (`bench_floor`) and optionally PySyncObj
+(`bench_pysyncobj`) run by the same client loops in the same run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -28,6 +31,7 @@ class BenchResult:
     p99_us: float
     ops: int
     seconds: float
+    system: str = "ours"        # "ours", or a reference run side by side: "floor", "pysyncobj", ...
 
 
 async def start_local_cluster(nodes: int, config: Optional[Config] = None):
@@ -54,9 +58,10 @@ def percentile(sorted_values, q: float) -> float:
     return sorted_values[min(n - 1, max(0, k))]
 
 
-async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, seconds: float,
+async def run_load(leader, clients: int, batch: int, payload: bytes, seconds: float,
                    progress: Optional[Callable[[int, float], None]] = None, warmup: float = 0.2) -> tuple:
-    """Run the client loops; returns (entries written, elapsed seconds, latencies in seconds)."""
+    """Run the client loops on `leader` (a Raft, or anything with its `client_write` and
+    `client_write_many`); returns (entries written, elapsed seconds, latencies in seconds)."""
     perf = time.perf_counter
     # Clients run until `stop`, which the phase timer sets once measuring has begun.
     state = {"measuring": False, "stop": float("inf")}
@@ -98,42 +103,54 @@ async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, secon
     return len(lats) * batch, elapsed, lats
 
 
+async def run_clients(writer, client_counts: List[int], batch: int, payload_size: int, seconds: float,
+                      progress: Optional[Callable[[str], None]] = None, label: str = "") -> list:
+    """run_load once per client count on one cluster: [(clients, entries, elapsed, latencies)]."""
+    payload = b"x" * payload_size
+    runs = []
+    for c in client_counts:
+        def tick(n, t, c=c):
+            if progress is not None and t > 0:
+                progress(f"{label}clients={c:<5d} {n / t:>12,.0f} put/s  ({t:4.1f}s)")
+        runs.append((c,) + await run_load(writer, c, batch, payload, seconds, tick))
+    return runs
+
+
 async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
                       progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None):
     router, rafts, leader = await start_local_cluster(nodes, config)
-    payload = b"x" * payload_size
-    runs = []
     try:
-        for c in client_counts:
-            def tick(n, t, c=c):
-                if progress is not None and t > 0:
-                    progress(f"clients={c:<5d} {n / t:>12,.0f} put/s  ({t:4.1f}s)")
-            runs.append((c,) + await run_load(leader, c, batch, payload, seconds, tick))
+        runs = await run_clients(leader, client_counts, batch, payload_size, seconds, progress)
     finally:
         for r in rafts.values():
             await r.shutdown()
-    # Percentiles only now: sorting a million samples blocks the loop long enough for the
-    # leader's lease to lapse (check-quorum would then refuse the next phase's writes).
+    return summarize("local", "ours", nodes, batch, payload_size, runs)
+
+
+def summarize(transport: str, system: str, nodes: int, batch: int, payload_size: int, runs) -> List[BenchResult]:
+    """BenchResults of `runs`, each (clients, entries, elapsed, latencies) from run_load. Call it
+    once the cluster is down: sorting a million samples blocks the loop long enough for the
+    leader's lease to lapse (check-quorum would then refuse the next phase's writes)."""
     results = []
     for c, n, elapsed, samples in runs:
         lats = sorted(samples)
         rate = n / elapsed if elapsed else 0.0
-        results.append(BenchResult("local", nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
-                                   percentile(lats, 0.5) * 1e6, percentile(lats, 0.99) * 1e6, n, elapsed))
+        results.append(BenchResult(transport, nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
+                                   percentile(lats, 0.5) * 1e6, percentile(lats, 0.99) * 1e6, n, elapsed, system))
     return results
 
 
 def format_table(results: List[BenchResult]) -> str:
-    head = f"{'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'1e6/rate':>8s} {'p50 us':>9s} {'p99 us':>9s}"
+    head = f"{'system':17s} {'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'1e6/rate':>8s} {'p50 us':>9s} {'p99 us':>9s}"
     rows = [head, "-" * len(head)]
     for r in results:
-        rows.append(f"{r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
+        rows.append(f"{r.system:17s} {r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
                     f"{r.inverse_rate_us:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f}")
     return "\n".join(rows)
 
 
 def results_json(results: List[BenchResult]) -> dict:
-    keys = ("transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us", "p99_us")
+    keys = ("system", "transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us", "p99_us")
     return {"results": [{k: asdict(r)[k] for k in keys} for r in results]}
 
 
@@ -147,3 +164,118 @@ def live_printer(stream=sys.stderr) -> Callable[[str], None]:
             stream.write(line + "\n")
         stream.flush()
     return show
+
+
+# ---- B3: three OS processes over TCP ------------------------------------------------------
+
+TCP_SYSTEMS = ("ours", "floor")          # always run; a --peer adds its configurations
+
+
+def tcp_bench_config() -> Config:
+    """Our nodes' config over TCP: election timeouts long enough that a loop stalled by the
+    other processes on a shared machine does not start an election mid-run."""
+    return Config(heartbeat_interval=0.1, election_timeout_min=1.0, election_timeout_max=2.0)
+
+
+@contextlib.asynccontextmanager
+async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
+                      use_uvloop: Optional[bool] = None):
+    """`nodes` processes on 127.0.0.1: this one is node 1 and the leader, the followers are
+    child processes (killed on exit). Yields node 1's writer for `run_load`."""
+    from openraft_fast.bench_procs import Children, free_ports
+    if system == "ours":
+        from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
+        config = config or tcp_bench_config()
+        argvs = [["openraft_fast.bench_node", "--id", str(i), "--port", "0"] + config_args(config)
+                 for i in range(2, nodes + 1)]
+        async with Children(argvs, use_uvloop=use_uvloop) as kids:
+            raft = await Raft.start(1, config, TcpNetworkFactory(1, config, ssl=None), MemLogStore(),
+                                    NoopStateMachine())
+            server = None
+            try:
+                server = await serve_tcp(raft, "127.0.0.1", 0)
+                members = {1: Node(f"127.0.0.1:{server.port}")}
+                members.update({i: Node(f"127.0.0.1:{p}") for i, p in enumerate(kids.ports, start=2)})
+                await raft.initialize(members)
+                await raft.wait(10.0).state(ServerState.LEADER)
+                yield raft
+            finally:
+                await raft.shutdown()
+                if server is not None:
+                    await server.close()
+    elif system == "floor":
+        from openraft_fast.bench_floor import FloorLeader
+        argvs = [["openraft_fast.bench_floor", "--port", "0"] for _ in range(2, nodes + 1)]
+        async with Children(argvs, use_uvloop=use_uvloop) as kids:
+            leader = FloorLeader(nodes)
+            try:
+                await leader.connect([("127.0.0.1", p) for p in kids.ports])
+                yield leader
+            finally:
+                await leader.close()
+    else:
+        from openraft_fast.bench_pysyncobj import CONFIGS, PySyncObjLeader, follower_argv
+        nobatch = CONFIGS[system]
+        addrs = [f"127.0.0.1:{p}" for p in free_ports(nodes)]
+        argvs = [follower_argv(a, [b for b in addrs if b != a], nobatch) for a in addrs[1:]]
+        async with Children(argvs, use_uvloop=use_uvloop):
+            leader = PySyncObjLeader(addrs[0], addrs[1:], nobatch)
+            try:
+                await leader.wait_leader()
+                yield leader
+            finally:
+                await leader.close()
+
+
+def config_args(config: Config) -> List[str]:
+    """The command-line flags of `bench_node` that give a follower the leader's timing."""
+    return ["--heartbeat", repr(config.heartbeat_interval), "--election-min", repr(config.election_timeout_min),
+            "--election-max", repr(config.election_timeout_max)]
+
+
+async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_sizes: List[int], seconds: float,
+                    peer: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
+                    config: Optional[Config] = None, use_uvloop: Optional[bool] = None,
+                    systems: Optional[List[str]] = None) -> List[BenchResult]:
+    """B3: every system in turn on a fresh cluster of `nodes` processes; rows per (clients, payload)."""
+    if systems is None:
+        systems = list(TCP_SYSTEMS)
+        if peer == "pysyncobj":
+            from openraft_fast.bench_pysyncobj import CONFIGS
+            systems += list(CONFIGS)
+    results = []
+    for system in systems:
+        # PySyncObj has no batch call: its rows are single writes whatever --batch says.
+        sys_batch = batch if system in TCP_SYSTEMS else 1
+        runs_by_size = []
+        async with tcp_cluster(system, nodes, config, use_uvloop) as writer:
+            for size in payload_sizes:
+                label = f"{system:<17s} payload={size:<5d} "
+                runs_by_size.append((size, await run_clients(writer, client_counts, sys_batch, size, seconds,
+                                                             progress, label)))
+        for size, runs in runs_by_size:
+            results.extend(summarize("tcp", system, nodes, sys_batch, size, runs))
+    return results
+
+
+def format_ratios(results: List[BenchResult]) -> str:
+    """ours/floor and ours/best PySyncObj per (clients, payload), for the lines under the table."""
+    by_key: dict = {}
+    for r in results:
+        by_key.setdefault((r.clients, r.payload), {})[r.system] = r
+    lines = []
+    for (clients, payload), row in sorted(by_key.items()):
+        ours = row.get("ours")
+        if ours is None:
+            continue
+        parts = []
+        floor = row.get("floor")
+        if floor is not None and floor.put_per_s:
+            parts.append(f"ours/floor {ours.put_per_s / floor.put_per_s:6.2f}x")
+        peers = [r for s, r in row.items() if s.startswith("pysyncobj") and r.put_per_s]
+        if peers:
+            best = max(peers, key=lambda r: r.put_per_s)
+            parts.append(f"ours/{best.system} (its best) {ours.put_per_s / best.put_per_s:8.1f}x")
+        if parts:
+            lines.append(f"clients={clients:<5d} payload={payload:<5d} " + "  ".join(parts))
+    return "\n".join(lines)
