@@ -1,0 +1,47 @@
+"""A follower process for benchmark B3: one Raft node over TCP with an in-memory log and the no-op
+state machine; it prints `READY <port>` once it serves and exits when its stdin closes.
+
+`python -m openraft_fast.bench_node --id 2 --port 0 [--heartbeat S --election-min S --election-max S]`
+The bench process (node 1) initializes the cluster with every node's address."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from openraft_fast import Config, Raft
+    from openraft_fast._aio import run
+    from openraft_fast.bench_procs import announce_ready, exit_with_parent
+    from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
+    from openraft_fast.storage import MemLogStore, NoopStateMachine
+
+    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench_node")
+    ap.add_argument("--id", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--heartbeat", type=float, default=Config.heartbeat_interval)
+    ap.add_argument("--election-min", type=float, default=Config.election_timeout_min)
+    ap.add_argument("--election-max", type=float, default=Config.election_timeout_max)
+    args = ap.parse_args(argv)
+    config = Config(heartbeat_interval=args.heartbeat, election_timeout_min=args.election_min,
+                    election_timeout_max=args.election_max)
+
+    async def serve():
+        raft = await Raft.start(args.id, config, TcpNetworkFactory(args.id, config, ssl=None), MemLogStore(),
+                                NoopStateMachine())
+        server = await serve_tcp(raft, args.host, args.port)
+        announce_ready(server.port)
+        try:
+            await asyncio.Event().wait()      # until killed, or stdin closes
+        finally:
+            await raft.shutdown()
+            await server.close()
+
+    exit_with_parent()
+    run(serve())
+
+
+if __name__ == "__main__":
+    main()
