@@ -89,8 +89,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         use_uvloop = False if args.no_uvloop else None
         if tcp:
             from openraft_fast.bench import bench_tcp, format_ratios
-            results = run(bench_tcp(args.nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
-                                    use_uvloop=use_uvloop), use_uvloop=use_uvloop)
+            from openraft_fast.errors import RaftError
+            try:
+                results = run(bench_tcp(args.nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
+                                        use_uvloop=use_uvloop), use_uvloop=use_uvloop)
+            except RaftError as exc:     # a follower process failed to start, a write failed, ...
+                print(f"\nbench --transport tcp failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
         else:
             results = []
             for size in payloads:

@@ -118,3 +118,16 @@ def test_ratios_compare_ours_with_the_floor_and_the_best_peer():
     table = format_table(rows)
     assert table.splitlines()[0].startswith("system") and "pysyncobj-nobatch" in table
     assert results_json(rows)["results"][0]["system"] == "ours"
+
+
+def test_a_failed_tcp_run_is_reported_not_a_traceback(monkeypatch, capsys):
+    from openraft_fast import bench
+    from openraft_fast.errors import Timeout
+
+    async def child_never_ready(*args, **kwargs):       # fault injection: a follower that never serves
+        raise Timeout("bench child openraft_fast.bench_node --id 2 not ready in 20.0s")
+
+    monkeypatch.setattr(bench, "bench_tcp", child_never_ready)
+    assert main(["bench", "--transport", "tcp", "--clients", "1", "--seconds", "30"]) == 1
+    err = capsys.readouterr().err
+    assert "bench --transport tcp failed: Timeout" in err and "not ready" in err
