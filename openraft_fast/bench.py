@@ -219,12 +219,12 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
         addrs = [f"127.0.0.1:{p}" for p in free_ports(nodes)]
         argvs = [follower_argv(a, [b for b in addrs if b != a], nobatch) for a in addrs[1:]]
         async with Children(argvs, use_uvloop=use_uvloop):
-            leader = PySyncObjLeader(addrs[0], addrs[1:], nobatch)
+            peer = PySyncObjLeader(addrs[0], addrs[1:], nobatch)
             try:
-                await leader.wait_leader()
-                yield leader
+                await peer.wait_leader()
+                yield peer
             finally:
-                await leader.close()
+                await peer.close()
 
 
 def config_args(config: Config) -> List[str]:

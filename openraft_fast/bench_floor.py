@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import struct
 from collections import deque
 from typing import List, Optional, Sequence
@@ -90,7 +91,7 @@ class FloorLeader:
 
     async def connect(self, addrs: Sequence[tuple]) -> None:
         for i, (host, port) in enumerate(addrs):
-            _, proto = await self._loop.create_connection(lambda i=i: _PeerProtocol(self, i), host, port)
+            _, proto = await self._loop.create_connection(functools.partial(_PeerProtocol, self, i), host, port)
             self._peers.append(proto)
             self._acks.append(0)
 

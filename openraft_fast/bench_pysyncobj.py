@@ -50,7 +50,7 @@ def _counter_class():
 
 def _conf(nobatch: bool, follower: bool):
     from pysyncobj import SyncObjConf
-    kw = {"appendEntriesUseBatch": not nobatch}
+    kw: dict = {"appendEntriesUseBatch": not nobatch}
     if follower:
         kw["raftMinTimeout"], kw["raftMaxTimeout"] = FOLLOWER_ELECTION_TIMEOUT
         kw["connectionTimeout"] = FOLLOWER_ELECTION_TIMEOUT[1]    # PySyncObj requires >= raftMaxTimeout
