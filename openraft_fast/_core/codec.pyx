@@ -315,15 +315,13 @@ cdef bytes membership_bytes(Membership m):
 
 
 cdef int w_slice(Writer* w, LogSlice s) except -1:
-    """Run table, kinds, lengths, payloads: one pass for the lengths, one memcpy pass."""
+    """Run table, kinds, lengths, payloads. The payloads start right after the fixed-size
+    lengths column, so one pass writes each entry's length and copies its bytes."""
     cdef list payloads = s.payloads
     cdef Py_ssize_t n = PyList_GET_SIZE(payloads), nruns = len(s.runs), i, lens_at, plen
     cdef const unsigned char* kinds = <const unsigned char*>PyBytes_AS_STRING(s.kinds)
     cdef object p
-    cdef list conv = None          # payloads that are not bytes/bytearray, as bytes
     cdef uint8_t kind
-    cdef uint64_t total = 0
-    cdef char* lens
     cdef const char* src
     if n != s.stop - s.start or PyBytes_GET_SIZE(s.kinds) != n:
         raise CodecError("inconsistent log slice")
@@ -347,52 +345,34 @@ cdef int w_slice(Writer* w, LogSlice s) except -1:
         if kind == ENTRY_NORMAL:
             if type(p) is bytes:
                 plen = PyBytes_GET_SIZE(p)
+                src = PyBytes_AS_STRING(p)
             elif type(p) is bytearray:
                 plen = PyByteArray_GET_SIZE(p)
-            elif isinstance(p, memoryview) or isinstance(p, (bytes, bytearray)):
-                if conv is None:
-                    conv = [None] * n
+                src = PyByteArray_AS_STRING(p)
+            elif isinstance(p, (bytes, bytearray, memoryview)):
                 p = bytes(p)
-                conv[i] = p
                 plen = PyBytes_GET_SIZE(p)
+                src = PyBytes_AS_STRING(p)
             else:
                 raise CodecError(f"entry {s.start + i}: payload must be bytes-like, got {type(p).__name__}")
         elif kind == ENTRY_MEMBERSHIP:
             if not isinstance(p, Membership):
                 raise CodecError(f"entry {s.start + i}: a membership entry needs a Membership payload")
-            if conv is None:
-                conv = [None] * n
             p = membership_bytes(<Membership>p)
-            conv[i] = p
             plen = PyBytes_GET_SIZE(p)
+            src = PyBytes_AS_STRING(p)
         elif kind == ENTRY_BLANK:
             plen = 0
+            src = NULL
         else:
             raise CodecError(f"entry {s.start + i}: unknown kind {kind}")
         if plen > MAX_U32:
             raise CodecError(f"entry {s.start + i}: payload over the 4 GiB field limit")
+        w_reserve(w, plen)
         put_u32(w.buf + lens_at + 4 * i, <uint32_t>plen)
-        total += plen
-    w_reserve(w, <Py_ssize_t>total)
-    lens = w.buf + lens_at
-    for i in range(n):
-        kind = kinds[i]
-        if kind == ENTRY_BLANK:
-            continue
-        if conv is not None and conv[i] is not None:
-            p = conv[i]
-        else:
-            p = <object>PyList_GET_ITEM(payloads, i)
-        if type(p) is bytes:
-            plen = PyBytes_GET_SIZE(p)
-            src = PyBytes_AS_STRING(p)
-        else:
-            plen = PyByteArray_GET_SIZE(p)
-            src = PyByteArray_AS_STRING(p)
-        if plen != _get_u32(<const unsigned char*>lens + 4 * i):
-            raise CodecError(f"entry {s.start + i}: payload changed size while being encoded")
-        memcpy(w.buf + w.pos, src, plen)
-        w.pos += plen
+        if plen:
+            memcpy(w.buf + w.pos, src, plen)
+            w.pos += plen
     return 0
 
 
@@ -552,12 +532,22 @@ cdef int w_frame(Writer* w, object msg, uint64_t corr_id) except -1:
     return 0
 
 
+cdef inline Py_ssize_t _size_hint(object msg):
+    """Enough room for most frames of `msg` in one allocation (a batch: its payload bytes and
+    per-entry columns), so the writer rarely grows."""
+    cdef LogSlice s
+    if type(msg) is AppendRequest and (<AppendRequest>msg).entries is not None:
+        s = (<AppendRequest>msg).entries
+        return 256 + 25 * len(s.runs) + 5 * (s.stop - s.start) + s.nbytes
+    return 256
+
+
 def encode(msg, corr_id):
     """One whole frame (header + body) of `msg`, tagged with `corr_id` (a u64). Raises CodecError
     for a message it cannot encode."""
     cdef uint64_t cid = _corr_id(corr_id)
     cdef Writer w
-    w_init(&w, 512)
+    w_init(&w, _size_hint(msg))
     try:
         w_frame(&w, msg, cid)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
@@ -570,7 +560,7 @@ def encode_into(bytearray out not None, msg, corr_id):
     cdef uint64_t cid = _corr_id(corr_id)
     cdef Writer w
     cdef Py_ssize_t old
-    w_init(&w, 512)
+    w_init(&w, _size_hint(msg))
     try:
         w_frame(&w, msg, cid)
         old = PyByteArray_GET_SIZE(out)
