@@ -237,25 +237,36 @@ async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_si
                     peer: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
                     config: Optional[Config] = None, use_uvloop: Optional[bool] = None,
                     systems: Optional[List[str]] = None) -> List[BenchResult]:
-    """B3: every system in turn on a fresh cluster of `nodes` processes; rows per (clients, payload)."""
+    """B3: rows per (system, payload, clients). Ours and the floor run on clusters up at the same
+    time, measured alternately row by row, so a machine whose speed drifts (shared cores)
+    shifts both alike; each PySyncObj configuration then runs on its own cluster (its tick
+    thread would otherwise share the bench process with our leader)."""
     if systems is None:
         systems = list(TCP_SYSTEMS)
         if peer == "pysyncobj":
             from openraft_fast.bench_pysyncobj import CONFIGS
             systems += list(CONFIGS)
+    groups = [[s for s in systems if s in TCP_SYSTEMS]] + [[s] for s in systems if s not in TCP_SYSTEMS]
+    runs: dict = {}                       # (system, payload) -> [(clients, entries, elapsed, latencies)]
+    for group in filter(None, groups):
+        async with contextlib.AsyncExitStack() as stack:
+            writers = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop))) for s in group]
+            for size in payload_sizes:
+                for c in client_counts:
+                    for system, writer in writers:
+                        label = f"{system:<17s} payload={size:<5d} "
+                        runs.setdefault((system, size), []).extend(
+                            await run_clients(writer, [c], _system_batch(system, batch), size, seconds, progress, label))
     results = []
     for system in systems:
-        # PySyncObj has no batch call: its rows are single writes whatever --batch says.
-        sys_batch = batch if system in TCP_SYSTEMS else 1
-        runs_by_size = []
-        async with tcp_cluster(system, nodes, config, use_uvloop) as writer:
-            for size in payload_sizes:
-                label = f"{system:<17s} payload={size:<5d} "
-                runs_by_size.append((size, await run_clients(writer, client_counts, sys_batch, size, seconds,
-                                                             progress, label)))
-        for size, runs in runs_by_size:
-            results.extend(summarize("tcp", system, nodes, sys_batch, size, runs))
+        for size in payload_sizes:
+            results.extend(summarize("tcp", system, nodes, _system_batch(system, batch), size, runs[(system, size)]))
     return results
+
+
+def _system_batch(system: str, batch: int) -> int:
+    # PySyncObj has no batch call: its rows are single writes whatever --batch says.
+    return batch if system in TCP_SYSTEMS else 1
 
 
 def format_ratios(results: List[BenchResult]) -> str:
