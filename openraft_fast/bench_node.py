@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import os
 from typing import List, Optional
+
+# Set to a path prefix: each follower writes its cProfile stats to PREFIX.node<ID> when the
+# bench closes it (`python -m pstats PREFIX.node2`).
+PROFILE_ENV = "OPENRAFT_FAST_BENCH_PROFILE"
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -28,18 +34,31 @@ def main(argv: Optional[List[str]] = None) -> None:
     config = Config(heartbeat_interval=args.heartbeat, election_timeout_min=args.election_min,
                     election_timeout_max=args.election_max)
 
+    profile_path = os.environ.get(PROFILE_ENV)
+    profiler = cProfile.Profile() if profile_path else None
+
     async def serve():
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
         raft = await Raft.start(args.id, config, TcpNetworkFactory(args.id, config, ssl=None), MemLogStore(),
                                 NoopStateMachine())
         server = await serve_tcp(raft, args.host, args.port)
+        if profiler is not None:
+            # Stop (and write the profile) when stdin closes, instead of exiting at once.
+            exit_with_parent(on_eof=lambda: loop.call_soon_threadsafe(stop.set))
+            profiler.enable()
+        else:
+            exit_with_parent()
         announce_ready(server.port)
         try:
-            await asyncio.Event().wait()      # until killed, or stdin closes
+            await stop.wait()                 # until stdin closes (or killed)
         finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(f"{profile_path}.node{args.id}")
             await raft.shutdown()
             await server.close()
 
-    exit_with_parent()
     run(serve())
 
 

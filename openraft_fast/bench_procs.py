@@ -10,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import List, Optional, Sequence
+import time
+from typing import Callable, List, Optional, Sequence
 
 from openraft_fast.errors import Timeout
 
@@ -23,14 +24,19 @@ def announce_ready(port: int) -> None:
     print(f"{READY} {port}", flush=True)
 
 
-def exit_with_parent() -> None:
-    """Exit this process when its stdin reaches EOF: the bench process closed it or died."""
+def exit_with_parent(on_eof: Optional[Callable[[], None]] = None, grace: float = 5.0) -> None:
+    """Exit this process when its stdin reaches EOF: the bench process closed it or died.
+    `on_eof` (called on the watching thread) may ask the main thread to finish first; the
+    process exits anyway `grace` seconds later."""
     def watch():
         try:
             # The raw descriptor, not sys.stdin: a daemon thread holding the buffered reader's
             # lock would abort the interpreter's shutdown.
             while os.read(0, 65536):
                 pass
+            if on_eof is not None:
+                on_eof()
+                time.sleep(grace)
         finally:
             os._exit(0)
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
@@ -114,7 +120,17 @@ class Children:
     def alive(self) -> bool:
         return all(p.returncode is None for p in self._procs)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 2.0) -> None:
+        """Close the children's stdin (they exit, after writing a profile if asked to), then
+        kill whichever is still running `grace` seconds later."""
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+            except asyncio.TimeoutError:
+                pass
         for proc in self._procs:
             if proc.returncode is None:
                 try:
