@@ -21,7 +21,7 @@ def _cluster(system):
     loop = new_event_loop()
     cm = tcp_cluster(system, 3)
     try:
-        writer = loop.run_until_complete(cm.__aenter__())
+        writer = loop.run_until_complete(cm.__aenter__()).writer
         try:
             yield loop, writer
         finally:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import sys
 import time
 from array import array
 from dataclasses import asdict, dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from openraft_fast import Config, Node, Raft, ServerState
 from openraft_fast.network import LocalRouter
@@ -32,6 +33,11 @@ class BenchResult:
     ops: int
     seconds: float
     system: str = "ours"        # "ours", or a reference run side by side: "floor", "pysyncobj", ...
+    # CPU seconds per entry x 1e6 while measuring: of the bench process (the leader, or the
+    # whole cluster in one process) and of each follower process on average (nan: none or
+    # unknown). Unlike put/s they hold up on a loaded machine: what others run is not counted.
+    cpu_us: float = math.nan
+    follower_cpu_us: float = math.nan
 
 
 async def start_local_cluster(nodes: int, config: Optional[Config] = None):
@@ -59,9 +65,11 @@ def percentile(sorted_values, q: float) -> float:
 
 
 async def run_load(leader, clients: int, batch: int, payload: bytes, seconds: float,
-                   progress: Optional[Callable[[int, float], None]] = None, warmup: float = 0.2) -> tuple:
+                   progress: Optional[Callable[[int, float], None]] = None, warmup: float = 0.2,
+                   on_measure: Optional[Callable[[bool], None]] = None) -> tuple:
     """Run the client loops on `leader` (a Raft, or anything with its `client_write` and
-    `client_write_many`); returns (entries written, elapsed seconds, latencies in seconds)."""
+    `client_write_many`); returns (entries written, elapsed seconds, latencies in seconds).
+    `on_measure(True)` / `on_measure(False)`: the measured window opens / closes."""
     perf = time.perf_counter
     # Clients run until `stop`, which the phase timer sets once measuring has begun.
     state = {"measuring": False, "stop": float("inf")}
@@ -88,6 +96,8 @@ async def run_load(leader, clients: int, batch: int, payload: bytes, seconds: fl
     async def phases():
         await asyncio.sleep(warmup)
         state["measuring"] = True
+        if on_measure is not None:
+            on_measure(True)
         start = perf()
         state["stop"] = start + seconds
         while perf() < state["stop"]:
@@ -100,19 +110,44 @@ async def run_load(leader, clients: int, batch: int, payload: bytes, seconds: fl
     start = await phases()
     await asyncio.gather(*tasks)
     elapsed = perf() - start
+    if on_measure is not None:
+        on_measure(False)
     return len(lats) * batch, elapsed, lats
 
 
+def cpu_seconds(pids: Sequence[int] = ()) -> List[float]:
+    """CPU seconds (user + system) used so far by this process and by each of `pids` (nan
+    where /proc cannot tell)."""
+    out = [time.process_time()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+        except (OSError, IndexError, ValueError):
+            out.append(math.nan)
+    return out
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 async def run_clients(writer, client_counts: List[int], batch: int, payload_size: int, seconds: float,
-                      progress: Optional[Callable[[str], None]] = None, label: str = "") -> list:
-    """run_load once per client count on one cluster: [(clients, entries, elapsed, latencies)]."""
+                      progress: Optional[Callable[[str], None]] = None, label: str = "",
+                      follower_pids: Sequence[int] = ()) -> list:
+    """run_load once per client count on one cluster:
+    [(clients, entries, elapsed, latencies, bench-process CPU s, [CPU s of each follower])]."""
     payload = b"x" * payload_size
     runs = []
     for c in client_counts:
         def tick(n, t, c=c):
             if progress is not None and t > 0:
                 progress(f"{label}clients={c:<5d} {n / t:>12,.0f} put/s  ({t:4.1f}s)")
-        runs.append((c,) + await run_load(writer, c, batch, payload, seconds, tick))
+        marks = []
+        n, elapsed, lats = await run_load(writer, c, batch, payload, seconds, tick,
+                                          on_measure=lambda _: marks.append(cpu_seconds(follower_pids)))
+        used = [b - a for a, b in zip(*marks)]
+        runs.append((c, n, elapsed, lats, used[0], used[1:]))
     return runs
 
 
@@ -132,26 +167,40 @@ def summarize(transport: str, system: str, nodes: int, batch: int, payload_size:
     once the cluster is down: sorting a million samples blocks the loop long enough for the
     leader's lease to lapse (check-quorum would then refuse the next phase's writes)."""
     results = []
-    for c, n, elapsed, samples in runs:
+    for c, n, elapsed, samples, cpu, follower_cpu in runs:
         lats = sorted(samples)
         rate = n / elapsed if elapsed else 0.0
+        per_entry = 1e6 / n if n else math.nan
+        followers = sum(follower_cpu) / len(follower_cpu) * per_entry if follower_cpu else math.nan
         results.append(BenchResult(transport, nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
-                                   percentile(lats, 0.5) * 1e6, percentile(lats, 0.99) * 1e6, n, elapsed, system))
+                                   percentile(lats, 0.5) * 1e6, percentile(lats, 0.99) * 1e6, n, elapsed, system,
+                                   cpu * per_entry, followers))
     return results
 
 
 def format_table(results: List[BenchResult]) -> str:
-    head = f"{'system':17s} {'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'1e6/rate':>8s} {'p50 us':>9s} {'p99 us':>9s}"
+    head = f"{'system':17s} {'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'1e6/rate':>8s} {'p50 us':>9s} {'p99 us':>9s} {'cpu us/e':>8s} {'foll us/e':>9s}"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(f"{r.system:17s} {r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
-                    f"{r.inverse_rate_us:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f}")
-    return "\n".join(rows)
+                    f"{r.inverse_rate_us:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f} {_cell(r.cpu_us, 8)} "
+                    f"{_cell(r.follower_cpu_us, 9)}")
+    notes = ["cpu us/e: CPU microseconds per entry of the bench process (with --transport tcp: the leader);",
+             "foll us/e: of each follower process. put/s and latencies depend on the machine's load, these less."]
+    return "\n".join(rows + notes)
+
+
+def _cell(value: float, width: int) -> str:
+    return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.2f}"
 
 
 def results_json(results: List[BenchResult]) -> dict:
-    keys = ("system", "transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us", "p99_us")
-    return {"results": [{k: asdict(r)[k] for k in keys} for r in results]}
+    keys = ("system", "transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us",
+            "p99_us", "cpu_us", "follower_cpu_us")
+
+    def value(v):
+        return None if isinstance(v, float) and math.isnan(v) else v       # JSON has no NaN
+    return {"results": [{k: value(asdict(r)[k]) for k in keys} for r in results]}
 
 
 def live_printer(stream=sys.stderr) -> Callable[[str], None]:
@@ -177,11 +226,16 @@ def tcp_bench_config() -> Config:
     return Config(heartbeat_interval=0.1, election_timeout_min=1.0, election_timeout_max=2.0)
 
 
+class TcpCluster(NamedTuple):
+    writer: object                  # node 1, with client_write / client_write_many
+    follower_pids: List[int]
+
+
 @contextlib.asynccontextmanager
 async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
                       use_uvloop: Optional[bool] = None):
     """`nodes` processes on 127.0.0.1: this one is node 1 and the leader, the followers are
-    child processes (killed on exit). Yields node 1's writer for `run_load`."""
+    child processes (killed on exit). Yields a TcpCluster: node 1's writer for `run_load`."""
     from openraft_fast.bench_procs import Children, free_ports
     if system == "ours":
         from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
@@ -198,7 +252,7 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
                 members.update({i: Node(f"127.0.0.1:{p}") for i, p in enumerate(kids.ports, start=2)})
                 await raft.initialize(members)
                 await raft.wait(10.0).state(ServerState.LEADER)
-                yield raft
+                yield TcpCluster(raft, kids.pids)
             finally:
                 await raft.shutdown()
                 if server is not None:
@@ -210,7 +264,7 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
             leader = FloorLeader(nodes)
             try:
                 await leader.connect([("127.0.0.1", p) for p in kids.ports])
-                yield leader
+                yield TcpCluster(leader, kids.pids)
             finally:
                 await leader.close()
     else:
@@ -218,11 +272,11 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
         nobatch = CONFIGS[system]
         addrs = [f"127.0.0.1:{p}" for p in free_ports(nodes)]
         argvs = [follower_argv(a, [b for b in addrs if b != a], nobatch) for a in addrs[1:]]
-        async with Children(argvs, use_uvloop=use_uvloop):
+        async with Children(argvs, use_uvloop=use_uvloop) as kids:
             peer = PySyncObjLeader(addrs[0], addrs[1:], nobatch)
             try:
                 await peer.wait_leader()
-                yield peer
+                yield TcpCluster(peer, kids.pids)
             finally:
                 await peer.close()
 
@@ -250,13 +304,14 @@ async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_si
     runs: dict = {}                       # (system, payload) -> [(clients, entries, elapsed, latencies)]
     for group in filter(None, groups):
         async with contextlib.AsyncExitStack() as stack:
-            writers = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop))) for s in group]
+            clusters = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop))) for s in group]
             for size in payload_sizes:
                 for c in client_counts:
-                    for system, writer in writers:
+                    for system, cluster in clusters:
                         label = f"{system:<17s} payload={size:<5d} "
                         runs.setdefault((system, size), []).extend(
-                            await run_clients(writer, [c], _system_batch(system, batch), size, seconds, progress, label))
+                            await run_clients(cluster.writer, [c], _system_batch(system, batch), size, seconds,
+                                              progress, label, cluster.follower_pids))
     results = []
     for system in systems:
         for size in payload_sizes:

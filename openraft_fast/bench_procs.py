@@ -117,6 +117,10 @@ class Children:
             if len(words) == 2 and words[0] == READY and words[1].isdigit():
                 return int(words[1])
 
+    @property
+    def pids(self) -> List[int]:
+        return [p.pid for p in self._procs]
+
     def alive(self) -> bool:
         return all(p.returncode is None for p in self._procs)
 

@@ -48,6 +48,9 @@ def _check_rows(results, system, clients, payloads, batch=1):
         assert r.ops > 0 and r.put_per_s > 0 and r.seconds > 0
         assert r.put_per_s == pytest.approx(r.ops / r.seconds)
         assert 0 < r.p50_us <= r.p99_us
+        # CPU per entry: the bench process always used some; /proc counts followers in clock
+        # ticks (10 ms), so a short run may round a follower's share down to 0.
+        assert r.cpu_us > 0 and r.follower_cpu_us >= 0
 
 
 @pytest.mark.parametrize("use_uvloop", [True, False], ids=["uvloop", "asyncio"])
@@ -82,7 +85,7 @@ def test_floor_writes_fail_when_the_followers_die():
 def test_children_are_killed_on_exit_and_a_failing_child_is_reported():
     async def body():
         async with Children([["openraft_fast.bench_floor"]]) as kids:
-            pids = [p.pid for p in kids._procs]
+            pids = kids.pids
             assert kids.alive() and all(_alive(p) for p in pids) and kids.ports[0] > 0
         assert not any(_alive(p) for p in pids)
         # A child that exits before announcing its port: a Timeout naming it, with its stderr.
@@ -103,7 +106,7 @@ def test_a_child_exits_when_the_bench_process_dies():
               "from openraft_fast.bench_procs import Children\n"
               "async def main():\n"
               "    async with Children([['openraft_fast.bench_floor']]) as kids:\n"
-              "        print(kids._procs[0].pid, flush=True)\n"
+              "        print(kids.pids[0], flush=True)\n"
               "        await asyncio.sleep(60)\n"
               "run(main())\n")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE)
@@ -145,6 +148,7 @@ def test_cli_tcp_run_end_to_end(tmp_path):
     assert sorted((r["system"], r["payload"]) for r in rows) == \
         [("floor", 16), ("floor", 256), ("ours", 16), ("ours", 256)]
     assert all(r["clients"] == 1 and r["put_per_s"] > 0 and 0 < r["p50_us"] <= r["p99_us"] for r in rows)
+    assert all(r["cpu_us"] > 0 and r["follower_cpu_us"] >= 0 for r in rows)
     table = proc.stdout.splitlines()
     assert table[0].split()[:2] == ["system", "transport"]
     assert sum(1 for line in table if line.startswith("ours ")) == 2

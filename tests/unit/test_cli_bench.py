@@ -100,7 +100,7 @@ def test_missing_pysyncobj_is_said_clearly(monkeypatch, capsys):
 
 
 def _row(system, clients, payload, rate):
-    return BenchResult("tcp", 3, clients, 1, payload, rate, 1e6 / rate, 10.0, 20.0, 100, 1.0, system)
+    return BenchResult("tcp", 3, clients, 1, payload, rate, 1e6 / rate, 10.0, 20.0, 100, 1.0, system, 3.5, 1.25)
 
 
 def test_ratios_compare_ours_with_the_floor_and_the_best_peer():
@@ -118,6 +118,39 @@ def test_ratios_compare_ours_with_the_floor_and_the_best_peer():
     table = format_table(rows)
     assert table.splitlines()[0].startswith("system") and "pysyncobj-nobatch" in table
     assert results_json(rows)["results"][0]["system"] == "ours"
+
+
+def test_cpu_columns_and_unknown_cpu():
+    import json
+    import math
+    known = _row("ours", 1, 16, 8_000.0)
+    unknown = BenchResult("local", 3, 1, 1, 0, 50_000.0, 20.0, 15.0, 40.0, 1000, 1.0)   # no CPU figures
+    assert math.isnan(unknown.cpu_us) and math.isnan(unknown.follower_cpu_us)
+    lines = format_table([known, unknown]).splitlines()
+    assert lines[0].split()[-4:] == ["cpu", "us/e", "foll", "us/e"]
+    assert lines[2].split()[-2:] == ["3.50", "1.25"] and lines[3].split()[-2:] == ["-", "-"]
+    out = results_json([known, unknown])["results"]
+    assert (out[0]["cpu_us"], out[0]["follower_cpu_us"]) == (3.5, 1.25)
+    assert out[1]["cpu_us"] is None and out[1]["follower_cpu_us"] is None
+    json.loads(json.dumps(out, allow_nan=False))      # strict JSON: no NaN
+
+
+def test_cpu_seconds_reads_this_process_and_children():
+    import subprocess
+    import sys
+    from openraft_fast.bench import cpu_seconds
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.2: pass\nprint(1, flush=True)\ninput()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"1"      # it has burned 0.2 s of CPU
+        mine, theirs = cpu_seconds([child.pid])
+        assert mine > 0 and theirs >= 0.15
+        gone = cpu_seconds([2 ** 22 + 12345])[1]            # no such process: unknown, not an error
+        assert gone != gone
+    finally:
+        child.kill()
+        child.wait(10)
 
 
 def test_a_failed_tcp_run_is_reported_not_a_traceback(monkeypatch, capsys):
