@@ -154,3 +154,20 @@ def test_cli_tcp_run_end_to_end(tmp_path):
     assert sum(1 for line in table if line.startswith("ours ")) == 2
     assert sum(1 for line in table if line.startswith("floor ")) == 2
     assert sum(1 for line in table if "ours/floor" in line) == 2
+
+
+def test_cli_tcp_run_with_pysyncobj_side_by_side():
+    pytest.importorskip("pysyncobj", reason="the optional bench extra")
+    proc = subprocess.run([sys.executable, "-m", "openraft_fast.cli", "bench", "--transport", "tcp", "--clients", "1",
+                           "--payload", "16", "--batch", "4", "--peer", "pysyncobj", "--seconds", "0.3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[2:]
+            if line.split() and line.split()[0] in ("ours", "floor", "pysyncobj", "pysyncobj-nobatch")}
+    assert sorted(rows) == ["floor", "ours", "pysyncobj", "pysyncobj-nobatch"]
+    # columns: system transport nodes clients batch payload put/s ...
+    assert rows["ours"][4] == rows["floor"][4] == "4"                       # --batch for ours and the floor
+    assert rows["pysyncobj"][4] == rows["pysyncobj-nobatch"][4] == "1"      # PySyncObj has no batch call
+    assert all(float(r[6].replace(",", "")) > 0 for r in rows.values())
+    ratio = [line for line in proc.stdout.splitlines() if "ours/floor" in line]
+    assert len(ratio) == 1 and "(its best)" in ratio[0]
