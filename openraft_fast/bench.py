@@ -163,7 +163,7 @@ async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_
 
 
 def summarize(transport: str, system: str, nodes: int, batch: int, payload_size: int, runs) -> List[BenchResult]:
-    """BenchResults of `runs`, each (clients, entries, elapsed, latencies) from run_load. Call it
+    """BenchResults of `runs` from run_clients. Call it
     once the cluster is down: sorting a million samples blocks the loop long enough for the
     leader's lease to lapse (check-quorum would then refuse the next phase's writes)."""
     results = []
@@ -301,7 +301,7 @@ async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_si
             from openraft_fast.bench_pysyncobj import CONFIGS
             systems += list(CONFIGS)
     groups = [[s for s in systems if s in TCP_SYSTEMS]] + [[s] for s in systems if s not in TCP_SYSTEMS]
-    runs: dict = {}                       # (system, payload) -> [(clients, entries, elapsed, latencies)]
+    runs: dict = {}                       # (system, payload) -> run_clients' runs
     for group in filter(None, groups):
         async with contextlib.AsyncExitStack() as stack:
             clusters = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop))) for s in group]
