@@ -23,6 +23,7 @@ from libc.string cimport memcpy, memmove
 import msgpack
 
 from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.packing cimport get_i64, get_u32, put_i64, put_u32
 from openraft_fast._core.messages cimport (
     APPEND_HIGHER_VOTE, APPEND_OK, READ_NO_QUORUM, READ_OK, AppendRequest, AppendResponse,
     ReadIndexRequest, ReadIndexResponse, SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
@@ -141,19 +142,32 @@ cdef class ErrorReply(Record):
 
 # ---- writing -------------------------------------------------------------------------------------
 
+DEF SMALL = 480             # frames up to this size are built on the stack (no malloc)
+
+
 cdef struct Writer:
-    char* buf
+    char* buf                   # `small`, or a heap block once the frame outgrows it
     Py_ssize_t pos
     Py_ssize_t cap
+    char small[SMALL]
 
 
 cdef int w_init(Writer* w, Py_ssize_t cap) except -1:
+    w.pos = 0
+    if cap <= SMALL:
+        w.buf = w.small
+        w.cap = SMALL
+        return 0
     w.buf = <char*>PyMem_Malloc(cap)
     if w.buf == NULL:
         raise MemoryError()
-    w.pos = 0
     w.cap = cap
     return 0
+
+
+cdef inline void w_free(Writer* w) noexcept:
+    if w.buf != w.small:
+        PyMem_Free(w.buf)
 
 
 cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
@@ -164,32 +178,17 @@ cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
         return 0
     while cap < need:
         cap *= 2
-    nb = <char*>PyMem_Realloc(w.buf, cap)
+    if w.buf == w.small:
+        nb = <char*>PyMem_Malloc(cap)
+        if nb != NULL:
+            memcpy(nb, w.small, w.pos)
+    else:
+        nb = <char*>PyMem_Realloc(w.buf, cap)
     if nb == NULL:
         raise MemoryError()
     w.buf = nb
     w.cap = cap
     return 0
-
-
-cdef inline void put_u32(char* p, uint32_t v) noexcept nogil:
-    memcpy(p, &v, 4)
-
-
-cdef inline void put_i64(char* p, int64_t v) noexcept nogil:
-    memcpy(p, &v, 8)
-
-
-cdef inline uint32_t _get_u32(const unsigned char* p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline int64_t _get_i64(const unsigned char* p) noexcept nogil:
-    cdef int64_t v
-    memcpy(&v, p, 8)
-    return v
 
 
 cdef inline int w_u8(Writer* w, uint8_t v) except -1:
@@ -232,6 +231,8 @@ cdef int w_bytes(Writer* w, object data) except -1:
         return w_raw(w, PyByteArray_AS_STRING(data), PyByteArray_GET_SIZE(data))
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes-like data, got {type(data).__name__}")
+    if isinstance(data, memoryview) and not data.c_contiguous:
+        data = data.tobytes()
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         w_raw(w, <const char*>view.buf, view.len)
@@ -311,7 +312,7 @@ cdef bytes membership_bytes(Membership m):
         w_membership(&w, m)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 cdef int w_slice(Writer* w, LogSlice s) except -1:
@@ -539,7 +540,7 @@ cdef inline Py_ssize_t _size_hint(object msg):
     if type(msg) is AppendRequest and (<AppendRequest>msg).entries is not None:
         s = (<AppendRequest>msg).entries
         return 256 + 25 * len(s.runs) + 5 * (s.stop - s.start) + s.nbytes
-    return 256
+    return SMALL
 
 
 def encode(msg, corr_id):
@@ -552,7 +553,7 @@ def encode(msg, corr_id):
         w_frame(&w, msg, cid)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 def encode_into(bytearray out not None, msg, corr_id):
@@ -567,7 +568,7 @@ def encode_into(bytearray out not None, msg, corr_id):
         PyByteArray_Resize(out, old + w.pos)
         memcpy(PyByteArray_AS_STRING(out) + old, w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -604,13 +605,13 @@ cdef inline bint r_bool(Reader* r) except? -1:
 cdef inline uint32_t r_u32(Reader* r) except? 0xFFFFFFFF:
     r_need(r, 4)
     r.pos += 4
-    return _get_u32(r.p + r.pos - 4)
+    return get_u32(r.p + r.pos - 4)
 
 
 cdef inline int64_t r_i64(Reader* r) except? -0x7FFFFFFFFFFFFFFF:
     r_need(r, 8)
     r.pos += 8
-    return _get_i64(r.p + r.pos - 8)
+    return get_i64(r.p + r.pos - 8)
 
 
 cdef inline int64_t r_nonneg(Reader* r, str what) except -1:
@@ -642,15 +643,34 @@ cdef str r_str(Reader* r):
         raise CodecError(f"string is not valid UTF-8: {e}") from None
 
 
+# The last leader ids and vote decoded. Consecutive messages from one leader carry the same
+# ones and these values are immutable, so they are shared instead of allocated again (which
+# also lets the engine's identity fast paths hit).
+cdef LeaderId _last_vote_leader = None      # a vote's leader id
+cdef LeaderId _last_log_leader = None       # a log id's (committed) leader id
+cdef Vote _last_vote = None
+
+
+cdef inline bint _same(LeaderId c, int64_t term, int64_t node, bint std) noexcept:
+    return c is not None and c.term == term and c.node == node and c.std == std
+
+
 cdef LeaderId _leader_id(uint8_t flags, int64_t term, int64_t node, bint committed_form):
+    global _last_vote_leader, _last_log_leader
     cdef bint std = flags & F_STD
     if term < 0:
         raise CodecError(f"term must be >= 0, got {term}")
     if node < NO_NODE:
         raise CodecError(f"node id must be >= 0 or -1 (none), got {node}")
-    if committed_form and std and node != NO_NODE:
-        raise CodecError("a std-mode log id carries only the term")
-    return make_leader_id(term, node, std)
+    if committed_form:
+        if std and node != NO_NODE:
+            raise CodecError("a std-mode log id carries only the term")
+        if not _same(_last_log_leader, term, node, std):
+            _last_log_leader = make_leader_id(term, node, std)
+        return _last_log_leader
+    if not _same(_last_vote_leader, term, node, std):
+        _last_vote_leader = make_leader_id(term, node, std)
+    return _last_vote_leader
 
 
 cdef LeaderId r_leader_id(Reader* r, bint committed_form):
@@ -659,18 +679,24 @@ cdef LeaderId r_leader_id(Reader* r, bint committed_form):
     if flags & ~F_STD:
         raise CodecError(f"bad leader id flags {flags:#x}")
     r.pos += 17
-    return _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), committed_form)
+    return _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), committed_form)
 
 
 cdef Vote r_vote(Reader* r):
+    global _last_vote
     r_need(r, 17)
     cdef uint8_t flags = r.p[r.pos]
     if flags & ~(F_STD | F_COMMITTED):
         raise CodecError(f"bad vote flags {flags:#x}")
     r.pos += 17
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), False)
+    cdef bint committed = (flags & F_COMMITTED) != 0
+    if _last_vote is not None and _last_vote.leader_id is lid and _last_vote.committed == committed:
+        return _last_vote
     cdef Vote v = Vote.__new__(Vote)
-    v.leader_id = _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), False)
-    v.committed = (flags & F_COMMITTED) != 0
+    v.leader_id = lid
+    v.committed = committed
+    _last_vote = v
     return v
 
 
@@ -682,8 +708,8 @@ cdef LogId r_opt_log_id(Reader* r):
         raise CodecError(f"bad log id flags {flags:#x}")
     r_need(r, 24)
     r.pos += 24
-    cdef LeaderId lid = _leader_id(flags, _get_i64(r.p + r.pos - 24), _get_i64(r.p + r.pos - 16), True)
-    cdef int64_t index = _get_i64(r.p + r.pos - 8)
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 24), get_i64(r.p + r.pos - 16), True)
+    cdef int64_t index = get_i64(r.p + r.pos - 8)
     if index < 0:
         raise CodecError(f"log index must be >= 0, got {index}")
     return make_log_id(lid, index)
@@ -731,9 +757,9 @@ cdef Membership r_membership(Reader* r):
 cdef LogSlice r_slice(Reader* r):
     """The columns w_slice wrote; counts are checked against the bytes left before allocating."""
     r_need(r, 16)
-    cdef int64_t start = _get_i64(r.p + r.pos)
-    cdef Py_ssize_t n = _get_u32(r.p + r.pos + 8)
-    cdef Py_ssize_t nruns = _get_u32(r.p + r.pos + 12)
+    cdef int64_t start = get_i64(r.p + r.pos)
+    cdef Py_ssize_t n = get_u32(r.p + r.pos + 8)
+    cdef Py_ssize_t nruns = get_u32(r.p + r.pos + 12)
     cdef Py_ssize_t i, j, plen
     cdef int64_t first, prev
     cdef uint64_t total = 0, nbytes = 0
@@ -748,7 +774,7 @@ cdef LogSlice r_slice(Reader* r):
     cdef LeaderId lid, last_lid = None
     prev = start - 1
     for j in range(nruns):
-        first = _get_i64(r.p + r.pos)
+        first = get_i64(r.p + r.pos)
         r.pos += 8
         lid = r_leader_id(r, True)
         if first <= prev or first >= start + n or (j == 0 and first != start):
@@ -764,7 +790,7 @@ cdef LogSlice r_slice(Reader* r):
     for i in range(n):
         if kp[i] > ENTRY_MEMBERSHIP:
             raise CodecError(f"entry {start + i}: unknown kind {kp[i]}")
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_BLANK and plen:
             raise CodecError(f"entry {start + i}: a blank entry with a {plen}-byte payload")
         total += plen
@@ -773,7 +799,7 @@ cdef LogSlice r_slice(Reader* r):
     cdef list payloads = [None] * n
     cdef Reader sub
     for i in range(n):
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_NORMAL:
             payloads[i] = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
             nbytes += plen
@@ -830,9 +856,9 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_ar.prev_log_id = r_opt_log_id(r)
         m_ar.commit = r_opt_log_id(r)
         r_need(r, 24)
-        m_ar.msg_id = _get_i64(r.p + r.pos)
-        m_ar.seq = _get_i64(r.p + r.pos + 8)
-        m_ar.sent_at = _get_i64(r.p + r.pos + 16)
+        m_ar.msg_id = get_i64(r.p + r.pos)
+        m_ar.seq = get_i64(r.p + r.pos + 8)
+        m_ar.sent_at = get_i64(r.p + r.pos + 16)
         r.pos += 24
         if r_bool(r):
             m_ar.entries = r_slice(r)
@@ -850,11 +876,11 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_aresp.result = code
         m_aresp.matched = r_opt_log_id(r)
         r_need(r, 40)
-        m_aresp.conflict = _get_i64(r.p + r.pos)
-        m_aresp.hint_last = _get_i64(r.p + r.pos + 8)
-        m_aresp.msg_id = _get_i64(r.p + r.pos + 16)
-        m_aresp.seq = _get_i64(r.p + r.pos + 24)
-        m_aresp.sent_at = _get_i64(r.p + r.pos + 32)
+        m_aresp.conflict = get_i64(r.p + r.pos)
+        m_aresp.hint_last = get_i64(r.p + r.pos + 8)
+        m_aresp.msg_id = get_i64(r.p + r.pos + 16)
+        m_aresp.seq = get_i64(r.p + r.pos + 24)
+        m_aresp.sent_at = get_i64(r.p + r.pos + 32)
         r.pos += 40
         msg = m_aresp
     elif mtype == T_VOTE_REQUEST:
@@ -944,11 +970,15 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
 cdef class FrameDecoder:
     """Splits a byte stream into frames and decodes them (see codec.pyi)."""
 
+    def __cinit__(self, *args, **kwargs):
+        # Always a valid buffer, even if __init__ is skipped or raises.
+        self._buf = bytearray(INITIAL_CAP)
+        self._max_frame = DEFAULT_MAX_FRAME
+
     def __init__(self, Py_ssize_t max_frame=DEFAULT_MAX_FRAME):
         if max_frame < HEAD or max_frame > <Py_ssize_t>MAX_U32 + HEAD:
             raise ValueError(f"max_frame must be in [{HEAD}, {MAX_U32 + HEAD}], got {max_frame}")
         self._max_frame = max_frame
-        self._buf = bytearray(INITIAL_CAP)
         self._start = 0
         self._end = 0
         self._need = 0
@@ -1061,9 +1091,9 @@ cdef class FrameDecoder:
                 raise CodecError(f"bad magic {bytes(h[:2])!r}: not an openraft_fast peer")
             if h[2] != VERSION:
                 raise CodecError(f"protocol version {h[2]} not supported (this node speaks {VERSION})")
-            if _get_u32(h + 20) != crc32c_extend(0, h, 20):
+            if get_u32(h + 20) != crc32c_extend(0, h, 20):
                 raise CodecError("frame header checksum mismatch")
-            blen = _get_u32(h + 4)
+            blen = get_u32(h + 4)
             if <uint64_t>blen + HEAD > <uint64_t>self._max_frame:
                 raise CodecError(f"frame of {blen + HEAD} bytes is over the {self._max_frame}-byte limit")
             if h[3] < 1 or h[3] > T_LAST:
@@ -1071,14 +1101,23 @@ cdef class FrameDecoder:
             if avail < HEAD + <Py_ssize_t>blen:
                 self._need = HEAD + blen
                 break
-            if _get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
+            if get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
                 raise CodecError(f"frame body checksum mismatch (type {h[3]}, {blen} bytes)")
             memcpy(&corr_id, h + 8, 8)
             out.append((corr_id, r_body(h[3], h + HEAD, blen)))
             self._start += HEAD + blen
             self._need = 0
-        if self._start == self._end:
+        cdef Py_ssize_t live = self._end - self._start
+        cdef bytearray nb
+        if live == 0:
             self._start = self._end = 0
-            if PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP:
-                self._buf = bytearray(INITIAL_CAP)
+        if (PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP and live <= INITIAL_CAP // 2
+                and self._need <= INITIAL_CAP // 2):
+            # A big frame is done: give the memory back, keeping a small partial frame.
+            nb = bytearray(INITIAL_CAP)
+            if live:
+                memcpy(PyByteArray_AS_STRING(nb), PyByteArray_AS_STRING(self._buf) + self._start, live)
+            self._buf = nb
+            self._start = 0
+            self._end = live
         return 0

@@ -10,7 +10,7 @@ Commands run concurrently (a blocking add_learner does not hold up status):
     {"op": "init", "nodes": {"1": "127.0.0.1:7001", ...}}
     {"op": "write", "key": k, "value": v}                 -> {"index": i}
     {"op": "write_bulk", "count": n, "size": s, "prefix": p} -> {"index": last}   (n keys p0.., s-byte values)
-    {"op": "read", "key": k}          linearizable on the leader (read index)  -> {"value": v, "index": i}
+    {"op": "read", "key": k}          linearizable, on any node (read index)   -> {"value": v, "index": i}
     {"op": "get", "key": k}           local, not linearizable                   -> {"value": v}
     {"op": "keys"}                    every key of the local state machine     -> {"keys": [...]}
     {"op": "status"}                  -> state, term, leader, last_log_index, committed, applied,

@@ -58,3 +58,22 @@ def test_oversized_frame_refused_from_its_header(run, caplog):
             r = await c.write(lead, "after", 1)
             assert r.log_id.index > 0
     run(body())
+
+
+def test_silent_connection_closed_after_handshake_timeout(run, caplog):
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            impatient = await serve_tcp(c.rafts[lead], "127.0.0.1", 0, handshake_timeout=0.2)
+            try:
+                out = await send_raw(impatient.port, b"", timeout=5.0)       # connects, says nothing
+                assert out.closed and not out.replies
+                logged = [r.getMessage() for r in caplog.records if r.name == TCP_LOG]
+                assert any("no handshake within 0.2s" in m for m in logged), logged
+                # A peer that does its handshake in time stays connected past the timeout.
+                out = await send_raw(impatient.port, handshake(c.config.cluster_name, lead), timeout=0.6)
+                assert not out.closed and out.replies[0][1].ok
+            finally:
+                await impatient.close()
+    run(body())

@@ -5,14 +5,16 @@ import contextlib
 import logging
 import socket
 
+import pytest
 
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
 from openraft_fast._core.messages import AppendRequest, VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
-from openraft_fast.errors import NetworkError, RaftError, Timeout, Unreachable
-from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, serve_tcp
+from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout,
+                                  Unreachable)
+from openraft_fast.network.tcp import LANE_APPEND, TcpNetworkFactory, parse_addr, serve_tcp
 from tcp_support import FAST, WAIT, TcpCluster
 
 VOTE = Vote(LeaderId(1, 1), False)
@@ -211,3 +213,74 @@ def test_peer_that_stops_reading_does_not_grow_the_send_buffer(run):
             f.close()
             srv.close()
     run(body())
+
+
+def test_refused_handshake_surfaces_as_network_error_with_the_reason(run, caplog):
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            foreign = TcpNetworkFactory(1, FAST.replace(cluster_name="another-cluster"))
+            lost = TcpNetworkFactory(1, FAST)
+            try:
+                err = await outcome(foreign.new_client(lead, c.node(lead)).vote(VoteRequest(VOTE)))
+                assert type(err) is NetworkError and "cluster 'another-cluster'" in str(err), err
+                # A client that thinks node 7 listens at the leader's address.
+                err = await outcome(lost.new_client(7, c.node(lead)).vote(VoteRequest(VOTE)))
+                assert type(err) is NetworkError and f"meant for node 7 reached node {lead}" in str(err), err
+            finally:
+                foreign.close()
+                lost.close()
+            server_side = [r.getMessage() for r in caplog.records if "handshake refused" in r.getMessage()]
+            assert len(server_side) >= 2
+            r = await c.write(lead, "still", 1)
+            assert r.log_id.index > 0
+    run(body())
+
+
+def test_bad_arguments_are_typed_errors(run):
+    async def body():
+        for args, kwargs, err in [
+            ((1, "not a config"), {}, InvalidArgumentType),
+            ((-1, FAST), {}, InvalidArgumentType),
+            ((1, FAST), {"ssl": "tls please"}, InvalidArgumentType),
+            ((1, FAST), {"append_timeout": 0}, InvalidArgument),
+            ((1, FAST), {"append_timeout": float("nan")}, InvalidArgument),
+            ((1, FAST), {"max_send_buffer": 1.5}, InvalidArgumentType),
+            ((1, FAST), {"max_frame": -5}, InvalidArgument),
+        ]:
+            with pytest.raises(err):
+                TcpNetworkFactory(*args, **kwargs)
+        raft = SilentRaft()
+        for args, kwargs, err in [
+            (("127.0.0.1", -1), {}, InvalidArgument),
+            (("127.0.0.1", 70000), {}, InvalidArgument),
+            (("127.0.0.1", "7001"), {}, InvalidArgumentType),
+            ((None, 0), {}, InvalidArgumentType),
+            (("127.0.0.1", 0), {"ssl": object()}, InvalidArgumentType),
+            (("127.0.0.1", 0), {"max_buffered": 0}, InvalidArgument),
+        ]:
+            with pytest.raises(err):
+                await serve_tcp(raft, *args, **kwargs)
+        server = await serve_tcp(raft, "127.0.0.1", 0)
+        try:
+            with pytest.raises(NetworkError, match="cannot listen"):
+                await serve_tcp(raft, "127.0.0.1", server.port)      # the port is taken
+        finally:
+            await server.close()
+    run(body())
+
+
+@pytest.mark.parametrize("addr, expect", [
+    ("127.0.0.1:7001", ("127.0.0.1", 7001)),
+    ("localhost:1", ("localhost", 1)),
+    ("[::1]:65535", ("::1", 65535)),
+    ("127.0.0.1", None), ("127.0.0.1:", None), (":7001", None), ("h:0", None), ("h:65536", None),
+    ("h:-1", None), ("h:7a", None), ("", None), (None, None),
+])
+def test_parse_addr(addr, expect):
+    if expect is None:
+        with pytest.raises(ValueError):
+            parse_addr(addr)
+    else:
+        assert parse_addr(addr) == expect

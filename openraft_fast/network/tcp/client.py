@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from openraft_fast._core import codec
 from openraft_fast._core.messages import InstallSnapshotRequest, SnapshotResponse
 from openraft_fast.config import Config
-from openraft_fast.errors import NetworkError, RaftError, Timeout, Unreachable
+from openraft_fast.errors import InvalidArgumentType, NetworkError, RaftError, Timeout, Unreachable
 from openraft_fast.network.base import Network, NetworkFactory
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
-                                              FrameConnection, log)
+                                              FrameConnection, check_positive, check_ssl, log)
 
 # The longest wait between two connection attempts to one target, unless Config.backoff is longer.
 BACKOFF_CAP = 1.0
@@ -339,9 +339,15 @@ class TcpNetworkFactory(NetworkFactory):
                  max_frame: int = codec.DEFAULT_MAX_FRAME, append_timeout: Optional[float] = None,
                  max_send_buffer: Optional[int] = None) -> None:
         if not isinstance(config, Config):
-            raise TypeError(f"config must be a Config, got {type(config).__name__}")
-        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-            raise TypeError(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
+            raise InvalidArgumentType(f"config must be a Config, got {type(config).__name__}")
+        if isinstance(node_id, bool) or not isinstance(node_id, int) or node_id < 0:
+            raise InvalidArgumentType(f"node_id must be an int >= 0, got {node_id!r}")
+        check_ssl(ssl)
+        check_positive("max_frame", max_frame, integer=True)
+        if append_timeout is not None:
+            check_positive("append_timeout", append_timeout)
+        if max_send_buffer is not None:
+            check_positive("max_send_buffer", max_send_buffer, integer=True)
         self.node_id = node_id
         self.config = config
         self.ssl = ssl
