@@ -1,6 +1,6 @@
 """Benchmark B3 (DESIGN section 6) under pytest-benchmark: 3 processes on 127.0.0.1 over TCP, the
 bench process is node 1 and the leader, in-memory log, no-op state machine, 16 B payloads. One
-short case per client count for our Raft and for the TCP floor (`openraft_fast.bench_floor`);
+short case per client count for our Raft and for the TCP floor (`openraft_fast.bench_tcp_floor`);
 each round runs the client loops for BENCH_SECONDS (default 1.0) on a cluster started for the
 module, and records put/s, 1e6/(put/s), latency percentiles and CPU us per entry (the leader, each
 follower) in extra_info. The full table with

@@ -1,6 +1,6 @@
 """Cluster benchmarks (DESIGN section 6): C clients looping `await client_write(payload)` (or
 `client_write_many` of --batch entries) for S seconds. B1/B2: an in-process cluster. B3: three
-OS processes over TCP, with the TCP floor (`bench_floor`) and optionally PySyncObj
+OS processes over TCP, with the TCP floor (`bench_tcp_floor`) and optionally PySyncObj
 (`bench_pysyncobj`) run by the same client loops in the same run."""
 from __future__ import annotations
 
@@ -258,8 +258,8 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
                 if server is not None:
                     await server.close()
     elif system == "floor":
-        from openraft_fast.bench_floor import FloorLeader
-        argvs = [["openraft_fast.bench_floor", "--port", "0"] for _ in range(2, nodes + 1)]
+        from openraft_fast.bench_tcp_floor import FloorLeader
+        argvs = [["openraft_fast.bench_tcp_floor", "--port", "0"] for _ in range(2, nodes + 1)]
         async with Children(argvs, use_uvloop=use_uvloop) as kids:
             leader = FloorLeader(nodes)
             try:
