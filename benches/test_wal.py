@@ -49,7 +49,7 @@ def test_b4_cluster_on_wal(benchmark):
     benchmark.pedantic(lambda: rows.extend(run(bench_local(3, [1, 256], 1, 0, seconds, store="wal"))),
                        rounds=1, iterations=1)
     for r in rows:
-        key = r.transport.replace(" ", "_") if r.transport.startswith("disk") else f"clients_{r.clients}"
+        key = r.system.replace("-", "_") if r.system.startswith("disk") else f"clients_{r.clients}"
         benchmark.extra_info[f"{key}_per_s"] = round(r.put_per_s)
         benchmark.extra_info[f"{key}_p99_us"] = round(r.p99_us)
     print("\n" + "\n".join(f"{r.transport:10s} clients={r.clients:<4d} {r.put_per_s:>10,.0f}/s p99 {r.p99_us:,.0f} us"

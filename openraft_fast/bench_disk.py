@@ -32,7 +32,7 @@ def _sync_loop(directory: str, stop: float, block: int, lats: array) -> None:
 
 def disk_sync_rate(directory: str, seconds: float = 1.0, block: int = 4096, streams: int = 1) -> BenchResult:
     """Append `block` bytes and fdatasync, in a loop for `seconds` (in `streams` threads at
-    once, each on its own file); one row of the bench table: transport "disk" (or "disk xN"),
+    once, each on its own file); one row of the bench table: system "disk" (or "disk-xN"), transport "disk",
     put/s = syncs per second per stream."""
     lats = [array("d") for _ in range(streams)]
     start = time.perf_counter()
@@ -46,5 +46,5 @@ def disk_sync_rate(directory: str, seconds: float = 1.0, block: int = 4096, stre
     n = sum(len(x) for x in lats)
     rate = n / elapsed / streams if elapsed > 0 else 0.0
     s = sorted(v for x in lats for v in x)
-    return BenchResult("disk" if streams == 1 else f"disk x{streams}", 1, streams, 1, block, rate,
-                       1e6 / rate if rate else 0.0, percentile(s, 0.5) * 1e6, percentile(s, 0.99) * 1e6, n, elapsed)
+    return BenchResult("disk", 1, streams, 1, block, rate, 1e6 / rate if rate else 0.0, percentile(s, 0.5) * 1e6,
+                       percentile(s, 0.99) * 1e6, n, elapsed, "disk" if streams == 1 else f"disk-x{streams}")

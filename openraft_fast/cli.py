@@ -10,14 +10,18 @@ from typing import List, Optional
 from openraft_fast._aio import run
 
 
-def _ints(text: str) -> List[int]:
+def _ints(text: str, least: int = 1) -> List[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("values must be positive")
+    if not values or any(v < least for v in values):
+        raise argparse.ArgumentTypeError("values must be positive" if least == 1 else f"values must be >= {least}")
     return values
+
+
+def _sizes(text: str) -> List[int]:
+    return _ints(text, least=0)
 
 
 def _positive(kind):
@@ -37,18 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openraft-fast", description="openraft_fast: Raft for Python")
     p.add_argument("--version", action="version", version=f"openraft-fast {__version__}")
     sub = p.add_subparsers(dest="command")
-    b = sub.add_parser("bench", help="cluster write benchmark (DESIGN B1/B2)")
-    b.add_argument("--transport", choices=["local"], default="local")
+    b = sub.add_parser("bench", help="cluster write benchmark (DESIGN B1/B2; B3 with --transport tcp)")
+    b.add_argument("--transport", choices=["local", "tcp"], default="local",
+                   help="local: one process (B1/B2); tcp: one process per node on 127.0.0.1, with the TCP floor (B3)")
     b.add_argument("--nodes", type=_positive(int), default=3)
-    b.add_argument("--clients", type=_ints, default=[1, 64, 256, 1024])
+    b.add_argument("--clients", type=_ints, default=None, help="client counts (default local 1,64,256,1024; tcp 1,256)")
     b.add_argument("--batch", type=_positive(int), default=1, help="entries per client_write_many (1: client_write)")
     b.add_argument("--seconds", type=_positive(float), default=3.0)
-    b.add_argument("--payload", type=int, default=0, help="payload bytes")
+    b.add_argument("--payload", type=_sizes, default=None, help="payload bytes, a list (default local 0; tcp 16,256)")
+    b.add_argument("--peer", choices=["pysyncobj"], help="also run this library in the same harness (tcp only)")
     b.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     b.add_argument("--no-uvloop", action="store_true", help="use stock asyncio")
     b.add_argument("--store", choices=["mem", "wal"], default="mem",
                    help="wal: each node on its own WalLogStore, next to the disk's own sync rate (B4)")
     b.add_argument("--data", metavar="DIR", help="with --store wal: where the logs go (default: a temp dir)")
+    b.add_argument("--floors", action="store_true",
+                   help="local: also run the in-process floor and the per-op future ceiling after each row")
     from openraft_fast import cli_ops, cli_serve
     cli_serve.add_parser(sub)
     cli_ops.add_parsers(sub)
@@ -71,9 +79,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cli_ops.main(args)
     if args.command == "bench":
         from openraft_fast.bench import bench_local, format_table, live_printer, results_json
-        if args.payload < 0:
-            print("--payload must be >= 0", file=sys.stderr)
+        tcp = args.transport == "tcp"
+        clients = args.clients or ([1, 256] if tcp else [1, 64, 256, 1024])
+        payloads = args.payload if args.payload is not None else ([16, 256] if tcp else [0])
+        if args.peer and not tcp:
+            print("--peer needs --transport tcp", file=sys.stderr)
             return 2
+        if tcp and args.nodes < 2:
+            print("--transport tcp needs --nodes >= 2", file=sys.stderr)
+            return 2
+        if tcp and (args.store != "mem" or args.floors):
+            print("--store wal and --floors are for --transport local (B3 over TCP has its own floor)", file=sys.stderr)
+            return 2
+        if args.peer == "pysyncobj":
+            from openraft_fast.bench_pysyncobj import available
+            if not available():
+                print("--peer pysyncobj: the pysyncobj package is not installed "
+                      "(pip install 'openraft-fast[bench]' or pip install pysyncobj)", file=sys.stderr)
+                return 2
         if args.json:
             folder = os.path.dirname(os.path.abspath(args.json))
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(args.json):
@@ -83,12 +106,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"--data: {args.data!r} is not a writable directory", file=sys.stderr)
             return 2
         show = live_printer()
-        results = run(bench_local(args.nodes, args.clients, args.batch, args.payload, args.seconds, show,
-                                  store=args.store, data=args.data),
-                      use_uvloop=False if args.no_uvloop else None)
+        use_uvloop = False if args.no_uvloop else None
+        if tcp:
+            from openraft_fast.bench import bench_tcp
+            from openraft_fast.errors import RaftError
+            try:
+                results = run(bench_tcp(args.nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
+                                        use_uvloop=use_uvloop), use_uvloop=use_uvloop)
+            except RaftError as exc:     # a follower process failed to start, a write failed, ...
+                print(f"\nbench --transport tcp failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+        else:
+            results = []
+            for size in payloads:
+                results += run(bench_local(args.nodes, clients, args.batch, size, args.seconds, show,
+                                           store=args.store, data=args.data, floors=args.floors),
+                               use_uvloop=use_uvloop)
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         print(format_table(results))
+        if tcp or args.floors:
+            from openraft_fast.bench import format_ratios
+            print(format_ratios(results))
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(results_json(results), f, indent=2)

@@ -22,7 +22,7 @@ import openraft_fast as orf  # noqa: E402
 from openraft_fast.network import LocalRouter  # noqa: E402
 from openraft_fast.storage import MemLogStore, MemStateMachine  # noqa: E402
 
-CORE = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record", "engine"]
+CORE = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record", "engine", "walrec", "codec"]
 EXT = (".so", ".pyd")
 
 
