@@ -68,7 +68,7 @@ def c_sources_for(pyx):
 
 PYX = sorted(glob.glob("openraft_fast/_core/*.pyx"))
 REQUIRED = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record",
-            "engine", "walrec"]
+            "engine", "walrec", "codec"]
 _missing = [m for m in REQUIRED if f"openraft_fast/_core/{m}.pyx" not in PYX]
 if _missing:
     sys.exit("error: openraft_fast/_core/{%s}.pyx not found (run from the source tree or a complete "

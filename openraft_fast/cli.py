@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--payload", type=int, default=0, help="payload bytes")
     b.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     b.add_argument("--no-uvloop", action="store_true", help="use stock asyncio")
+    from openraft_fast import cli_ops, cli_serve
+    cli_serve.add_parser(sub)
+    cli_ops.add_parsers(sub)
     return p
 
 
@@ -57,6 +60,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"openraft-fast {__version__}")
         parser.print_help()
         return 0
+    if args.command == "serve":
+        from openraft_fast import cli_serve
+        return cli_serve.main(args)
+    if args.command in ("cluster", "kv"):
+        from openraft_fast import cli_ops
+        return cli_ops.main(args)
     if args.command == "bench":
         from openraft_fast.bench import bench_local, format_table, live_printer, results_json
         if args.payload < 0:

@@ -118,3 +118,9 @@ class InvalidArgument(RaftError, ValueError):
 
 class InvalidArgumentType(RaftError, TypeError):
     """An API call got an argument of the wrong type."""
+
+
+class CodecError(NetworkError, ValueError):
+    """A wire frame could not be encoded or decoded: wrong magic or version, a checksum that
+    fails, a frame over the size limit, or a body that does not parse. A decoder that raised it
+    is dead: the connection must be closed."""

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import logging
 import random
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from openraft_fast._core.engine import LEASE_READ as _LEASE, READ_INDEX as _READ_INDEX
+from openraft_fast import reads as _reads
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, LeaseExpired, OutcomeUnknown, StorageError,
+from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeUnknown, StorageError,
                                   Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
@@ -256,16 +257,21 @@ class Raft:
             payloads = [_payload(d) for d in payloads]
         return self._core.write_many(payloads)
 
-    async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> LogId:
-        """Return once this leader's state machine reflects every write committed before the
-        call; the returned log id is the read point."""
-        if policy & ReadPolicy.LEASE_READ:
-            try:
-                return await self._core.read(_LEASE)
-            except LeaseExpired:
-                if not policy & ReadPolicy.READ_INDEX:
-                    raise
-        return await self._core.read(_READ_INDEX)
+    async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX, *,
+                                  timeout: Optional[float] = None) -> LogId:
+        """Return once this node's state machine reflects every write committed before the
+        call; the returned log id is the read point. Works on any node: the leader confirms the
+        read point itself (LEASE_READ: its lease while it holds; READ_INDEX: a quorum round); a
+        follower or learner asks the leader for it and waits until it has applied that far
+        (etcd's follower ReadIndex). Raises ForwardToLeader (leader_id None) when no leader is
+        known, QuorumNotEnough / LeaseExpired when the leader cannot confirm, Timeout after
+        `timeout` seconds (on a follower, by default 10 x Config.election_timeout_max)."""
+        if not isinstance(policy, int) or isinstance(policy, bool) or not 1 <= int(policy) <= 3:
+            raise InvalidArgumentType(f"policy must be a ReadPolicy, got {policy!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < math.inf):
+            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+        return await _reads.ensure_linearizable(self._core, int(policy), timeout)
 
     # ------------------------------------------------------------------ state
     @property
@@ -307,3 +313,10 @@ class Raft:
 
     def timeout_now(self, msg):
         return self._rpc("timeout_now", msg)
+
+    def read_index(self, req):
+        """Handle a follower's ReadIndexRequest (this node should lead); resolves with the
+        ReadIndexResponse."""
+        fut = asyncio.get_running_loop().create_future()
+        self._core.receive("read_index", None, req, fut)
+        return fut

@@ -25,6 +25,7 @@ from openraft_fast._core.messages import (AppendRequest, AppendResponse, Install
 from openraft_fast._core.types import LogId
 from openraft_fast.errors import Fatal, OutcomeUnknown, RaftError, StorageError, Stopped
 from openraft_fast.metrics import RaftMetrics, ServerState
+from openraft_fast.reads import serve_read_index
 
 log = logging.getLogger("openraft_fast")
 
@@ -155,6 +156,10 @@ class RaftCore:
         self.timer_at = float("inf")
         # What the INFO log last reported: (state, leader), membership log id, snapshot.
         self.logged: tuple = (None, None, None)
+        # A log store that fails in the background (a group fsync) stops the node at once.
+        set_error_handler = getattr(log_store, "set_error_handler", None)
+        if set_error_handler is not None:
+            set_error_handler(self._log_store_failed)
 
     # ------------------------------------------------------------------ the pump
     def post(self, fn: Callable, *args) -> None:
@@ -253,6 +258,9 @@ class RaftCore:
         if self.blocked:
             self.blocked = False
             self._pump()
+
+    def _log_store_failed(self, exc: BaseException) -> None:
+        self.fatal(StorageError(f"log store failed: {exc!r}"), exc)
 
     # ------------------------------------------------------------------ commands
     def _exec(self, cmd) -> None:
@@ -385,6 +393,8 @@ class RaftCore:
         elif kind == "timeout_now":
             fut.set_result(None)
             self.post(engine.recv_timeout_now, src, msg)
+        elif kind == "read_index":
+            serve_read_index(self, msg, fut)
         else:
             fut.set_exception(RaftError(f"unknown rpc kind {kind!r}"))
 
@@ -603,6 +613,8 @@ class RaftCore:
 
     # ------------------------------------------------------------------ reads
     def read(self, policy: int) -> asyncio.Future:
+        """Confirm a read point by `policy` (engine READ_INDEX or LEASE_READ); the future gets
+        the read log id, or the engine's error. It does not wait for apply."""
         fut = self.loop.create_future()
         if self.stopped is not None:
             fut.set_exception(self.stopped)
@@ -624,14 +636,14 @@ class RaftCore:
             self.post(self.engine.ensure_linearizable, rids, policy)
 
     def _reply(self, req_id, value, error) -> None:
+        # The read log id is confirmed; the caller (openraft_fast.reads) waits for apply.
         fut = self.read_waiters.pop(req_id, None)
         if fut is None or fut.done():
             return
         if error is not None:
             fut.set_exception(error)
-            return
-        # Linearizable once this node has applied up to the read log id.
-        self.wait_applied(value.index, value).add_done_callback(partial(_chain, fut))
+        else:
+            fut.set_result(value)
 
     # ------------------------------------------------------------------ calls into the engine
     def call(self, fn: Callable, *args) -> asyncio.Future:

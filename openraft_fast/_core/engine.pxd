@@ -132,6 +132,7 @@ cdef class Engine:
     cdef int _maybe_build_snapshot(self) except -1
     cdef int _purge(self, int64_t upto) except -1
     cdef int64_t _lease_time(self) noexcept
+    cdef int64_t _step_down_deadline(self) noexcept
     cdef bint _lease_valid(self) noexcept
     cdef bint _quorum_alive(self) noexcept
     cdef int _check_writable(self) except -1

@@ -220,6 +220,8 @@ cdef class Engine:
                 d = self.heartbeat_deadline
             if self.transfer_to is not None and self.transfer_deadline < d:
                 d = self.transfer_deadline
+            if self._step_down_deadline() < d:
+                d = self._step_down_deadline()
         elif self.elect_enabled and self._is_voter():
             d = self.election_deadline
         return d / 1e6
@@ -309,6 +311,14 @@ cdef class Engine:
         """Check-quorum (not a lease): a quorum acked within the lease, or we won an election
         less than a lease ago. Never a ground to serve a read."""
         return self._lease_valid() or self.now_us < self.elected_us + self.leader_lease_us
+
+    cdef int64_t _step_down_deadline(self) noexcept:
+        """A leader steps down at this time unless a quorum acks a message sent after it won
+        or after the newest acked one: one election_timeout_max past either."""
+        cdef int64_t t = self._lease_time()
+        if t < self.elected_us:
+            t = self.elected_us
+        return t + self.et_max_us
 
     cdef bint _lease_valid(self) noexcept:
         cdef int64_t t = self._lease_time()
@@ -1111,6 +1121,11 @@ cdef class Engine:
                     self._replicate(target, p)
                 if self.purge_wanted >= self.log.first_index:
                     self._purge(self.purge_wanted)
+            if self.now_us >= self._step_down_deadline():
+                # Check-quorum: no quorum acked anything sent for an election timeout, so a
+                # newer leader may exist. Stop leading; the runtime then settles this node's
+                # pending writes (applied, truncated, or OutcomeUnknown after its bound).
+                self._become_follower()
         elif self.elect_enabled and self._is_voter() and self.now_us >= self.election_deadline:
             if self.pre_vote_enabled:
                 self._start_pre_vote()

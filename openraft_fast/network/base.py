@@ -6,12 +6,14 @@ networks do) and the runtime attaches a callback to it: no task per message. A c
 """
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from typing import Awaitable
 
-from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest,
-                                          SnapshotResponse, TimeoutNow, VoteRequest, VoteResponse)
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest, ReadIndexRequest,
+                                          ReadIndexResponse, SnapshotResponse, TimeoutNow, VoteRequest, VoteResponse)
 from openraft_fast._core.types import Node
+from openraft_fast.errors import NetworkError
 
 
 class Network(ABC):
@@ -34,6 +36,14 @@ class Network(ABC):
 
     @abstractmethod
     def timeout_now(self, msg: TimeoutNow) -> Awaitable[None]: ...
+
+    def read_index(self, req: ReadIndexRequest) -> Awaitable[ReadIndexResponse]:
+        """Ask the target (the leader) for a read point: follower reads. The receiving side is
+        `Raft.read_index(req)`. A network that does not carry it leaves this default, and reads
+        on followers fail with NetworkError (reads on the leader still work)."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut.set_exception(NetworkError(f"{type(self).__name__} does not carry follower reads (read_index)"))
+        return fut
 
     def close(self) -> None:
         """Release the connection (the runtime calls it when the target leaves or on shutdown)."""

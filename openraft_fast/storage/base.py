@@ -42,6 +42,13 @@ class LogStore(ABC):
     async def read_committed(self) -> Optional[LogId]:
         return None
 
+    def set_error_handler(self, callback: Callable[[BaseException], None]) -> None:
+        """Optional: the runtime registers `callback` when a node starts on this store. A store
+        that makes entries durable in the background (group commit) and fails there calls
+        `callback(StorageError(...))` from the event loop's thread; it then never calls the
+        pending `on_flushed` callbacks, and the node stops at once. The default ignores it: a
+        store that fails only inside its own calls raises from them instead."""
+
     @abstractmethod
     def append(self, entries: LogSlice, on_flushed: Callable[[], None]) -> None:
         """Append entries right after the last one. They are readable on return; call

@@ -1,6 +1,8 @@
-"""In-memory stores: for tests, benchmarks and nodes whose durability comes from replicas."""
+"""In-memory stores: for tests, benchmarks and nodes whose durability comes from replicas; the
+state machines keep their snapshots on disk when given a directory (durable with a WalLogStore)."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import msgpack
@@ -9,6 +11,7 @@ from openraft_fast._core.log import LogBuffer, LogSlice
 from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Vote
 from openraft_fast.storage.base import LogState, LogStore, Snapshot, StateMachine
+from openraft_fast.storage.snapshot_store import SnapshotStore
 
 
 class MemLogStore(LogStore):
@@ -59,11 +62,27 @@ class MemLogStore(LogStore):
 
 
 class _MemStateMachineBase(StateMachine):
-    def __init__(self) -> None:
+    """State in memory. With `snapshot_dir`, durable through its snapshots: every snapshot it
+    builds or installs is saved there (SnapshotStore) before the call returns, and on open it
+    loads the current one. After a restart the node's state is that snapshot plus the committed
+    log after it, which the runtime replays. Only the current snapshot's meta stays in memory;
+    its bytes are read from disk when a follower needs them."""
+
+    def __init__(self, snapshot_dir=None) -> None:
         self.applied: Optional[LogId] = None
         self.last_membership: Optional[Tuple[Optional[LogId], Any]] = None
         self.snapshot: Optional[Snapshot] = None
         self._snapshot_seq = 0
+        self.snapshot_store: Optional[SnapshotStore] = None
+        self._snapshot_meta: Optional[SnapshotMeta] = None
+        if snapshot_dir is not None:
+            self.snapshot_store = SnapshotStore(snapshot_dir)
+            snap = self.snapshot_store.load()
+            if snap is not None:
+                self._set_state(snap.meta, snap.data)
+                self._snapshot_meta = snap.meta
+                seq = snap.meta.snapshot_id.rpartition("-")[2]
+                self._snapshot_seq = int(seq) if seq.isdigit() else 0
 
     async def applied_state(self):
         return self.applied, self.last_membership
@@ -80,22 +99,37 @@ class _MemStateMachineBase(StateMachine):
     def _load_state(self, data: bytes) -> None:
         pass
 
+    def _set_state(self, meta: SnapshotMeta, data) -> None:
+        self._load_state(data)
+        self.applied = meta.last_log_id
+        self.last_membership = (meta.membership_log_id, meta.membership) if meta.membership is not None else None
+
     async def build_snapshot(self) -> Snapshot:
         self._snapshot_seq += 1
         mid, m = self.last_membership if self.last_membership else (None, None)
         last = self.applied
         meta = SnapshotMeta(last, mid, m, f"{last}-{self._snapshot_seq}")
-        self.snapshot = Snapshot(meta, self._state_bytes())
-        return self.snapshot
+        snap = Snapshot(meta, self._state_bytes())
+        if self.snapshot_store is not None:
+            await asyncio.to_thread(self.snapshot_store.save, meta, snap.data)
+            self._snapshot_meta = meta
+        else:
+            self.snapshot = snap
+        return snap
 
     async def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
-        self._load_state(data)
-        self.applied = meta.last_log_id
-        self.last_membership = (meta.membership_log_id, meta.membership) if meta.membership is not None else None
-        self.snapshot = Snapshot(meta, data)
+        if self.snapshot_store is not None:
+            # On disk first: the state in memory is never ahead of what a restart finds.
+            await asyncio.to_thread(self.snapshot_store.save, meta, data)
+            self._snapshot_meta = meta
+        else:
+            self.snapshot = Snapshot(meta, data)
+        self._set_state(meta, data)
 
     async def get_current_snapshot(self) -> Optional[Snapshot]:
-        return self.snapshot
+        if self.snapshot_store is None or self._snapshot_meta is None:
+            return self.snapshot
+        return await asyncio.to_thread(self.snapshot_store.load)
 
 
 class NoopStateMachine(_MemStateMachineBase):
@@ -110,12 +144,13 @@ class NoopStateMachine(_MemStateMachineBase):
 class MemStateMachine(_MemStateMachineBase):
     """A dict key-value store. An application entry is msgpack of [key, value] (set; answers
     the previous value) or [key] (delete; answers the removed value); any other payload is
-    kept in `self.other` and answered with None."""
+    kept in `self.other` and answered with None. With `snapshot_dir` its snapshots are kept
+    on disk (see _MemStateMachineBase; `open_storage` sets it up)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, snapshot_dir=None) -> None:
         self.data: Dict[Any, Any] = {}
         self.other: List[Any] = []
+        super().__init__(snapshot_dir)
 
     async def apply(self, entries: LogSlice) -> List[Any]:
         out: List[Any] = []

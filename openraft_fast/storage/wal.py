@@ -4,7 +4,10 @@ writer thread, vote / committed / last purged id in an atomically replaced metad
 Layout of the directory:
   FORMAT                 "openraft_fast-wal 1"; a directory without it is not ours
   LOCK                   flock'ed by the process that has the store open
-  meta                   msgpack {vote, committed, purged} + crc32c, replaced atomically
+  meta                   msgpack {vote, committed, purged, last_seg} + crc32c, replaced atomically;
+                         last_seg: the first index of the newest segment, recorded once its
+                         creation is durable and before any entry in it is acknowledged, so a
+                         missing last segment is detected (not mistaken for a shorter log)
   seg-<first index>.wal  records (see openraft_fast._core.walrec), zero-preallocated
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ import fcntl
 import logging
 import os
 import threading
+from functools import partial
 from array import array
 from typing import Callable, List, Optional
 
@@ -23,54 +27,16 @@ import msgpack
 
 from openraft_fast._core import walrec
 from openraft_fast._core.log import LogBuffer, LogSlice
-from openraft_fast._core.types import LeaderId, LogId, Membership, Node, Vote
+from openraft_fast._core.types import LeaderId, LogId, Vote
 from openraft_fast.errors import StorageError
+from openraft_fast.storage._codec import (dec_leader, dec_log_id, dec_membership, enc_leader, enc_log_id,
+                                           enc_membership, fsync_dir, io_error)
 from openraft_fast.storage.base import LogState, LogStore
 
 log = logging.getLogger(__name__)
 
 FORMAT = b"openraft_fast-wal 1\n"
 TAIL_ENTRIES = 4096
-
-
-# ---------------------------------------------------------------------- value codecs
-def _enc_membership(m: Membership) -> bytes:
-    return msgpack.packb([[sorted(c) for c in m.configs],
-                          [[k, n.addr, n.data] for k, n in sorted(m.nodes.items())]], use_bin_type=True)
-
-
-def _dec_membership(b: bytes) -> Membership:
-    cfgs, nodes = msgpack.unpackb(b, use_list=True, strict_map_key=False)
-    return Membership([set(c) for c in cfgs], {k: Node(addr, data) for k, addr, data in nodes})
-
-
-def _enc_leader(lid: LeaderId):
-    return [lid.term, lid.node_id, bool(lid.std)]
-
-
-def _dec_leader(v) -> LeaderId:
-    return LeaderId(v[0], v[1], std=v[2])
-
-
-def _enc_log_id(x: Optional[LogId]):
-    return None if x is None else [_enc_leader(x.leader_id), x.index]
-
-
-def _dec_log_id(v) -> Optional[LogId]:
-    return None if v is None else LogId(_dec_leader(v[0]), v[1])
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _io_error(what: str, exc: OSError) -> StorageError:
-    name = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else "?"
-    return StorageError(f"WAL {what} failed: {name}: {exc}")
 
 
 class _Segment:
@@ -106,17 +72,23 @@ class WalLogStore(LogStore):
         self.committed: Optional[LogId] = None
         self.purged: Optional[LogId] = None
         self._last: Optional[LogId] = None
+        self._last_seg: Optional[int] = None    # as recorded in the metadata file
+        self._meta_lock = threading.RLock()     # the loop's workers and the writer thread write meta
+        self._meta_stale = False
+        self._error_handler: Optional[tuple] = None     # (loop, callback)
+        self._ops = 0           # calls running in a worker thread (close waits for them)
         # group commit
         self._cv = threading.Condition()
-        self._pending: list = []        # (loop, callback) waiting for the next sync
+        self._pending: list = []        # (loop, on_flushed, on_error or None) waiting for the next sync
         self._dirty: set = set()         # fds written since the last sync
         self._dir_dirty = False
+        self._created: Optional[_Segment] = None     # a segment made since the last sync
         self._stop = False
         try:
             self._open()
         except OSError as e:
             self._release()
-            raise _io_error(f"open of {self.path}", e) from e
+            raise io_error(f"WAL open of {self.path}", e) from e
         except BaseException:
             self._release()
             raise
@@ -140,7 +112,7 @@ class WalLogStore(LogStore):
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(fmt + ".tmp", fmt)
-            _fsync_dir(p)
+            fsync_dir(p)
             self._tail = LogBuffer()
             return
         if "FORMAT" not in names:
@@ -158,6 +130,10 @@ class WalLogStore(LogStore):
             if n.endswith(".tmp"):
                 os.unlink(os.path.join(p, n))
         segs = sorted((int(n[4:-4]), n) for n in names if n.startswith("seg-") and n.endswith(".wal"))
+        ls = self._last_seg
+        if ls is not None and ls > self.first_index - 1 and (not segs or segs[-1][0] < ls):
+            raise StorageError(f"{p}: the last segment seg-{ls:020d}.wal is missing (the metadata file records "
+                               f"it; the newest segment found is {segs[-1][1] if segs else 'none'})")
         self._recover(segs)
 
     def _lock(self) -> None:
@@ -177,33 +153,38 @@ class WalLogStore(LogStore):
             raise StorageError(f"{mp}: checksum mismatch in the metadata file")
         m = msgpack.unpackb(raw[4:], use_list=True)
         v = m.get("vote")
-        self.vote = None if v is None else Vote(_dec_leader(v[0]), committed=v[1])
-        self.committed = _dec_log_id(m.get("committed"))
-        self.purged = _dec_log_id(m.get("purged"))
+        self.vote = None if v is None else Vote(dec_leader(v[0]), committed=v[1])
+        self.committed = dec_log_id(m.get("committed"))
+        self.purged = dec_log_id(m.get("purged"))
+        self._last_seg = m.get("last_seg")
 
     def _meta_bytes(self) -> bytes:
         v = self.vote
         body = msgpack.packb({
-            "vote": None if v is None else [_enc_leader(v.leader_id), bool(v.committed)],
-            "committed": _enc_log_id(self.committed),
-            "purged": _enc_log_id(self.purged),
+            "vote": None if v is None else [enc_leader(v.leader_id), bool(v.committed)],
+            "committed": enc_log_id(self.committed),
+            "purged": enc_log_id(self.purged),
+            "last_seg": self._last_seg,
         }, use_bin_type=True)
         return walrec.crc32c(body).to_bytes(4, "little") + body
 
-    def _write_meta(self, data: Optional[bytes] = None) -> None:
-        """tmp, fsync, rename, fsync of the directory (runs in a thread when on the loop)."""
+    def _write_meta(self) -> None:
+        """tmp, fsync, rename, fsync of the directory (runs in a thread when on the loop). The
+        bytes are taken under the lock, so the last write holds the newest values."""
         o = self._os
-        data = self._meta_bytes() if data is None else data
-        tmp = os.path.join(self.path, "meta.tmp")
-        fd = o.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            if o.write(fd, data) != len(data):
-                raise OSError(errno.EIO, "short write of the metadata file")
-            o.fsync(fd)
-        finally:
-            o.close(fd)
-        o.rename(tmp, os.path.join(self.path, "meta"))
-        _fsync_dir(self.path)
+        with self._meta_lock:
+            self._meta_stale = False
+            data = self._meta_bytes()
+            tmp = os.path.join(self.path, "meta.tmp")
+            fd = o.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                if o.write(fd, data) != len(data):
+                    raise OSError(errno.EIO, "short write of the metadata file")
+                o.fsync(fd)
+            finally:
+                o.close(fd)
+            o.rename(tmp, os.path.join(self.path, "meta"))
+            fsync_dir(self.path)
 
     def _recover(self, segs) -> None:
         expect = None if self.purged is None else self.purged.index + 1
@@ -246,7 +227,7 @@ class WalLogStore(LogStore):
             self._firsts.append(first)
             expect = first + count
             last_leader = lead
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         # Segments wholly at or below the purged id are leftovers of an interrupted purge.
         self._drop_purged_segments()
         if self._segs and self._segs[-1].last > (self.purged.index if self.purged else 0):
@@ -327,26 +308,52 @@ class WalLogStore(LogStore):
                 fds = [os.dup(fd) for fd in self._dirty]
                 self._dirty = set()
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
-            try:
-                for fd in fds:
-                    o.fdatasync(fd)
-                if dir_dirty:
-                    _fsync_dir(self.path)
-            except OSError as e:
-                self._failed = _io_error("fdatasync", e)
-                log.error("%s", self._failed)
-                pending = []        # never acknowledged
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            by_loop: dict = {}
-            for loop, cb in pending:
-                by_loop.setdefault(loop, []).append(cb)
-            for loop, cbs in by_loop.items():
+                created, self._created = self._created, None
+            err = self._failed
+            if err is None:
                 try:
-                    loop.call_soon_threadsafe(_run_all, cbs)
-                except RuntimeError:
-                    pass        # the loop is closed: nobody waits for these
+                    for fd in fds:
+                        o.fdatasync(fd)
+                    if dir_dirty:
+                        fsync_dir(self.path)
+                    if created is not None:
+                        self._record_segment(created)
+                except OSError as e:
+                    err = self._failed = io_error("WAL fdatasync", e)
+                    log.error("%s", err)
+            for fd in fds:
+                os.close(fd)
+            if err is None:
+                self._call_back(pending, None)
+            else:
+                # Never acknowledged, even if a later sync succeeds: a failed fdatasync may have
+                # dropped the dirty pages, so the data is not known to be on disk.
+                self._call_back(pending, err)
+
+    def _record_segment(self, seg: "_Segment") -> None:
+        """Record `seg` (durable now) as the newest segment, unless a truncation dropped it."""
+        with self._meta_lock:
+            if seg in self._segs and (self._last_seg is None or seg.first > self._last_seg):
+                self._last_seg = seg.first
+                self._write_meta()
+
+    def _call_back(self, pending, err: Optional[StorageError]) -> None:
+        """Run the callbacks of `pending` on their loops (from the writer thread): on_flushed
+        after a sync, or on a failure the error callbacks and the store's error handler."""
+        by_loop: dict = {}
+        for loop, ok, on_err in pending:
+            if err is None:
+                by_loop.setdefault(loop, []).append(ok)
+            elif on_err is not None:
+                by_loop.setdefault(loop, []).append(partial(on_err, err))
+        if err is not None and self._error_handler is not None:
+            loop, handler = self._error_handler
+            by_loop.setdefault(loop, []).append(partial(handler, err))
+        for loop, cbs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_run_all, cbs)
+            except RuntimeError:
+                pass        # the loop is closed: nobody waits for these
 
     def _check(self) -> None:
         if self._closed:
@@ -358,15 +365,19 @@ class WalLogStore(LogStore):
     async def get_log_state(self) -> LogState:
         return LogState(self.purged, self._last)
 
+    def set_error_handler(self, callback: Callable[[BaseException], None]) -> None:
+        """Call `callback(StorageError)` on this loop when a background sync fails (see LogStore)."""
+        self._error_handler = (asyncio.get_running_loop(), callback)
+
     async def save_vote(self, vote: Vote) -> None:
         self._check()
         old = self.vote
         self.vote = vote
         try:
-            await asyncio.to_thread(self._write_meta, self._meta_bytes())
+            await self._in_thread(self._write_meta)
         except OSError as e:
             self.vote = old
-            self._failed = _io_error("save_vote", e)
+            self._failed = io_error("WAL save_vote", e)
             raise self._failed from e
 
     async def read_vote(self) -> Optional[Vote]:
@@ -388,17 +399,17 @@ class WalLogStore(LogStore):
         if entries.start != self.last_index + 1 or entries.start < self.first_index:
             raise StorageError(f"append at {entries.start} would leave a hole: the log ends at {self.last_index}")
         seg = self._segs[-1] if self._segs else None
-        data, offs = walrec.encode(entries, _enc_membership, seg.end if seg else 0)
+        data, offs = walrec.encode(entries, enc_membership, seg.end if seg else 0)
         o = self._os
         try:
             if seg is None or (seg.end + len(data) > self.segment_bytes and len(seg.offsets)):
                 seg = self._new_segment(entries.start)
-                data, offs = walrec.encode(entries, _enc_membership, 0)
+                data, offs = walrec.encode(entries, enc_membership, 0)
             n = o.pwrite(seg.fd, data, seg.end)
             if n != len(data):
                 raise OSError(errno.EIO, f"short write ({n} of {len(data)} bytes)")
         except OSError as e:
-            self._failed = _io_error(f"write to {seg.path if seg else self.path}", e)
+            self._failed = io_error(f"WAL write to {seg.path if seg else self.path}", e)
             raise self._failed from e
         seg.offsets.frombytes(offs)
         seg.end += len(data)
@@ -409,7 +420,7 @@ class WalLogStore(LogStore):
         loop = asyncio.get_running_loop()
         with self._cv:
             self._dirty.add(seg.fd)
-            self._pending.append((loop, on_flushed))
+            self._pending.append((loop, on_flushed, None))
             self._cv.notify()
 
     def _new_segment(self, first: int) -> _Segment:
@@ -426,6 +437,7 @@ class WalLogStore(LogStore):
         self._firsts.append(first)
         with self._cv:
             self._dir_dirty = True
+            self._created = seg
         return seg
 
     async def truncate_after(self, index: int) -> None:
@@ -457,6 +469,14 @@ class WalLogStore(LogStore):
 
         def work():
             o = self._os
+            if drop:
+                # The newest segment is recorded again before the unlink, so the check for a
+                # missing last segment still holds.
+                with self._meta_lock:
+                    newest = self._segs[-1].first if self._segs else None
+                    if self._last_seg is not None and (newest is None or newest < self._last_seg):
+                        self._last_seg = newest
+                        self._write_meta()
             if cut is not None:
                 seg, off = cut
                 o.ftruncate(seg.fd, off)
@@ -465,13 +485,13 @@ class WalLogStore(LogStore):
             for s in drop:
                 o.unlink(s.path)
             if drop:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
             for s in drop:
                 os.close(s.fd)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
-            self._failed = _io_error("truncate_after", e)
+            self._failed = io_error("WAL truncate_after", e)
             raise self._failed from e
 
     async def purge(self, upto: LogId) -> None:
@@ -483,9 +503,9 @@ class WalLogStore(LogStore):
         if past_end:
             self._last = upto
         try:
-            await asyncio.to_thread(self._write_meta, self._meta_bytes())
+            await self._in_thread(self._write_meta)
         except OSError as e:
-            self._failed = _io_error("purge", e)
+            self._failed = io_error("WAL purge", e)
             raise self._failed from e
         drop = self._drop_purged_segments(unlink=False)
         if past_end:
@@ -498,11 +518,11 @@ class WalLogStore(LogStore):
                 self._os.unlink(s.path)
                 os.close(s.fd)
             if drop:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
         try:
-            await asyncio.to_thread(work)
+            await self._in_thread(work)
         except OSError as e:
-            self._failed = _io_error("purge", e)
+            self._failed = io_error("WAL purge", e)
             raise self._failed from e
 
     def _drop_purged_segments(self, unlink: bool = True) -> List[_Segment]:
@@ -555,8 +575,8 @@ class WalLogStore(LogStore):
             try:
                 data = os.pread(seg.fd, hi - lo, lo)
             except OSError as e:
-                raise _io_error(f"read of {seg.path}", e) from e
-            status, end, _, count, _, ps, ks, rs, _ = walrec.decode(data, 0, i, True, _dec_membership)
+                raise io_error(f"WAL read of {seg.path}", e) from e
+            status, end, _, count, _, ps, ks, rs, _ = walrec.decode(data, 0, i, True, dec_membership)
             if count != b - a:
                 raise StorageError(f"WAL corrupt: reading {seg.path} at offset {lo + end}: status {status}")
             payloads += ps or []
@@ -582,20 +602,36 @@ class WalLogStore(LogStore):
         def flushed() -> None:
             if not fut.done():
                 fut.set_result(None)
+
+        def failed(err) -> None:
+            if not fut.done():
+                fut.set_exception(err)
         with self._cv:
-            self._pending.append((loop, flushed))
+            self._pending.append((loop, flushed, failed))
             self._cv.notify()
         await fut
 
+    async def _in_thread(self, fn) -> None:
+        self._ops += 1
+        try:
+            await asyncio.to_thread(fn)
+        finally:
+            self._ops -= 1
+
     async def close(self) -> None:
-        """Flush, write the committed id, stop the writer thread and release the directory."""
+        """Wait for calls still running (a node just shut down may have a purge under way),
+        flush, write the committed id, stop the writer thread and release the directory."""
         if self._closed:
             return
+        for _ in range(6000):
+            if not self._ops:
+                break
+            await asyncio.sleep(0.005)
         try:
             if self._failed is None:
                 await self.flush()
-                if getattr(self, "_meta_stale", False):
-                    await asyncio.to_thread(self._write_meta, self._meta_bytes())
+                if self._meta_stale:
+                    await asyncio.to_thread(self._write_meta)
         finally:
             self._closed = True
             with self._cv:
@@ -603,6 +639,18 @@ class WalLogStore(LogStore):
                 self._cv.notify()
             await asyncio.to_thread(self._thread.join)
             self._release()
+
+    def close_now(self) -> None:
+        """Close without a final flush (blocking; for error paths outside the event loop):
+        what is not yet durable may be lost, as in a crash."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join()
+        self._release()
 
     def _release(self) -> None:
         for s in self._segs:

@@ -114,9 +114,14 @@ def test_lease_reads_stay_off_after_a_timeout_now_even_if_the_transfer_times_out
     # after the transfer timed out and fresh acks came back.
     e = make_leader(mode, enable_tick=True)
     assert any(type(c.msg) is TimeoutNow for c in e.transfer_leader(2) if type(c) is Send)
-    out = e.tick(e.now + e.config.election_timeout_max + 0.001)     # transfer times out; heartbeats go
+    t0 = e.now
+    out = e.tick(t0 + e.config.election_timeout_max / 2)             # heartbeats keep the quorum
     for t in (2, 3):
         ack(e, t, out)
+    out = e.tick(t0 + e.config.election_timeout_max + 0.001)        # transfer times out; heartbeats go
+    for t in (2, 3):
+        ack(e, t, out)
+    assert e.state == LEADER
     assert e.lease_valid_until is not None and e.lease_valid_until > e.now   # acks are fresh
     e.client_write(["w"])                                                   # writes resume
     (reply,) = e.ensure_linearizable("r", LEASE_READ)

@@ -465,3 +465,30 @@ def test_add_learner_blocking_that_loses_leadership_is_not_forward_to_leader(run
             assert ei.value.reason == OutcomeUnknown.LEADERSHIP_LOST
             assert not isinstance(ei.value, ForwardToLeader)
     run(body())
+
+
+def test_pending_writes_of_an_isolated_leader_fail_within_a_bound(run):
+    """A leader cut off from every follower and never told of a newer leader: check-quorum
+    makes it step down after election_timeout_max without quorum acks, and its pending writes
+    then fail with OutcomeUnknown("leadership_lost") within the orphan bound, instead of
+    waiting for the partition to heal. The node names no leader meanwhile."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.write(lead, "before", 0)
+            c.router.isolate(lead)
+            pending = [c.rafts[lead].client_write(kv("x", i)) for i in range(3)]
+            bound = c.config.election_timeout_max + 2 * c.config.election_timeout_max
+            for fut in pending:
+                with pytest.raises(OutcomeUnknown) as ei:
+                    await asyncio.wait_for(fut, bound + WAIT)
+                assert ei.value.reason == OutcomeUnknown.LEADERSHIP_LOST
+            assert not c.rafts[lead].is_leader()
+            assert c.rafts[lead].current_leader() is None
+            # The others went on: a new leader, and the isolated node rejoins once healed.
+            new = await c.wait_leader(ids=[i for i in (1, 2, 3) if i != lead])
+            r = await c.write(new, "after", 1)
+            c.router.heal()
+            await c.wait_applied(r.log_id.index, ids=[1, 2, 3])
+            assert c.sm(lead).data["after"] == 1
+    run(body())

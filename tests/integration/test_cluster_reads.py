@@ -1,11 +1,14 @@
-"""Linearizable reads through the public API: READ_INDEX, LEASE_READ, both; followers
-forward; a partitioned leader does not serve reads."""
+"""Linearizable reads through the public API: READ_INDEX, LEASE_READ, both; on the leader and
+on followers and learners (follower read index); a partitioned leader does not serve reads."""
 import asyncio
 
 import pytest
 
 from cluster_support import WAIT, Cluster, node
-from openraft_fast import ForwardToLeader, LeaseExpired, QuorumNotEnough, RaftError, ReadPolicy, ServerState
+from openraft_fast import (ForwardToLeader, InvalidArgument, InvalidArgumentType, LeaseExpired, QuorumNotEnough,
+                           RaftError, ReadPolicy, ServerState, Timeout)
+from openraft_fast.storage import MemStateMachine
+from openraft_fast._core.messages import READ_INDEX_NOT_LEADER, READ_INDEX_OK, ReadIndexRequest
 
 POLICIES = (ReadPolicy.READ_INDEX, ReadPolicy.LEASE_READ, ReadPolicy.READ_INDEX | ReadPolicy.LEASE_READ)
 
@@ -34,7 +37,10 @@ def test_ensure_linearizable_on_leader(run):
     run(body())
 
 
-def test_ensure_linearizable_on_follower_forwards(run):
+def test_follower_and_learner_reads_ask_the_leader_and_read_locally(run):
+    """etcd's follower ReadIndex: a follower or learner gets a read point from the leader,
+    waits until it has applied that far, and its own state machine then holds every write
+    acknowledged before the read began."""
     async def body():
         async with Cluster() as c:
             lead = await c.start([1, 2, 3])
@@ -42,11 +48,113 @@ def test_ensure_linearizable_on_follower_forwards(run):
             await c.rafts[lead].add_learner(4, node(4))
             for f in (i for i in (1, 2, 3, 4) if i != lead):
                 for policy in POLICIES:
-                    with pytest.raises(ForwardToLeader) as ei:
-                        await c.rafts[f].ensure_linearizable(policy)
-                    assert ei.value.leader_id == lead, (f, policy, ei.value)
-                    assert ei.value.leader_node == node(lead)
-                    assert f"local:{lead}" in str(ei.value)
+                    r = await c.write(lead, "k", f"{f}-{int(policy)}")
+                    asked = c.router.counts["read_index"]
+                    read_at = await c.rafts[f].ensure_linearizable(policy)
+                    assert c.router.counts["read_index"] == asked + 1, "a follower read must ask the leader"
+                    assert read_at >= r.log_id, (f, policy, read_at, r.log_id)
+                    assert c.rafts[f].metrics.last_applied >= read_at
+                    assert c.sm(f).data["k"] == f"{f}-{int(policy)}", (f, policy)
+            # Concurrent follower reads, mixed with writes.
+            f = next(i for i in (1, 2, 3) if i != lead)
+            w = await c.write(lead, "k", "last")
+            reads = await asyncio.gather(*(c.rafts[f].ensure_linearizable(POLICIES[i % 3]) for i in range(20)))
+            assert all(x >= w.log_id for x in reads)
+    run(body())
+
+
+def test_read_index_rpc_on_a_follower_names_the_leader(run):
+    """The receiving side: a node that does not lead answers NOT_LEADER with the leader it
+    knows, and a follower read that reaches it raises ForwardToLeader naming that leader."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            f = next(i for i in (1, 2, 3) if i != lead)
+            resp = await c.rafts[f].read_index(ReadIndexRequest(int(ReadPolicy.READ_INDEX)))
+            assert resp.result == READ_INDEX_NOT_LEADER and resp.leader_id == lead and resp.read_log_id is None
+            resp = await c.rafts[lead].read_index(ReadIndexRequest(int(ReadPolicy.READ_INDEX)))
+            assert resp.result == READ_INDEX_OK and resp.read_log_id is not None
+            assert resp.read_log_id >= c.rafts[lead].metrics.committed
+    run(body())
+
+
+def test_follower_read_without_a_leader_fails_at_once(run):
+    """A node that knows no leader (pristine, never initialized) cannot serve a linearizable
+    read: ForwardToLeader with no leader named, and nothing is sent."""
+    async def body():
+        async with Cluster() as c:
+            await c.start([1, 2, 3], init=False)
+            for policy in POLICIES:
+                with pytest.raises(ForwardToLeader) as ei:
+                    await c.rafts[2].ensure_linearizable(policy)
+                assert ei.value.leader_id is None and ei.value.leader_node is None
+            assert c.router.counts["read_index"] == 0
+    run(body())
+
+
+class GatedStateMachine(MemStateMachine):
+    """Fault injection: apply waits while the gate is closed (a stalled state machine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def apply(self, entries):
+        await self.gate.wait()
+        return await super().apply(entries)
+
+
+def test_follower_that_cannot_apply_the_read_point_times_out_not_stale(run):
+    """The follower's state machine stalls: the read point covers a write it has not applied,
+    so its read must fail with Timeout within the bound instead of returning stale state, and
+    succeed once it has applied."""
+    async def body():
+        async with Cluster() as c:
+            for i in (1, 2, 3):
+                await c.start_node(i, sm=GatedStateMachine())
+            await c.rafts[1].initialize({i: node(i) for i in (1, 2, 3)})
+            lead = await c.wait_leader([1, 2, 3])
+            f = next(i for i in (1, 2, 3) if i != lead)
+            r = await c.write(lead, "k", "old")
+            await c.wait_applied(r.log_id.index, ids=[f])
+            c.sm(f).gate.clear()
+            await c.write(lead, "k", "new")
+            with pytest.raises(Timeout):
+                await c.rafts[f].ensure_linearizable(ReadPolicy.READ_INDEX, timeout=0.3)
+            assert c.sm(f).data["k"] == "old"
+            c.sm(f).gate.set()
+            await c.rafts[f].ensure_linearizable(ReadPolicy.READ_INDEX)
+            assert c.sm(f).data["k"] == "new"
+    run(body())
+
+
+def test_follower_read_to_an_unreachable_leader_fails(run):
+    """A follower cut off from the leader it knows: its read fails with a RaftError (the
+    network's Unreachable), it never hangs and never reads locally."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            f = next(i for i in (1, 2, 3) if i != lead)
+            await c.write(lead, "k", 1)
+            c.router.cut(f, lead)
+            with pytest.raises(RaftError):
+                await c.rafts[f].ensure_linearizable(ReadPolicy.READ_INDEX, timeout=1.0)
+    run(body())
+
+
+def test_ensure_linearizable_checks_its_arguments(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            L = c.rafts[lead]
+            for bad in ("read", None, 0, 4, True):
+                with pytest.raises((InvalidArgumentType, InvalidArgument)):
+                    await L.ensure_linearizable(bad)
+            for bad in (0, -1.0, float("nan"), float("inf"), "1", True):
+                with pytest.raises((InvalidArgumentType, InvalidArgument)):
+                    await L.ensure_linearizable(ReadPolicy.READ_INDEX, timeout=bad)
+            assert await L.ensure_linearizable(ReadPolicy.READ_INDEX, timeout=1.0) is not None
     run(body())
 
 
@@ -58,7 +166,9 @@ def test_lease_read_refused_on_partitioned_leader(run):
             c.router.isolate(lead)
             # Past the lease (election_timeout_min * (1 - drift)) no quorum has acked.
             await asyncio.sleep(c.config.election_timeout_min * 2)
-            with pytest.raises(LeaseExpired):
+            # LeaseExpired while it still leads; ForwardToLeader once check-quorum made it step
+            # down (after election_timeout_max without quorum acks).
+            with pytest.raises((LeaseExpired, ForwardToLeader)):
                 await c.rafts[lead].ensure_linearizable(ReadPolicy.LEASE_READ)
             assert issubclass(LeaseExpired, QuorumNotEnough)
             # The rest elect a new leader that serves reads and writes.

@@ -7,6 +7,7 @@ import shutil
 import types
 
 import pytest
+from openraft_fast.testing.faults import FaultyOs
 
 from openraft_fast.errors import StorageError
 from openraft_fast.storage import WalLogStore
@@ -130,25 +131,9 @@ def test_foreign_or_broken_layout_is_an_error(tmp_path):
     run(main())
 
 
-class _FaultyOs:
-    """The os module, with chosen calls failing with an errno."""
-
-    def __init__(self):
-        self.fail = {}
-
-    def __getattr__(self, name):
-        f = getattr(os, name)
-
-        def call(*a, **k):
-            if name in self.fail:
-                raise OSError(self.fail[name], os.strerror(self.fail[name]))
-            return f(*a, **k)
-        return call
-
-
 def test_enospc_on_write_is_a_storage_error_and_loses_nothing_acknowledged(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
         await _append(st, _entries(1, 10))
         fo.fail["pwrite"] = errno.ENOSPC
@@ -165,7 +150,7 @@ def test_enospc_on_write_is_a_storage_error_and_loses_nothing_acknowledged(tmp_p
 
 def test_eio_on_sync_never_acknowledges_and_fails_the_store(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
         await _append(st, _entries(1, 3))
         fo.fail["fdatasync"] = errno.EIO
@@ -186,7 +171,7 @@ def test_eio_on_sync_never_acknowledges_and_fails_the_store(tmp_path):
 
 def test_save_vote_failure_raises_and_keeps_old_vote_on_disk(tmp_path):
     async def main():
-        fo = _FaultyOs()
+        fo = FaultyOs()
         st = WalLogStore(tmp_path / "w", _os=fo)
         await st.save_vote(Vote.new(2, 1))
         fo.fail["fsync"] = errno.ENOSPC
@@ -197,3 +182,93 @@ def test_save_vote_failure_raises_and_keeps_old_vote_on_disk(tmp_path):
         assert await st.read_vote() == Vote.new(2, 1)
         await st.close()
     run(main())
+
+
+def test_missing_last_segment_is_an_error_not_a_shorter_log(tmp_path):
+    async def main():
+        await _fill(tmp_path / "w", [40] * 6)
+        segs = sorted(n for n in os.listdir(tmp_path / "w") if n.startswith("seg-"))
+        assert len(segs) >= 3
+        shutil.copytree(tmp_path / "w", tmp_path / "c")
+        os.unlink(tmp_path / "c" / segs[-1])
+        with pytest.raises(StorageError, match="missing") as ei:
+            WalLogStore(tmp_path / "c", segment_bytes=4096)
+        assert segs[-1] in str(ei.value)
+        for n in segs:                      # every segment gone
+            os.unlink(tmp_path / "w" / n)
+        with pytest.raises(StorageError, match="missing"):
+            WalLogStore(tmp_path / "w", segment_bytes=4096)
+    run(main())
+
+
+def test_newest_segment_recorded_before_its_entries_are_acknowledged(tmp_path):
+    async def main():
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        nxt = 1
+        for _ in range(6):
+            await _append(st, _entries(nxt, 30))
+            nxt += 30
+            newest = st._segs[-1]
+            # No close: what is on disk now is what a crash leaves.
+            with open(tmp_path / "w" / "meta", "rb") as f:
+                import msgpack
+                assert msgpack.unpackb(f.read()[4:])["last_seg"] == newest.first
+        await st.close()
+    run(main())
+
+
+def test_truncation_that_drops_segments_keeps_the_missing_segment_check_right(tmp_path):
+    async def main():
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        for start in range(1, 241, 30):
+            await _append(st, _entries(start, 30))
+        assert len(st._segs) >= 3
+        second = st._segs[1].first
+        await st.truncate_after(second - 1)         # drops every segment from the second on
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)     # no false "missing" error
+        assert (await st.get_log_state()).last_log_id == log_id(1, 1, second - 1)
+        for start in range(second, second + 120, 30):
+            await _append(st, _entries(start, 30, term=2))
+        await st.truncate_after(0)
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id is None
+        await st.close()
+    run(main())
+
+
+def test_failed_sync_fails_flush_and_calls_the_error_handler_once_per_round(tmp_path):
+    async def main():
+        fo = FaultyOs()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096, _os=fo)
+        errors = []
+        st.set_error_handler(errors.append)
+        await _append(st, _entries(1, 3))
+        assert errors == []
+        fo.fail["fdatasync"] = errno.EIO
+        flushed = []
+        st.append(_entries(4, 2), lambda: flushed.append(1))
+        with pytest.raises(StorageError, match="EIO"):
+            await asyncio.wait_for(st.flush(), 5)
+        for _ in range(100):
+            if errors:
+                break
+            await asyncio.sleep(0.01)
+        assert errors and isinstance(errors[0], StorageError) and "EIO" in str(errors[0])
+        del fo.fail["fdatasync"]        # a later sync that succeeds still acknowledges nothing
+        with pytest.raises(StorageError):
+            await st.flush()
+        await asyncio.sleep(0.05)
+        assert flushed == []
+        await st.close()
+        st = WalLogStore(tmp_path / "w", segment_bytes=4096)
+        assert (await st.get_log_state()).last_log_id.index >= 3
+        await st.close()
+    run(main())
+
+
+def test_close_now_releases_the_directory(tmp_path):
+    st = WalLogStore(tmp_path / "w")
+    st.close_now()
+    WalLogStore(tmp_path / "w").close_now()

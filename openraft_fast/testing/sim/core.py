@@ -164,6 +164,9 @@ class Simulation:
         self.learners0 = ids[n_voters:n_voters + n_learners]
         self.nodes = {i: SimNode(i, rng) for i in ids}
         self.network = Network(self.rng, NetworkFaults(rng))
+        # Follower reads' messages: the same faults and cut links, their own random stream.
+        self.side_network = Network(random.Random(f"openraft-sim-side:{mode}:{seed}"), self.network.faults)
+        self.side_network.cut = self.network.cut
         if not faults:
             self.network.faults.calm()
         self.checker = Checker(mode == "std", LEADER, self.nodes)
@@ -252,6 +255,24 @@ class Simulation:
             self.stats["msg.lost"] += 1
             return False
         self.call(node, type(msg).__name__, getattr(node.engine, RECEIVER[type(msg)]), src, msg)
+        return True
+
+    def send_side(self, src, dst, kind, *args):
+        """A runtime-level message (follower reads), over the same faults and partitions as the
+        engines' messages but its own random stream, so runs without it replay as before."""
+        d = self.nodes.get(dst)
+        if d is None:
+            raise SimViolation(f"node {src} sends {kind} to unknown node {dst!r}")
+        for delay in self.side_network.delays(src, dst):
+            self.schedule(delay, "side", kind, src, dst, d.incarnation, args)
+
+    def _ev_side(self, kind, src, dst, dst_incarnation, args):
+        node = self.nodes[dst]
+        if (node.crashed or node.incarnation != dst_incarnation or self.nodes[src].crashed
+                or not self.network.reachable(src, dst)):
+            self.stats["msg.lost"] += 1
+            return False
+        getattr(self.workload, "on_" + kind)(node, *args)
         return True
 
     def _ev_snapshot(self, src, src_incarnation, dst, dst_incarnation, req):

@@ -18,7 +18,7 @@ POLICY_NAMES = {READ_INDEX: "read_index", LEASE_READ: "lease_read"}
 
 class Op:
     __slots__ = ("id", "kind", "node", "incarnation", "key", "payload", "log_id", "issued", "acked",
-                 "policy", "min_index", "read_log_id", "tag")
+                 "policy", "min_index", "read_log_id", "tag", "via", "answered")
 
     def __init__(self, op_id, kind, node, key, issued):
         self.id = op_id
@@ -28,6 +28,8 @@ class Op:
         self.key = key
         self.issued = issued
         self.payload = self.log_id = self.acked = self.policy = self.read_log_id = self.tag = None
+        self.via = None                 # a follower read: the leader asked for the read point
+        self.answered = False
         self.min_index = 0
 
     def __repr__(self):
@@ -67,6 +69,7 @@ class Workload:
         self.stats = sim.stats
         self.keys = [f"k{i}" for i in range(rng.randint(2, 8))]
         self.reads = {}                 # req id -> Op, until the Reply
+        self.remote_reads = {}          # req id on a leader -> a follower's read Op, until the Reply
         self.writes = {}                # LogId -> Op, until acknowledged
         self.acked = []
         self.change = None
@@ -129,10 +132,21 @@ class Workload:
         return ops[0]
 
     def read(self, node, policy):
+        """ensure_linearizable on `node`: on a leader, its engine confirms the read point; on
+        any other node, a follower read (as the runtime does it, etcd's follower ReadIndex): ask
+        the leader it knows over the network, then serve once it has applied the read point."""
         op = self.new_op("read", node, self.rng.choice(self.keys))
         op.policy = policy
         mc = self.sim.checker.max_committed
         op.min_index = mc.index if mc is not None else 0
+        if node.engine.state != LEADER:
+            leader = node.engine.leader_id
+            if leader is None:
+                self.stats[f"read.follower.{POLICY_NAMES[policy]}.no_leader"] += 1
+                return
+            op.via = leader
+            self.sim.send_side(node.id, leader, "follower_read", op)
+            return
         self.reads[op.id] = op
         try:
             self.sim.call(node, "ensure_linearizable", node.engine.ensure_linearizable, op.id, policy,
@@ -141,13 +155,44 @@ class Workload:
             self.reads.pop(op.id, None)
             self.stats[f"read.{POLICY_NAMES[policy]}.{type(e).__name__}"] += 1
 
+    def on_follower_read(self, leader, op):
+        """A follower's request for a read point reaches `leader` (each copy gets its own
+        request id: the network duplicates)."""
+        rid = self.next_op
+        self.next_op += 1
+        self.remote_reads[rid] = op
+        try:
+            self.sim.call(leader, "ensure_linearizable", leader.engine.ensure_linearizable, rid, op.policy,
+                          client=True)
+        except RaftError as e:
+            self.remote_reads.pop(rid, None)
+            self.sim.send_side(leader.id, op.node, "follower_read_reply", op, None, e)
+
+    def on_follower_read_reply(self, node, op, value, error):
+        if op.answered or node.incarnation != op.incarnation:
+            self.stats["read.follower.late_reply"] += 1
+            return
+        op.answered = True
+        self._read_point(node, op, value, error)
+
     def on_reply(self, node, req_id, value, error):
+        op = self.remote_reads.pop(req_id, None)
+        if op is not None:
+            if op.via != node.id:
+                raise SimViolation(f"node {node.id} answers a follower read {op} sent to node {op.via}")
+            self.sim.send_side(node.id, op.node, "follower_read_reply", op, value, error)
+            return
         op = self.reads.pop(req_id, None)
         if op is None:
             raise SimViolation(f"node {node.id}: Reply for unknown or already answered request {req_id!r}")
         if op.node != node.id:
             raise SimViolation(f"node {node.id} answers read {op} issued on node {op.node}")
-        name = POLICY_NAMES[op.policy]
+        self._read_point(node, op, value, error)
+
+    def _read_point(self, node, op, value, error):
+        """The read point of `op` reached the node it was issued on: check it covers every write
+        committed before the read began, then serve the read once this node has applied it."""
+        name = POLICY_NAMES[op.policy] if op.via is None else f"follower.{POLICY_NAMES[op.policy]}"
         if error is not None:
             self.stats[f"read.{name}.{type(error).__name__}"] += 1
             return
@@ -185,7 +230,7 @@ class Workload:
             if got != want:
                 raise SimViolation(f"read {op} on node {node.id} at applied {sm.applied}: state machine has "
                                    f"{op.key}={got}, the committed sequence gives {want}")
-            self.stats[f"read.{POLICY_NAMES[op.policy]}.ok"] += 1
+            self.stats[f"read.{POLICY_NAMES[op.policy] if op.via is None else 'follower'}.ok"] += 1
         node.pending_reads = keep
 
     def on_applied_entry(self, node, entry):

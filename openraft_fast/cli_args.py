@@ -1,0 +1,31 @@
+"""Argument helpers shared by the CLI's service commands: one-line parse errors, HOST:PORT."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Tuple
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str):
+    print(f"{parser.prog}: error: {message} (see --help)", file=sys.stderr)
+    sys.exit(2)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr (exit 2), never the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        _one_line_error(self, message)
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give a parser made by add_parser (whose class is the top-level one) one-line errors."""
+    parser.error = lambda message: _one_line_error(parser, message)  # type: ignore[method-assign]
+    return parser
+
+
+def host_port(text: str) -> Tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,252 @@
+"""`openraft-fast cluster ...` and `openraft-fast kv ...`: operate a running KV service over its
+HTTP API (through KvClient: redirects to the leader, retries within --timeout).
+
+Answers print as one line of JSON on stdout (`cluster status` prints a table). Failures print one
+line on stderr and exit non-zero: 1 for a refused or failed call, 2 for bad arguments, 3 when
+the outcome of a write is unknown.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any, Dict, List
+
+from openraft_fast.cli_args import OneLineParser, host_port, one_line_errors
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_OUTCOME_UNKNOWN = 3
+ENDPOINTS_ENV = "OPENRAFT_FAST_ENDPOINTS"
+
+
+def _endpoints(text: str) -> List[str]:
+    from openraft_fast.errors import InvalidArgument
+    from openraft_fast.kv.client import normalize_endpoint
+    urls = [u for u in (x.strip() for x in text.split(",")) if u]
+    if not urls:
+        raise argparse.ArgumentTypeError("expected comma-separated URLs (http://HOST:PORT)")
+    try:
+        return [normalize_endpoint(u) for u in urls]
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _node_spec(text: str):
+    """ID=RAFT_HOST:PORT,HTTP_HOST:PORT"""
+    ident, sep, rest = text.partition("=")
+    addrs = rest.split(",")
+    if not sep or not ident.strip().isdigit() or len(addrs) != 2:
+        raise argparse.ArgumentTypeError(f"expected ID=RAFT_HOST:PORT,HTTP_HOST:PORT, got {text!r}")
+    raft, http = (host_port(a.strip()) for a in addrs)
+    return int(ident), f"{raft[0]}:{raft[1]}", f"{http[0]}:{http[1]}"
+
+
+def _ids(text: str) -> List[int]:
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated node ids, got {text!r}") from None
+    if not ids or any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError(f"expected comma-separated node ids >= 0, got {text!r}")
+    return ids
+
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser, endpoints_required: bool = True) -> None:
+    env = os.environ.get(ENDPOINTS_ENV)
+    p.add_argument("--endpoints", type=_endpoints, default=_endpoints(env) if env else None,
+                   required=endpoints_required and not env, metavar="URL[,URL...]",
+                   help=f"service HTTP endpoints (default ${ENDPOINTS_ENV})")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of the call, retries included (s)")
+    p.add_argument("--tls-ca", metavar="PEM", help="CA to verify https endpoints")
+    p.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    p.add_argument("--tls-key", metavar="PEM", help="client certificate's key")
+
+
+def add_parsers(sub) -> None:
+    c = one_line_errors(sub.add_parser("cluster", help="set up and inspect a KV service cluster"))
+    csub = c.add_subparsers(dest="cluster_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
+    p = csub.add_parser("init", help="initialize the cluster with its first voters")
+    _common(p, endpoints_required=False)
+    p.add_argument("--endpoint", type=_endpoints, help="the node to initialize at (same as --endpoints URL)")
+    p.add_argument("--node", type=_node_spec, action="append", required=True, metavar="ID=RAFT,HTTP",
+                   help="a voter: id, its Raft address and HTTP address (repeat per node)")
+    p = csub.add_parser("add-learner", help="add a non-voting node; returns once it has caught up")
+    _common(p)
+    p.add_argument("--id", type=_non_negative, required=True)
+    p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT")
+    p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT")
+    p = csub.add_parser("change-membership", help="make these nodes the voters")
+    _common(p)
+    p.add_argument("--voters", type=_ids, required=True, metavar="ID[,ID...]")
+    p.add_argument("--retain", action="store_true", help="keep removed voters as learners")
+    p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
+    _common(p)
+    p.add_argument("--to", type=_non_negative, required=True, metavar="ID")
+    p = csub.add_parser("status", help="a table of every endpoint's node: role, term, log, lag")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the statuses as JSON")
+
+    k = one_line_errors(sub.add_parser("kv", help="read and write keys"))
+    ksub = k.add_subparsers(dest="kv_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
+    p = ksub.add_parser("put", help="set a key")
+    _common(p)
+    p.add_argument("key")
+    p.add_argument("value")
+    p.add_argument("--no-retry", action="store_true", help="do not retry after an ambiguous failure (exit 3)")
+    p = ksub.add_parser("get", help="read a key (exit 1 if absent)")
+    _common(p)
+    p.add_argument("key")
+    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable")
+    p = ksub.add_parser("delete", help="delete a key")
+    _common(p)
+    p.add_argument("key")
+    p.add_argument("--no-retry", action="store_true", help="do not retry after an ambiguous failure (exit 3)")
+    p = ksub.add_parser("cas", help="compare-and-swap: set if the value (or revision) is the expected one")
+    _common(p)
+    p.add_argument("key")
+    p.add_argument("value")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--expected", help="the value the key must have")
+    g.add_argument("--expected-absent", action="store_true", help="the key must be absent")
+    g.add_argument("--expected-revision", type=_non_negative, help="the revision the key must have (0: absent)")
+    p = ksub.add_parser("list", help="list keys by prefix")
+    _common(p)
+    p.add_argument("--prefix", default="")
+    p.add_argument("--limit", type=_non_negative)
+    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable")
+
+
+def _client(args, endpoints=None):
+    from openraft_fast.kv.client import KvClient
+    ssl = None
+    if args.tls_ca or args.tls_cert or args.tls_key:
+        from openraft_fast.kv.tls import client_context
+        ssl = client_context(args.tls_cert, args.tls_key, args.tls_ca)
+    return KvClient(endpoints or args.endpoints, timeout=args.timeout, request_timeout=args.timeout, ssl=ssl)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, separators=(",", ":")))
+
+
+def format_status_table(statuses: Dict[str, Any]) -> str:
+    """One row per endpoint: id, role, term, leader, last log, committed, applied, lag."""
+    rows = [("ENDPOINT", "ID", "ROLE", "TERM", "LEADER", "LAST_LOG", "COMMITTED", "APPLIED", "LAG")]
+    lags: Dict[str, Any] = {}
+    for st in statuses.values():
+        if isinstance(st, dict) and st.get("state") == "leader":
+            lags = st.get("replication") or {}
+    for url, st in statuses.items():
+        if not isinstance(st, dict):
+            rows.append((url, "-", "unreachable", "-", "-", "-", "-", "-", "-"))
+            continue
+        lag = lags.get(str(st["id"]), {}).get("lag")
+        rows.append((url, str(st["id"]), st["state"], str(st["term"]), str(st["leader"]), str(st["last_log"]),
+                     str(st["committed"]), str(st["applied"]),
+                     "0" if st["state"] == "leader" else ("-" if lag is None else str(lag))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+async def _cluster(args) -> int:
+    cmd = args.cluster_command
+    if cmd == "init":
+        endpoints = args.endpoint or args.endpoints
+        if not endpoints:
+            raise ValueError("give --endpoint URL (or --endpoints)")
+        ids = [n[0] for n in args.node]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"node ids repeat: {ids}")
+        async with _client(args, endpoints[:1]) as kv:
+            _print(await kv.init({i: (r, h) for i, r, h in args.node}))
+        return 0
+    async with _client(args) as kv:
+        if cmd == "add-learner":
+            _print(await kv.add_learner(args.id, f"{args.raft[0]}:{args.raft[1]}", f"{args.http[0]}:{args.http[1]}"))
+        elif cmd == "change-membership":
+            _print(await kv.change_membership(args.voters, args.retain))
+        elif cmd == "transfer-leader":
+            _print(await kv.transfer_leader(args.to))
+        elif cmd == "status":
+            statuses = await kv.cluster_status()
+            if args.json:
+                _print({u: s if isinstance(s, dict) else {"error": str(s)} for u, s in statuses.items()})
+            else:
+                print(format_status_table(statuses))
+            if all(not isinstance(s, dict) for s in statuses.values()):
+                first = next(iter(statuses.values()))
+                print(f"openraft-fast cluster status: error: no endpoint answered ({first})", file=sys.stderr)
+                return EXIT_FAILED
+    return 0
+
+
+async def _kv(args) -> int:
+    cmd = args.kv_command
+    async with _client(args) as kv:
+        if cmd == "put":
+            _print({"revision": await kv.put(args.key, args.value, retry_ambiguous=not args.no_retry)})
+        elif cmd == "get":
+            item = await kv.get(args.key, args.consistency)
+            if item is None:
+                print(f"openraft-fast kv get: error: key {args.key!r} not found", file=sys.stderr)
+                return EXIT_FAILED
+            _print({"value": item.value, "revision": item.revision})
+        elif cmd == "delete":
+            _print({"revision": await kv.delete(args.key, retry_ambiguous=not args.no_retry)})
+        elif cmd == "cas":
+            if args.expected_revision is not None:
+                r = await kv.cas(args.key, args.value, expected_revision=args.expected_revision)
+            else:
+                r = await kv.cas(args.key, args.value, expected=None if args.expected_absent else args.expected)
+            _print({"ok": True, "revision": r.revision} if r.ok else
+                   {"ok": False, "value": r.value, "revision": r.revision})
+            return 0 if r.ok else EXIT_FAILED
+        elif cmd == "list":
+            items = await kv.list(args.prefix, args.consistency, args.limit)
+            _print({"items": [{"key": i.key, "value": i.value, "revision": i.revision} for i in items]})
+    return 0
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def main(args) -> int:
+    from openraft_fast._aio import run
+    from openraft_fast.errors import InvalidArgument, InvalidArgumentType, RaftError
+    from openraft_fast.kv.errors import KvOutcomeUnknown
+    name = f"openraft-fast {args.command} {getattr(args, 'cluster_command', None) or args.kv_command}"
+    try:
+        return run(_cluster(args) if args.command == "cluster" else _kv(args))
+    except KvOutcomeUnknown as exc:
+        print(f"{name}: outcome unknown: {_line(exc)}", file=sys.stderr)
+        return EXIT_OUTCOME_UNKNOWN
+    except (InvalidArgument, InvalidArgumentType, ValueError) as exc:
+        print(f"{name}: error: {_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RaftError, OSError) as exc:
+        print(f"{name}: error: {_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,153 @@
+"""`openraft-fast serve`: run one node of the replicated KV service.
+
+The node keeps everything in `--data`: the WAL (`log/`), the latest state-machine snapshot
+(`snapshot/`) and `node.json` (the node id the directory belongs to: a directory is never
+reused under another id). It speaks Raft over TCP on `--raft` and the HTTP API on `--http`;
+with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require client
+certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): the HTTP server
+and the Raft listener close, the node shuts down, the log is flushed and released.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Optional, Tuple
+
+from openraft_fast.cli_args import host_port, one_line_errors
+
+_log = logging.getLogger("openraft_fast.serve")
+
+
+class ServeError(Exception):
+    """A node could not start: a one-line reason for the operator."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run one node of the replicated KV service",
+                       description="Run one node: WAL and KV state in --data, Raft over TCP, the HTTP API.")
+    one_line_errors(p)
+    p.add_argument("--id", type=int, required=True, help="this node's id (an integer >= 0)")
+    p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="Raft (TCP) listen address")
+    p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="HTTP API listen address")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory (created if missing)")
+    p.add_argument("--tls-cert", metavar="PEM", help="this node's certificate (Raft and HTTP)")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    p.add_argument("--tls-ca", metavar="PEM", help="CA that signs peers and clients: mutual TLS")
+    p.add_argument("--cluster-name", default="openraft_fast", help="nodes of other clusters are refused")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _node_file(data: str, node_id: int) -> None:
+    """Tie the data directory to one node id."""
+    path = os.path.join(data, "node.json")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            owner = json.load(f).get("id")
+    except FileNotFoundError:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"id": node_id}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ServeError(f"cannot read {path}: {exc}") from None
+    if owner != node_id:
+        raise ServeError(f"data directory {data!r} belongs to node {owner}, not node {node_id}")
+
+
+def _tls(args) -> Tuple[Optional[object], Optional[object]]:
+    from openraft_fast.kv.tls import client_context, server_context
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_ca is not None:
+            raise ServeError("--tls-ca needs --tls-cert and --tls-key")
+        return None, None
+    return server_context(args.tls_cert, args.tls_key, args.tls_ca), \
+        client_context(args.tls_cert, args.tls_key, args.tls_ca)
+
+
+async def serve(args) -> int:
+    from openraft_fast import Config, Raft
+    from openraft_fast.errors import RaftError
+    from openraft_fast.kv.server import KvServer
+    from openraft_fast.kv.state_machine import KvStateMachine
+    from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
+    from openraft_fast.storage import WalLogStore
+
+    if args.id < 0:
+        raise ServeError(f"--id must be >= 0, got {args.id}")
+    server_ssl, client_ssl = _tls(args)
+    try:
+        os.makedirs(args.data, exist_ok=True)
+        _node_file(args.data, args.id)
+    except OSError as exc:
+        raise ServeError(f"cannot use data directory {args.data!r}: {exc}") from None
+    config = Config(cluster_name=args.cluster_name)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log_store = raft = raft_server = http = factory = None
+    code = 0
+    try:
+        log_store = WalLogStore(os.path.join(args.data, "log"))
+        sm = KvStateMachine(os.path.join(args.data, "snapshot"))
+        factory = TcpNetworkFactory(args.id, config, ssl=client_ssl)
+        raft = await Raft.start(args.id, config, factory, log_store, sm)
+        try:
+            raft_server = await serve_tcp(raft, args.raft[0], args.raft[1], ssl=server_ssl)
+            http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl).start()
+        except OSError as exc:
+            raise ServeError(f"cannot listen: {exc}") from None
+        m = raft.metrics
+        _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
+                  args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,
+                  m.last_applied, len(sm))
+        # Run until a signal, or until the node stops by itself (a storage failure).
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+            failure = raft.metrics.running_state
+            if failure is not None:
+                _log.error("node %s stopped: %s", args.id, failure)
+                code = 1
+                break
+        if stop.is_set():
+            _log.info("node %s: stopping (signal)", args.id)
+    except RaftError as exc:
+        raise ServeError(str(exc)) from None
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if http is not None:
+            await http.close()
+        if raft_server is not None:
+            await raft_server.close()
+        if raft is not None:
+            await raft.shutdown()
+        if factory is not None:
+            factory.close()
+        if log_store is not None:
+            await log_store.close()
+    _log.info("node %s: stopped", args.id)
+    return code
+
+
+def main(args) -> int:
+    from openraft_fast._aio import run
+    from openraft_fast.errors import RaftError
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(serve(args))
+    except (ServeError, RaftError, ValueError) as exc:
+        print(f"openraft-fast serve: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1

@@ -1,0 +1,291 @@
+"""KvClient: an asyncio client of the KV service that finds the leader and rides out failovers.
+
+Every call has a total deadline (`timeout`). Inside it the client follows 307 redirects to the
+leader, and retries with bounded exponential backoff on another endpoint when a node is
+unreachable or answers 503 (no leader, no quorum, stopping): those refusals happen before a
+write is appended, so retrying them cannot apply a write twice.
+
+Ambiguous failures are different: the connection broke or timed out after the request was
+sent, or the server answered 500 "outcome_unknown". The write may have been applied, once.
+- `put` and `delete` retry them by default (`retry_ambiguous_writes=True`): a put retried this
+  way may apply twice; the value ends the same, its revision may be higher than the first
+  attempt's. Pass `retry_ambiguous_writes=False` (client-wide or per call) to get
+  KvOutcomeUnknown instead.
+- `cas` never retries them: it raises KvOutcomeUnknown (read the key to learn what happened).
+Reads are always retried.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType
+from openraft_fast.kv import commands
+from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, KvUnavailable
+from openraft_fast.kv.state_machine import KvItem
+
+_UNSET: Any = object()
+# Codes of a 503 (or a 307): refused before anything was appended, so safe to retry anywhere.
+_REDIRECTS_BEFORE_BACKOFF = 3
+
+
+class CasResult(NamedTuple):
+    """ok: the value was set and `revision` is the new one. Not ok: nothing changed; `value`
+    and `revision` are the key's current ones (None / 0: absent)."""
+    ok: bool
+    revision: int
+    value: Optional[str]
+
+
+def normalize_endpoint(url: str) -> str:
+    """"h:p" or "http(s)://h:p[/]" as "scheme://h:p"; InvalidArgument for anything else."""
+    if not isinstance(url, str):
+        raise InvalidArgumentType(f"an endpoint must be a str URL, got {type(url).__name__}")
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        u = URL(text)
+        port = u.explicit_port
+    except ValueError:
+        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT") from None
+    if u.scheme not in ("http", "https") or not u.host or port is None or u.path not in ("", "/"):
+        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT")
+    return str(u.origin())
+
+
+class KvClient:
+    """`async with KvClient(["http://127.0.0.1:8001", ...]) as kv: await kv.put("k", "v")`.
+
+    `timeout`: total deadline of one call, retries included. `request_timeout`: one HTTP
+    attempt. `ssl`: an ssl.SSLContext for https endpoints (client certificate included)."""
+
+    def __init__(self, endpoints: Union[str, Sequence[str]], *, timeout: float = 10.0, request_timeout: float = 5.0,
+                 retry_ambiguous_writes: bool = True, ssl=None, max_backoff: float = 1.0) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        self.endpoints: List[str] = [normalize_endpoint(e) for e in endpoints]
+        if not self.endpoints:
+            raise InvalidArgument("KvClient needs at least one endpoint")
+        for name, v in (("timeout", timeout), ("request_timeout", request_timeout), ("max_backoff", max_backoff)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise InvalidArgument(f"{name} must be a positive number, got {v!r}")
+        self.timeout = float(timeout)
+        self.request_timeout = float(request_timeout)
+        self.retry_ambiguous_writes = retry_ambiguous_writes
+        self.max_backoff = float(max_backoff)
+        self._ssl = ssl
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._leader: Optional[str] = None      # where the last success or redirect pointed
+        self._next = 0
+
+    async def __aenter__(self) -> "KvClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    # ------------------------------------------------------------------ key-value calls
+    async def put(self, key: str, value: str, *, retry_ambiguous: Optional[bool] = None) -> int:
+        """Set `key`; returns its new revision."""
+        commands.check_key(key)
+        commands.check_value(value)
+        _, body = await self._call("PUT", _kv_path(key), {"value": value}, kind=self._write_kind(retry_ambiguous))
+        return body["revision"]
+
+    async def get(self, key: str, consistency: str = "linearizable") -> Optional[KvItem]:
+        """The key's value and revision, or None if absent."""
+        commands.check_key(key)
+        status, body = await self._call("GET", _kv_path(key), params={"consistency": consistency}, kind="read",
+                                        absent_ok=True)
+        return None if status == 404 else KvItem(key, body["value"], body["revision"])
+
+    async def delete(self, key: str, *, retry_ambiguous: Optional[bool] = None) -> int:
+        """Delete `key` (absent is fine); returns the revision of the delete."""
+        commands.check_key(key)
+        _, body = await self._call("DELETE", _kv_path(key), kind=self._write_kind(retry_ambiguous))
+        return body["revision"]
+
+    async def cas(self, key: str, value: str, *, expected: Optional[str] = _UNSET,
+                  expected_revision: Optional[int] = None) -> CasResult:
+        """Set `key` to `value` if its value is `expected` (None: absent), or if its revision
+        is `expected_revision` (0: absent). Give exactly one. Raises KvOutcomeUnknown when the
+        outcome is unknown (never retried)."""
+        commands.check_key(key)
+        commands.check_value(value)
+        if (expected is _UNSET) == (expected_revision is None):
+            raise InvalidArgument("give exactly one of expected= and expected_revision=")
+        if expected is not _UNSET:
+            if expected is not None:
+                commands.check_value(expected, "expected")
+            req: Dict[str, Any] = {"expected": expected, "value": value}
+        else:
+            commands.cas_revision(key, expected_revision, value)    # checks the revision
+            req = {"expected_revision": expected_revision, "value": value}
+        _, body = await self._call("POST", _kv_path(key) + "/cas", req, kind="cas")
+        if body["ok"]:
+            return CasResult(True, body["revision"], value)
+        return CasResult(False, body.get("revision", 0), body.get("value"))
+
+    async def list(self, prefix: str = "", consistency: str = "linearizable",
+                   limit: Optional[int] = None) -> List[KvItem]:
+        if not isinstance(prefix, str):
+            raise InvalidArgumentType(f"prefix must be a str, got {type(prefix).__name__}")
+        params = {"prefix": prefix, "consistency": consistency}
+        if limit is not None:
+            params["limit"] = str(limit)
+        _, body = await self._call("GET", "/v1/kv", params=params, kind="read")
+        return [KvItem(i["key"], i["value"], i["revision"]) for i in body["items"]]
+
+    # ------------------------------------------------------------------ cluster calls
+    async def init(self, nodes: Dict[int, Tuple[str, str]]) -> Dict[str, Any]:
+        """Initialize the cluster at the first endpoint: {id: (raft "h:p", http "h:p")}."""
+        spec = {str(i): {"raft": r, "http": h} for i, (r, h) in nodes.items()}
+        return (await self._call("POST", "/v1/cluster/init", {"nodes": spec}, kind="cas", only=self.endpoints[0]))[1]
+
+    async def add_learner(self, node_id: int, raft: str, http: str) -> Dict[str, Any]:
+        """Add a learner; returns once it has caught up. Membership calls are not retried
+        after an ambiguous failure (KvOutcomeUnknown)."""
+        return (await self._call("POST", "/v1/cluster/learners", {"id": node_id, "raft": raft, "http": http},
+                                 kind="cas"))[1]
+
+    async def change_membership(self, voters: Sequence[int], retain: bool = False) -> Dict[str, Any]:
+        return (await self._call("PUT", "/v1/cluster/membership", {"voters": list(voters), "retain": retain},
+                                 kind="cas"))[1]
+
+    async def transfer_leader(self, to: int) -> Dict[str, Any]:
+        return (await self._call("POST", "/v1/cluster/transfer-leader", {"to": to}, kind="cas"))[1]
+
+    async def status(self, endpoint: Optional[str] = None) -> Dict[str, Any]:
+        """One node's status (`endpoint`, default the first one), asked once: no redirect."""
+        only = self.endpoints[0] if endpoint is None else normalize_endpoint(endpoint)
+        return (await self._call("GET", "/v1/cluster/status", kind="read", only=only))[1]
+
+    async def cluster_status(self) -> Dict[str, Union[Dict[str, Any], KvError]]:
+        """Every endpoint's status, asked at once: {endpoint: status or the error}."""
+        async def one(url):
+            try:
+                return await self.status(url)
+            except KvError as exc:
+                return exc
+        results = await asyncio.gather(*(one(u) for u in self.endpoints))
+        return dict(zip(self.endpoints, results))
+
+    # ------------------------------------------------------------------ the retry loop
+    def _write_kind(self, retry_ambiguous: Optional[bool]) -> str:
+        retry = self.retry_ambiguous_writes if retry_ambiguous is None else retry_ambiguous
+        return "write" if retry else "cas"
+
+    def _target(self) -> str:
+        if self._leader is not None:
+            return self._leader
+        url = self.endpoints[self._next % len(self.endpoints)]
+        return url
+
+    def _failed(self, url: str) -> None:
+        """`url` could not serve: try the next endpoint."""
+        if self._leader == url:
+            self._leader = None
+        if url in self.endpoints:
+            self._next = (self.endpoints.index(url) + 1) % len(self.endpoints)
+        else:
+            self._next += 1
+
+    async def _call(self, method: str, path: str, body: Optional[dict] = None, *, params=None, kind: str,
+                    absent_ok: bool = False, only: Optional[str] = None) -> Tuple[int, Dict[str, Any]]:
+        """kind: "read" (always retried), "write" (retried after an ambiguous failure) or "cas"
+        (an ambiguous failure raises KvOutcomeUnknown). `only`: ask that endpoint, once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        session = self._http()
+        failures = 0
+        redirects = 0
+        ambiguous: Optional[str] = None
+        last = "no attempt"
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            base = only or self._target()
+            data: Any = None
+            try:
+                async with session.request(method, base + path, json=body, params=params, allow_redirects=False,
+                                           timeout=aiohttp.ClientTimeout(total=min(self.request_timeout, remaining))
+                                           ) as resp:
+                    status = resp.status
+                    location = resp.headers.get("Location")
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:
+                        data = None
+            except aiohttp.ClientConnectorError as exc:
+                # The connection was never made: nothing was sent.
+                last = f"{base}: cannot connect ({exc.os_error or exc})"
+                status = 0
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                last = f"{base}: {'no answer in time' if isinstance(exc, asyncio.TimeoutError) else repr(exc)}"
+                status = -1
+            if status > 0 and status not in (200, 307):
+                last = f"{base}: HTTP {status} {data_code(data)}: {data_message(data)}"
+            if status == -1 or (status >= 500 and status != 503 and kind != "read"):
+                # Sent, outcome unknown (a broken connection, a timeout, a 500 such as "outcome_unknown").
+                if kind == "cas":
+                    raise KvOutcomeUnknown("outcome_unknown", f"{method} {path}: {last}", max(status, 0))
+                ambiguous = last
+            elif 200 <= status < 300 or (absent_ok and status == 404 and data_code(data) == "key_not_found"):
+                if only is None:
+                    self._leader = base
+                return status, data if isinstance(data, dict) else {}
+            elif status == 307 and location and only is None:
+                try:
+                    self._leader = normalize_endpoint(str(URL(location).origin()))
+                except (ValueError, InvalidArgument):
+                    raise KvError("bad_redirect", f"{base} redirected to {location!r}", status) from None
+                redirects += 1
+                last = f"{base}: redirected to {self._leader}"
+                if redirects <= _REDIRECTS_BEFORE_BACKOFF:
+                    continue
+            elif status in (0, 503, 307) or status >= 500:
+                pass        # refused before anything was appended (or a read): try again
+            else:
+                raise KvRequestError(data_code(data) or "http_error", data_message(data) or f"HTTP {status}", status)
+            if only is not None:
+                break
+            self._failed(base)
+            failures += 1
+            delay = min(self.max_backoff, 0.05 * 2 ** min(failures - 1, 10)) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+        if ambiguous is not None:
+            raise KvOutcomeUnknown("outcome_unknown", f"{method} {path}: gave up after an ambiguous failure "
+                                                      f"({ambiguous}); last: {last}")
+        raise KvUnavailable("unavailable", f"{method} {path}: no answer within {self.timeout}s; last: {last}")
+
+
+def _kv_path(key: str) -> str:
+    return "/v1/kv/" + quote(key, safe="")
+
+
+def data_code(data) -> str:
+    err = data.get("error") if isinstance(data, dict) else None
+    return str(err.get("code", "")) if isinstance(err, dict) else ""
+
+
+def data_message(data) -> str:
+    err = data.get("error") if isinstance(data, dict) else None
+    return str(err.get("message", "")) if isinstance(err, dict) else ""

@@ -1,0 +1,71 @@
+"""The KV commands: what a log entry of the KV service holds (msgpack), and what applying it answers.
+
+An entry is the msgpack array of one command; keys are non-empty str, values str:
+
+| command | payload | answer (the state machine's response) |
+|---|---|---|
+| put | `[1, key, value]` | `revision` (int): the entry's log index |
+| delete | `[2, key]` | `(revision, deleted)`: the entry's index; whether the key existed |
+| cas on value | `[3, key, expected, value]` (`expected` None: the key must be absent) | `(ok, revision, current)` |
+| cas on revision | `[4, key, expected_revision, value]` (0: the key must be absent) | `(ok, revision, current)` |
+
+A cas that matches sets the value: `(True, index, None)`; one that does not changes nothing:
+`(False, current revision or 0, current value or None)`. A payload that is no valid command
+changes nothing and answers None (the servers never submit one; the log may still hold one
+written by another program).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import msgpack
+
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType
+
+PUT = 1
+DELETE = 2
+CAS_VALUE = 3
+CAS_REVISION = 4
+
+# A key travels in a URL path and a log entry: bounded so that one request cannot bloat them.
+MAX_KEY_BYTES = 4096
+
+
+def check_key(key) -> str:
+    if not isinstance(key, str):
+        raise InvalidArgumentType(f"a key must be a str, got {type(key).__name__}")
+    if not key:
+        raise InvalidArgument("a key must not be empty")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidArgument(f"a key must be at most {MAX_KEY_BYTES} bytes")
+    return key
+
+
+def check_value(value, name: str = "value") -> str:
+    if not isinstance(value, str):
+        raise InvalidArgumentType(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def put(key: str, value: str) -> bytes:
+    return msgpack.packb((PUT, check_key(key), check_value(value)))
+
+
+def delete(key: str) -> bytes:
+    return msgpack.packb((DELETE, check_key(key)))
+
+
+def cas(key: str, expected: Optional[str], value: str) -> bytes:
+    """Set `key` to `value` if its value is `expected` (None: if the key is absent)."""
+    if expected is not None:
+        check_value(expected, "expected")
+    return msgpack.packb((CAS_VALUE, check_key(key), expected, check_value(value)))
+
+
+def cas_revision(key: str, expected_revision: int, value: str) -> bytes:
+    """Set `key` to `value` if its revision is `expected_revision` (0: if the key is absent)."""
+    if isinstance(expected_revision, bool) or not isinstance(expected_revision, int):
+        raise InvalidArgumentType(f"expected_revision must be an int, got {type(expected_revision).__name__}")
+    if expected_revision < 0:
+        raise InvalidArgument(f"expected_revision must be >= 0, got {expected_revision}")
+    return msgpack.packb((CAS_REVISION, check_key(key), expected_revision, check_value(value)))

@@ -1,0 +1,416 @@
+"""KvServer: the HTTP JSON API of one node of the replicated KV service (aiohttp).
+
+Routes and answers are a contract (README "KV service"). Writes go through the leader: a
+follower answers 307 to the leader's HTTP address (`Node.data["http"]` in the membership).
+Reads are served by any node at the asked `consistency`: `linearizable` (read index; on a
+follower the leader is asked for it), `lease` (the leader lease when valid, else a read index),
+`local` (this node's state, possibly stale). Errors are JSON
+`{"error": {"code": ..., "message": ...}}`; `error_status` maps every RaftError to one.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from aiohttp import web
+
+from openraft_fast._core.types import Node
+from openraft_fast.errors import (ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, InvalidArgument,
+                                  InvalidArgumentType, LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough,
+                                  RaftError, StorageError, Timeout, Unreachable)
+from openraft_fast.kv import commands
+from openraft_fast.kv.metrics import KvMetrics
+from openraft_fast.kv.state_machine import KvStateMachine
+from openraft_fast.raft import Raft, ReadPolicy
+
+_log = logging.getLogger("openraft_fast.kv")
+
+CONSISTENCY = {
+    "linearizable": ReadPolicy.READ_INDEX,
+    "lease": ReadPolicy.LEASE_READ | ReadPolicy.READ_INDEX,
+    "local": None,
+}
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, raised inside a handler."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+def error_status(exc: RaftError) -> Tuple[int, str]:
+    """(HTTP status, error code) for a RaftError that is not a redirect."""
+    if isinstance(exc, ForwardToLeader):
+        # No leader we can send the client to.
+        return 503, ("no_quorum" if exc.reason == ForwardToLeader.NO_QUORUM else
+                     "leader_transferring" if exc.reason == ForwardToLeader.LEADER_TRANSFERRING else "no_leader")
+    if isinstance(exc, OutcomeUnknown):
+        return 500, "outcome_unknown"
+    if isinstance(exc, ChangeMembershipError):
+        return (409, "membership_in_progress") if exc.reason == "in_progress" else (400, f"membership_{exc.reason}")
+    if isinstance(exc, InitializeError):
+        return 409, "init_refused"
+    if isinstance(exc, LeaseExpired):
+        return 503, "lease_expired"
+    if isinstance(exc, QuorumNotEnough):
+        return 503, "no_quorum"
+    if isinstance(exc, Timeout):
+        return 503, "timeout"
+    if isinstance(exc, (InvalidArgument, InvalidArgumentType)):
+        return 400, "bad_request"
+    if isinstance(exc, (Unreachable, NetworkError)):
+        return 503, "unavailable"
+    if isinstance(exc, Fatal):      # Stopped included
+        return 503, "stopped"
+    if isinstance(exc, StorageError):
+        return 500, "storage_error"
+    return 500, "internal"
+
+
+def _json_error(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def _field(body: Dict[str, Any], name: str, kind, required: bool = True, default=None):
+    if name not in body:
+        if required:
+            raise ApiError(400, "bad_request", f"missing field {name!r}")
+        return default
+    value = body[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)) or \
+            kind is not int and not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ApiError(400, "bad_request", f"field {name!r} must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _addr(body: Dict[str, Any], name: str) -> str:
+    value = _field(body, name, str)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ApiError(400, "bad_request", f"field {name!r} must be HOST:PORT, got {value!r}")
+    return value
+
+
+def _node_id(text: Any, what: str = "node id") -> int:
+    try:
+        i = int(text)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_request", f"{what} must be an integer, got {text!r}") from None
+    if isinstance(text, bool) or i < 0:
+        raise ApiError(400, "bad_request", f"{what} must be an integer >= 0, got {text!r}")
+    return i
+
+
+class KvServer:
+    """The HTTP server of one node. `await server.start()` binds `host:port` (0: any free
+    port; see `.port`); `await server.close()` stops it (the Raft node is the caller's).
+
+    `request_timeout` bounds a key-value request; `membership_timeout` a membership call
+    (adding a learner waits until it has caught up). A write that times out answers 500
+    "outcome_unknown": it was submitted and may still apply.
+    """
+
+    def __init__(self, raft: Raft, state_machine: KvStateMachine, host: str = "127.0.0.1", port: int = 0, *,
+                 ssl=None, request_timeout: float = 10.0, membership_timeout: float = 60.0, registry=None) -> None:
+        self.raft = raft
+        self.sm = state_machine
+        self.host = host
+        self._port = port
+        self.ssl = ssl
+        self.scheme = "https" if ssl is not None else "http"
+        self.request_timeout = request_timeout
+        self.membership_timeout = membership_timeout
+        self.metrics = KvMetrics(raft, state_machine, registry)
+        self.app = web.Application(middlewares=[self._errors])
+        r = self.app.router
+        r.add_post("/v1/kv/{key:.+}/cas", self._cas)
+        r.add_put("/v1/kv/{key:.+}", self._put)
+        r.add_get("/v1/kv/{key:.+}", self._get)
+        r.add_delete("/v1/kv/{key:.+}", self._delete)
+        r.add_get("/v1/kv", self._list)
+        r.add_post("/v1/cluster/init", self._init)
+        r.add_post("/v1/cluster/learners", self._add_learner)
+        r.add_put("/v1/cluster/membership", self._change_membership)
+        r.add_post("/v1/cluster/transfer-leader", self._transfer_leader)
+        r.add_get("/v1/cluster/status", self._status)
+        r.add_get("/metrics", self._metrics)
+        self._runner: Optional[web.AppRunner] = None
+        self._sampler: Optional[asyncio.Task] = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> "KvServer":
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        self._sampler = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self._port}"
+
+    async def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.metrics.observe()
+
+    # ------------------------------------------------------------------ errors
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        try:
+            resp = await handler(request)
+        except ApiError as exc:
+            resp = _json_error(exc.status, exc.code, exc.message)
+        except ForwardToLeader as exc:
+            resp = self._redirect(request, exc)
+        except RaftError as exc:
+            status, code = error_status(exc)
+            resp = _json_error(status, code, str(exc))
+        except web.HTTPException as exc:
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+            resp = _json_error(exc.status, code, exc.reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.exception("node %s: %s %s failed", self.raft.node_id, request.method, request.path)
+            resp = _json_error(500, "internal", f"internal error: {exc!r}")
+        self.metrics.responses.labels(route, str(resp.status)).inc()
+        return resp
+
+    def leader_http(self, leader_id: Optional[int]) -> Optional[str]:
+        """The HTTP address of `leader_id` from the membership (None: unknown or this node)."""
+        if leader_id is None or leader_id == self.raft.node_id:
+            return None
+        m = self.raft.metrics.membership
+        node = None if m is None else m.get_node(leader_id)
+        addr = None if node is None else node.data.get("http")
+        return addr if isinstance(addr, str) and addr else None
+
+    def _redirect(self, request: web.Request, exc: ForwardToLeader) -> web.Response:
+        addr = self.leader_http(exc.leader_id)
+        if addr is None:
+            status, code = error_status(exc)
+            return _json_error(status, code, str(exc))
+        location = f"{self.scheme}://{addr}{request.path_qs}"
+        return _json_error(307, "redirect", f"node {self.raft.node_id} is not the leader; leader {exc.leader_id} "
+                                            f"is at {location}", headers={"Location": location})
+
+    async def _json(self, request: web.Request) -> Dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "the body must be a JSON object")
+        return body
+
+    # ------------------------------------------------------------------ raft calls, bounded
+    async def _bounded(self, fut, timeout: float, what: str, write: bool):
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            if write:
+                raise OutcomeUnknown("timeout", f"{what}: no outcome within {timeout}s; it may still apply") from None
+            raise ApiError(503, "timeout", f"{what}: no answer within {timeout}s (no quorum?)") from None
+
+    async def _write(self, payload: bytes, op: str):
+        t0 = time.perf_counter()
+        resp = await self._bounded(self.raft.client_write(payload), self.request_timeout, op, True)
+        self.metrics.write_seconds.labels(op).observe(time.perf_counter() - t0)
+        if resp.data is None:
+            raise ApiError(500, "internal", f"the state machine refused the {op} command")
+        return resp.data
+
+    async def _read_barrier(self, request: web.Request) -> None:
+        name = request.query.get("consistency", "linearizable")
+        if name not in CONSISTENCY:
+            raise ApiError(400, "bad_request", f"consistency must be one of {', '.join(CONSISTENCY)}, got {name!r}")
+        policy = CONSISTENCY[name]
+        if policy is not None:
+            await self._bounded(self.raft.ensure_linearizable(policy), self.request_timeout, "read", False)
+
+    @staticmethod
+    def _key(request: web.Request) -> str:
+        key = request.match_info["key"]
+        try:
+            return commands.check_key(key)
+        except InvalidArgument as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+
+    # ------------------------------------------------------------------ key-value routes
+    async def _put(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        value = _field(await self._json(request), "value", str)
+        return web.json_response({"revision": await self._write(commands.put(key, value), "put")})
+
+    async def _get(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        await self._read_barrier(request)
+        item = self.sm.get(key)
+        if item is None:
+            raise ApiError(404, "key_not_found", f"key {key!r} not found")
+        return web.json_response({"value": item.value, "revision": item.revision})
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        revision, deleted = await self._write(commands.delete(key), "delete")
+        return web.json_response({"revision": revision, "deleted": deleted})
+
+    async def _cas(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        body = await self._json(request)
+        value = _field(body, "value", str)
+        if ("expected" in body) == ("expected_revision" in body):
+            raise ApiError(400, "bad_request", "give exactly one of 'expected' (a string or null) and "
+                                               "'expected_revision' (an integer, 0: absent)")
+        if "expected" in body:
+            expected = body["expected"]
+            if expected is not None and not isinstance(expected, str):
+                raise ApiError(400, "bad_request", "field 'expected' must be a string or null")
+            payload = commands.cas(key, expected, value)
+        else:
+            rev = _field(body, "expected_revision", int)
+            if rev < 0:
+                raise ApiError(400, "bad_request", "field 'expected_revision' must be >= 0")
+            payload = commands.cas_revision(key, rev, value)
+        ok, revision, current = await self._write(payload, "cas")
+        if ok:
+            return web.json_response({"ok": True, "revision": revision})
+        return web.json_response({"ok": False, "value": current, "revision": revision})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("prefix", "")
+        limit = request.query.get("limit")
+        n = None if limit is None else _node_id(limit, "limit")
+        await self._read_barrier(request)
+        return web.json_response({"items": [{"key": k, "value": v, "revision": r} for k, v, r in
+                                            self.sm.list(prefix, n)]})
+
+    # ------------------------------------------------------------------ cluster routes
+    def _require_leader(self) -> None:
+        """Membership calls go to the leader: elsewhere raise ForwardToLeader (a 307 or a 503)."""
+        if not self.raft.is_leader():
+            leader = self.raft.current_leader()
+            m = self.raft.metrics.membership
+            raise ForwardToLeader(leader, None if m is None or leader is None else m.get_node(leader))
+
+    async def _init(self, request: web.Request) -> web.Response:
+        nodes = _field(await self._json(request), "nodes", dict)
+        if not nodes:
+            raise ApiError(400, "bad_request", "field 'nodes' must name at least one node")
+        members = {}
+        for key, spec in nodes.items():
+            if not isinstance(spec, dict):
+                raise ApiError(400, "bad_request", f"nodes[{key!r}] must be an object with 'raft' and 'http'")
+            members[_node_id(key)] = Node(_addr(spec, "raft"), {"http": _addr(spec, "http")})
+        await self._bounded(self.raft.initialize(members), self.request_timeout, "init", False)
+        _log.info("node %s: cluster initialized with voters %s", self.raft.node_id, sorted(members))
+        return web.json_response({"voters": sorted(members)})
+
+    def _membership_json(self, resp) -> Dict[str, Any]:
+        m = resp.membership if resp.membership is not None else self.raft.metrics.membership
+        return {"log_index": None if resp.log_id is None else resp.log_id.index,
+                "voters": sorted(m.voter_ids) if m is not None else [],
+                "learners": sorted(m.learner_ids) if m is not None else []}
+
+    async def _add_learner(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        node_id = _node_id(_field(body, "id", int))
+        node = Node(_addr(body, "raft"), {"http": _addr(body, "http")})
+        self._require_leader()
+        resp = await self._bounded(self.raft.add_learner(node_id, node, blocking=True), self.membership_timeout,
+                                   "add learner", True)
+        _log.info("node %s: learner %s added at %s", self.raft.node_id, node_id, node.addr)
+        return web.json_response(self._membership_json(resp))
+
+    async def _change_membership(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        voters = _field(body, "voters", list)
+        if not voters:
+            raise ApiError(400, "bad_request", "field 'voters' must name at least one node")
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in voters):
+            raise ApiError(400, "bad_request", f"field 'voters' must be a list of node ids (integers >= 0), got {voters!r}")
+        ids = list(voters)
+        retain = _field(body, "retain", bool, required=False, default=False)
+        self._require_leader()
+        resp = await self._bounded(self.raft.change_membership(ids, retain), self.membership_timeout,
+                                   "change membership", True)
+        _log.info("node %s: membership changed: voters %s", self.raft.node_id, sorted(ids))
+        return web.json_response(self._membership_json(resp))
+
+    async def _transfer_leader(self, request: web.Request) -> web.Response:
+        to = _node_id(_field(await self._json(request), "to", int))
+        self._require_leader()
+        m = self.raft.metrics.membership
+        if m is None or not m.is_voter(to):
+            raise ApiError(400, "bad_request", f"node {to} is not a voter")
+        if to != self.raft.node_id:
+            await self.raft.trigger.transfer_leader(to)
+            wait = 10 * self.raft.config.election_timeout_max
+            try:
+                await self.raft.wait(wait).current_leader(to)
+            except Timeout:
+                raise ApiError(503, "timeout", f"node {to} did not take over within {wait:.1f}s") from None
+        return web.json_response({"leader": to})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(node_status(self.raft))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def node_status(raft: Raft) -> Dict[str, Any]:
+    """A node's metrics as the JSON of `GET /v1/cluster/status`."""
+    m = raft.metrics
+    mem = m.membership
+    idx = lambda log_id: None if log_id is None else log_id.index  # noqa: E731
+    replication = None
+    if m.replication is not None:
+        replication = {str(t): {"matched": idx(mid), "lag": m.last_log_index - (idx(mid) or 0)}
+                       for t, mid in sorted(m.replication.items()) if t != m.id}
+    return {
+        "id": m.id,
+        "state": m.state.name.lower(),
+        "term": m.current_term,
+        "leader": m.current_leader,
+        "last_log": m.last_log_index,
+        "committed": idx(m.committed),
+        "applied": idx(m.last_applied),
+        "snapshot": idx(m.snapshot),
+        "purged": idx(m.purged),
+        "voters": sorted(mem.voter_ids) if mem is not None else [],
+        "learners": sorted(mem.learner_ids) if mem is not None else [],
+        "joint": bool(mem is not None and mem.is_joint),
+        "nodes": {str(i): {"raft": n.addr, "http": n.data.get("http")} for i, n in
+                  sorted((mem.nodes if mem is not None else {}).items())},
+        "replication": replication,
+    }

@@ -1,0 +1,54 @@
+"""An in-process KV cluster for the tests: Raft nodes on a LocalRouter (memory log), each with a
+KvStateMachine and a real KvServer on 127.0.0.1 (port 0)."""
+from __future__ import annotations
+
+from typing import Dict, Iterable
+
+from cluster_support import WAIT, Cluster
+from openraft_fast import Node
+from openraft_fast.kv import KvStateMachine
+from openraft_fast.kv.server import KvServer
+
+
+class KvCluster(Cluster):
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.servers: Dict[int, KvServer] = {}
+
+    async def start_kv(self, ids: Iterable[int], init: bool = True, **server_kw) -> int:
+        ids = list(ids)
+        for i in ids:
+            await self.add_kv_node(i, **server_kw)
+        if not init:
+            return -1
+        await self.rafts[ids[0]].initialize({i: self.member(i) for i in ids})
+        return await self.wait_leader(ids)
+
+    async def add_kv_node(self, i: int, **server_kw) -> KvServer:
+        raft = await self.start_node(i, sm=KvStateMachine())
+        server = await KvServer(raft, self.sm(i), "127.0.0.1", 0, **server_kw).start()
+        self.servers[i] = server
+        return server
+
+    def member(self, i: int) -> Node:
+        return Node(f"local:{i}", {"http": f"127.0.0.1:{self.servers[i].port}"})
+
+    def url(self, i: int) -> str:
+        return self.servers[i].url
+
+    def urls(self, ids=None):
+        return [self.url(i) for i in (ids or sorted(self.servers))]
+
+    async def stop(self, i: int) -> None:
+        await super().stop(i)
+        server = self.servers.get(i)
+        if server is not None:
+            await server.close()
+
+    async def shutdown(self) -> None:
+        for s in self.servers.values():
+            await s.close()
+        await super().shutdown()
+
+
+__all__ = ["KvCluster", "WAIT"]

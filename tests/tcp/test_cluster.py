@@ -1,0 +1,166 @@
+"""Three or four Raft nodes in one process talking over real TCP sockets on 127.0.0.1."""
+import asyncio
+
+from openraft_fast import ReadPolicy
+from openraft_fast._core.messages import AppendRequest, AppendResponse
+from openraft_fast._core import codec
+from openraft_fast.errors import ForwardToLeader
+from openraft_fast.network.tcp import LANE_APPEND, LANE_CONTROL
+from openraft_fast.network.tcp.server import ServerConnection
+from tcp_support import FAST, WAIT, TcpCluster, kv
+
+
+def test_elect_replicate_and_read(run):
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            r = None
+            for i in range(50):
+                r = await c.write(lead, f"k{i}", i)
+            many = await c.rafts[lead].client_write_many([kv(f"m{i}", i) for i in range(500)])
+            last = many[len(many) - 1].log_id.index
+            assert last > r.log_id.index
+            for i in (1, 2, 3):
+                await c.rafts[i].wait(WAIT).applied_index(last)
+                sm = c.rafts[i]._core.sm
+                assert sm.data["k49"] == 49 and sm.data["m499"] == 499
+            at = await c.rafts[lead].ensure_linearizable(ReadPolicy.READ_INDEX)
+            assert at.index >= last
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            try:
+                await c.write(follower, "x", 1)
+                raise AssertionError("a follower took a write")
+            except ForwardToLeader as exc:
+                assert exc.leader_id == lead and exc.leader_node == c.node(lead)
+    run(body())
+
+
+def test_leader_stops_new_leader_elected(run):
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.write(lead, "a", 1)
+            await c.stop(lead)
+            rest = [i for i in (1, 2, 3) if i != lead]
+            new = await c.wait_leader(rest)
+            assert new != lead
+            r2 = await c.write(new, "b", 2)
+            assert r2.log_id.index > r.log_id.index
+            for i in rest:
+                await c.rafts[i].wait(WAIT).applied_index(r2.log_id.index)
+                assert c.rafts[i]._core.sm.data == {"a": 1, "b": 2}
+    run(body())
+
+
+def test_membership_change_over_tcp(run):
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.write(lead, "a", 1)
+            await c.start_node(4)
+            await c.rafts[lead].add_learner(4, c.node(4), blocking=True)
+            keep = [i for i in (1, 2, 3) if i != lead][:1] + [lead, 4]
+            await c.rafts[lead].change_membership(set(keep))
+            m = await c.rafts[4].wait(WAIT).members(set(keep))
+            assert m.membership.voter_ids == set(keep)
+            r = await c.write(lead, "b", 2)
+            await c.rafts[4].wait(WAIT).applied_index(r.log_id.index)
+            assert c.rafts[4]._core.sm.data == {"a": 1, "b": 2}
+    run(body())
+
+
+def test_snapshot_streams_in_chunks_to_new_learner(run, monkeypatch):
+    cfg = FAST.replace(snapshot_policy=50, max_in_snapshot_log_to_keep=0, snapshot_chunk_size=16 * 1024)
+
+    async def body():
+        async with TcpCluster(cfg) as c:
+            lead = await c.start([1, 2, 3])
+            value = "v" * 2000
+            r = await c.rafts[lead].client_write_many([kv(f"k{i}", value) for i in range(120)])
+            last = r[len(r) - 1].log_id
+            await c.rafts[lead].trigger.snapshot()
+            await c.rafts[lead].wait(WAIT).snapshot(last.index)
+            await c.rafts[lead].wait(WAIT).purged(last.index)
+            snap = await c.rafts[lead]._core.sm.get_current_snapshot()
+            assert len(snap.data) > 10 * cfg.snapshot_chunk_size
+            await c.start_node(4)
+            chunks = []
+            orig = ServerConnection._chunk
+
+            def counting(self, corr, ch):       # count the chunks the learner's server receives
+                chunks.append((ch.offset, len(ch.data), ch.last))
+                return orig(self, corr, ch)
+            monkeypatch.setattr(ServerConnection, "_chunk", counting)
+            await c.rafts[lead].add_learner(4, c.node(4), blocking=True)
+            m = await c.rafts[4].wait(WAIT).snapshot(last.index)
+            assert m.snapshot.index >= last.index
+            assert c.rafts[4]._core.sm.data["k119"] == value
+            assert len(chunks) == -(-len(snap.data) // cfg.snapshot_chunk_size)
+            assert [o for o, _, _ in chunks] == [i * cfg.snapshot_chunk_size for i in range(len(chunks))]
+            assert [lst for _, _, lst in chunks] == [False] * (len(chunks) - 1) + [True]
+            assert sum(n for _, n, _ in chunks) == len(snap.data)
+    run(body())
+
+
+def test_heartbeats_do_not_wait_behind_bulk_appends(run):
+    """Multi-MiB append batches in flight: the control lane keeps the followers quiet (no
+    election: the term does not change) and each lane is its own connection."""
+    async def body():
+        async with TcpCluster(FAST.replace(max_payload_entries=64)) as c:
+            lead = await c.start([1, 2, 3])
+            term = c.rafts[lead].metrics.current_term
+            big = b"x" * (256 * 1024)
+            for _ in range(4):
+                rs = await c.rafts[lead].client_write_many([big] * 32)     # 8 MiB per batch
+            last = rs[len(rs) - 1].log_id.index
+            for i in (1, 2, 3):
+                await c.rafts[i].wait(10.0).applied_index(last)
+                m = c.rafts[i].metrics
+                assert m.current_term == term and m.current_leader == lead
+            for t, client in c.rafts[lead]._core.clients.items():
+                lanes = [conn for conn in client._conns if conn is not None]
+                assert {conn.lane for conn in lanes} == {LANE_APPEND, LANE_CONTROL}
+                socks = {conn.transport.get_extra_info("sockname") for conn in lanes}
+                assert len(socks) == 2
+    run(body(), timeout=60)
+
+
+def test_pipelined_requests_one_write_per_loop_iteration(run):
+    """Many requests in flight on one connection, answered by correlation id, and one
+    transport.write per connection per loop iteration."""
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            net = c.factories[lead].new_client(follower, c.node(follower))
+            try:
+                vote = c.rafts[lead]._core.engine.vote
+                req = AppendRequest(vote, None, None, None, 0, 0, 0)
+                first = await net.heartbeat(req)         # connects (handshake + request in one write)
+                assert type(first) is AppendResponse
+                conn = net._conns[LANE_CONTROL]
+                writes = []
+                conn.transport = _CountingTransport(conn.transport, writes)
+                futs = [net.heartbeat(req) for _ in range(200)]
+                assert len(conn.pending) == 200
+                resps = await asyncio.gather(*futs)
+                assert all(type(r) is AppendResponse for r in resps)
+                assert len(writes) == 1 and writes[0] == 200 * len(codec.encode(req, 5))
+            finally:
+                net.close()
+    run(body())
+
+
+class _CountingTransport:
+    """Records the size of every write, forwards everything to the real transport."""
+
+    def __init__(self, real, writes):
+        self._real = real
+        self._writes = writes
+
+    def write(self, data):
+        self._writes.append(len(data))
+        self._real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
