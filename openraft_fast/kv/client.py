@@ -99,6 +99,11 @@ class KvClient:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
             self._session = aiohttp.ClientSession(connector=connector)
+            # aiohttp resends a PUT/DELETE once on a new connection when a kept-alive one breaks
+            # after the request was sent (RFC 9112 9.3.1); if that resend cannot connect, the
+            # error looks like "never sent" and a write that was applied would be retried
+            # elsewhere and applied twice. Ambiguity is this client's business: no resend.
+            self._session._retry_connection = False  # type: ignore[attr-defined]
         return self._session
 
     # ------------------------------------------------------------------ key-value calls

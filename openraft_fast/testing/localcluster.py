@@ -187,7 +187,8 @@ class LocalCluster:
             return -1
         first = self.nodes[min(self.nodes)]
         spec = {i: (n.advertised, n.http) for i, n in self.nodes.items()}
-        await self.client([first.url], timeout=10.0).init(spec)
+        async with self.client([first.url], timeout=10.0) as kv:
+            await kv.init(spec)
         return await self.leader()
 
     async def start_node(self, node_id: int) -> None:
