@@ -67,7 +67,7 @@ class Run:
         self.workers_per_node = workers_per_node
         self.keys = [f"k{i}" for i in range(keys)]
         self.lease_reads = lease_reads
-        self.rnd = random.Random(seed)
+        self.rnd = random.Random(f"{nodes}-{seed}")
         self.dir = tempfile.mkdtemp(prefix=f"openraft-chaos-n{nodes}-s{seed}-", dir=base_dir)
         self.history = History()
         self.revisions: Dict[str, set] = {}     # value -> revisions seen with it
@@ -84,7 +84,7 @@ class Run:
 
     async def worker(self, wid: int, cluster: LocalCluster, home: int) -> None:
         """Put, linearizable get and cas with values unique to this run, until told to stop."""
-        rnd = random.Random(self.seed * 1000 + wid)
+        rnd = random.Random(f"{self.n}-{self.seed}-{wid}")
         urls = [cluster.nodes[home].url] + [n.url for i, n in cluster.nodes.items() if i != home]
         last: Dict[str, Optional[str]] = {}     # the value this worker last saw, for its cas
         seq = 0
@@ -164,9 +164,13 @@ class Run:
         ids = sorted(cluster.nodes)
         deadline = self.t0 + self.seconds
         await asyncio.sleep(rnd.uniform(0.5, 1.5))
+        order: List[str] = []
         while time.monotonic() < deadline - 1.0:
-            kind = rnd.choice(FAULTS)
-            hold = rnd.uniform(0.5, 2.5)
+            if not order:      # every kind of fault once, in a seeded order, then again
+                order = list(FAULTS)
+                rnd.shuffle(order)
+            kind = order.pop()
+            hold = rnd.uniform(0.4, 1.8)
             self.result.faults[kind] = self.result.faults.get(kind, 0) + 1
             try:
                 leader = await cluster.leader(timeout=3.0)
@@ -222,7 +226,7 @@ class Run:
                 await net.heal()
             else:
                 await self.membership_fault(cluster, net, rnd, ids, leader, others, hold)
-            await asyncio.sleep(rnd.uniform(0.3, 1.2))
+            await asyncio.sleep(rnd.uniform(0.2, 0.8))
 
     async def membership_fault(self, cluster, net, rnd, ids, leader, others, hold) -> None:
         """Demote a follower to learner while another fault runs, then make it a voter again."""

@@ -13,6 +13,7 @@ import pytest
 from chaos_run import RESULTS, chaos
 
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "25"))
+LEASE = os.environ.get("CHAOS_LEASE") == "1"      # also 30% of reads at consistency=lease
 
 
 def _seeds():
@@ -25,7 +26,8 @@ def _seeds():
 def _run(nodes, seed):
     # bounded: the run, healing, convergence and checks all fit well inside this
     limit = SECONDS + 180.0
-    result = asyncio.run(asyncio.wait_for(chaos(nodes, seed, SECONDS, workers_per_node=3 if nodes == 3 else 2),
+    result = asyncio.run(asyncio.wait_for(chaos(nodes, seed, SECONDS, workers_per_node=3 if nodes == 3 else 2,
+                                                lease_reads=LEASE),
                                           limit))
     RESULTS.append(result)
     print(result.line())
