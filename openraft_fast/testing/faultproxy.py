@@ -195,6 +195,7 @@ class _Connection:
             return
         net.bytes_forwarded += len(data)
         out = side.peer
+        assert out is not None
         if out is self.outbound and out.transport is None:
             self.pending.append(data)
             return

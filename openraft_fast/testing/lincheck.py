@@ -287,8 +287,10 @@ def _prepare(ops: Sequence[Op]) -> Tuple[List[Op], List[float]]:
                 expected_by_pending.add(op.expected)
             continue
         v = _observed(op)
-        if v is not UNSEEN and (v not in seen_by or op.response < seen_by[v]):
-            seen_by[v] = op.response
+        t = op.response
+        assert t is not None
+        if v is not UNSEEN and (v not in seen_by or t < seen_by[v]):
+            seen_by[v] = t
         if op.kind == CAS and not op.ok and op.output is UNSEEN:
             blind_cas = True
     kept: List[Op] = []

@@ -70,7 +70,7 @@ class NodeProcess:
 
     @property
     def pid(self) -> Optional[int]:
-        return self.proc.pid if self.alive else None
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def start(self, log_level: str = "info") -> None:
         if self.alive:
