@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,13 +33,32 @@ class ClusterError(RaftError):
     """The local cluster did not reach the state asked for in time (the message says which)."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    s = socket.socket()
+def _ephemeral_range() -> tuple:
     try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, outside the kernel's ephemeral range: a port reserved here and bound
+    later by a node process must not be handed meanwhile to some connection's local end (or to
+    a listener on port 0), which happens often enough with ephemeral ports."""
+    lo, hi = _ephemeral_range()
+    candidates = range(10000, lo) if lo - 10000 >= 1000 else range(hi + 1, 65536)
+    for _ in range(200):
+        port = random.choice(candidates)
+        s = socket.socket()
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise ClusterError("no free port found")
 
 
 class NodeProcess:

@@ -44,6 +44,9 @@ class RunResult:
     run_dir: Optional[str] = None
     replay: str = ""
     elapsed: float = 0.0
+    history: list = field(default_factory=list, repr=False)
+    bytes_dropped: int = 0      # by the fault proxies: the network faults did bite
+    final_term: int = 0         # elections happened
 
     @property
     def ok(self) -> bool:
@@ -54,6 +57,7 @@ class RunResult:
         return (f"chaos nodes={self.nodes} seed={self.seed} {self.seconds:.0f}s: ops {o.get('invoked', 0)} "
                 f"(ok {o.get('ok', 0)}, failed {o.get('failed', 0)}, unknown {o.get('unknown', 0)}), "
                 f"faults {sum(self.faults.values())} {dict(sorted(self.faults.items()))}, "
+                f"{self.bytes_dropped} bytes dropped, final term {self.final_term}, "
                 f"{self.keys} keys, lincheck {self.verdict}, violations {len(self.problems)}, "
                 f"{self.elapsed:.0f}s wall")
 
@@ -292,6 +296,7 @@ class Run:
             return
         applied = {i: st["applied"] for i, st in statuses.items()}
         self._log("converged", applied=applied)
+        self.result.final_term = max(st["term"] for st in statuses.values())
         # final linearizable reads: a lost acknowledged write shows up in the history
         final: Dict[str, Optional[str]] = {}
         async with cluster.client(timeout=10.0) as kv:
@@ -352,6 +357,7 @@ class Run:
                     if t.exception() is not None:
                         self.result.problems.append(f"worker crashed: {t.exception()!r}")
                 await self.final_checks(cluster)
+                self.result.bytes_dropped = (await net.stats())["dropped"]
         finally:
             self.stop.set()
             for t in workers:
@@ -364,6 +370,7 @@ class Run:
         if not r.ok:
             self.result.problems.append(r.explain())
         self.result.ops = self.history.counts()
+        self.result.history = self.history.operations()
         if self.unexpected:
             self.result.problems.append(f"unexpected client errors: {self.unexpected}")
         self.result.elapsed = time.monotonic() - self.t0
