@@ -156,3 +156,48 @@ def slice_payloads_and_leaders(impl, s):
     for (first, lid), (nxt, _) in zip(runs, runs[1:]):
         leaders.extend([lid] * (nxt - first))
     return list(s.payloads), leaders
+
+
+# ---- wire codec -------------------------------------------------------------------------------
+CODEC_BATCH = 1024
+CODEC_PAYLOAD = 16
+
+
+def codec_request(n=CODEC_BATCH, size=CODEC_PAYLOAD):
+    """An AppendRequest carrying `n` entries of `size`-byte payloads (one leader run)."""
+    from openraft_fast._core.log import LogSlice
+    from openraft_fast._core.messages import AppendRequest
+    from openraft_fast._core.types import LogId, Vote
+    prev = LogId(LEADER, 1000)
+    s = LogSlice(1001, [(b"%016d" % i)[:size].ljust(size, b".") for i in range(n)], None, [(1001, LEADER)])
+    return AppendRequest(Vote(LEADER, True), prev, s, prev, 7, 8, 9)
+
+
+def codec_request_as_lists(req):
+    """The same message for the msgpack reference: each entry as [term, node, index, kind, payload]."""
+    v, prev, commit = req.vote, req.prev_log_id, req.commit
+    s = req.entries
+    lid = s.runs[0][1]
+    entries = [[lid.term, lid.node_id, s.start + i, s.kinds[i], p] for i, p in enumerate(s.payloads)]
+    return [[v.term, v.node_id, v.committed], [prev.term, prev.index], [commit.term, commit.index],
+            req.msg_id, req.seq, req.sent_at, entries]
+
+
+def codec_encode(req):
+    from openraft_fast._core import codec
+    return codec.encode(req, 1)
+
+
+def codec_round_trip(dec, req):
+    """encode + decode through a connection's FrameDecoder: [(corr_id, msg)]."""
+    from openraft_fast._core import codec
+    return dec.feed(codec.encode(req, 1))
+
+
+def codec_check(req, dec, wire):
+    """Both sides carry the same entries."""
+    (corr, got), = codec_round_trip(dec, req)
+    ref, = wire.round_trip(codec_request_as_lists(req))
+    assert corr == 1 and got == req
+    assert [e[4] for e in ref[6]] == got.entries.payloads
+    assert [e[2] for e in ref[6]] == list(range(got.entries.start, got.entries.stop))

@@ -209,3 +209,26 @@ class PyColumnarLog:
                 runs.append((max(starts[j], start), self.run_leaders[j]))
         return PySlice(start, stop, self.payloads[a:b], bytes(self.kinds[a:b]), tuple(runs),
                        self.cum[b] - self.cum[a])
+
+
+class MsgpackWire:
+    """The append-entries message as msgpack, the usual way to put it on the wire from Python:
+    [vote, prev, commit, msg_id, seq, sent_at, [[term, node, index, kind, payload], ...]] with a
+    reused Packer, and a streaming Unpacker per connection."""
+
+    __slots__ = ("packer", "unpacker")
+
+    def __init__(self):
+        import msgpack
+        self.packer = msgpack.Packer(use_bin_type=True)
+        self.unpacker = msgpack.Unpacker(raw=False)
+
+    def encode(self, msg):
+        return self.packer.pack(msg)
+
+    def decode(self, data):
+        self.unpacker.feed(data)
+        return list(self.unpacker)
+
+    def round_trip(self, msg):
+        return self.decode(self.encode(msg))

@@ -153,6 +153,26 @@ def build_cases(quick):
             "plain_columnar": sl("plain_columnar"),
         }))
 
+    # wire codec ---------------------------------------------------------------------------------
+    from openraft_fast._core import codec
+    from benches.pyref import MsgpackWire
+    req = cases.codec_request()
+    dec, wire = codec.FrameDecoder(), MsgpackWire()
+    cases.codec_check(req, dec, wire)
+    lists = cases.codec_request_as_lists(req)
+    env = {"req": req, "lists": lists, "dec": dec, "wire": wire, "cases": cases,
+           "frame": cases.codec_encode(req), "packed": wire.encode(lists)}
+    nb = cases.CODEC_BATCH
+    for op, cy_stmt, plain_stmt in (
+            ("encode", "cases.codec_encode(req)", "wire.encode(lists)"),
+            ("decode", "dec.feed(frame)", "wire.decode(packed)"),
+            ("encode + decode", "cases.codec_round_trip(dec, req)", "wire.round_trip(lists)")):
+        out.append((f"codec {op}, AppendRequest {nb} x {cases.CODEC_PAYLOAD} B", "entry",
+                    "plain = msgpack Packer/Unpacker, entries as [term, node, index, kind, payload]", {
+            "cy_py": py_call(cy_stmt, env, nb),
+            "plain": py_call(plain_stmt, env, nb),
+        }))
+
     # floors -------------------------------------------------------------------------------------
     v = cases.matched_vector(5)
     cf = mb.CallFloor()

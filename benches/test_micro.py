@@ -235,3 +235,28 @@ def test_call_floor(benchmark, per_op, impl):
     f = mb.CallFloor().one if impl == "cy_py" else _py_one
     v = cases.matched_vector(5)
     assert bench_calls(benchmark, per_op, impl, f, v) is v
+
+
+# ---- wire codec ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("impl", ["cy_py", "plain"])
+@pytest.mark.parametrize("op", ["encode", "decode", "round trip"])
+def test_codec_batch(benchmark, per_op, op, impl):
+    """An AppendRequest of 1024 entries of 16 B: the codec (frame + FrameDecoder) against
+    msgpack's reused Packer / streaming Unpacker on the same entries as lists; per entry."""
+    from openraft_fast._core import codec
+    from benches.pyref import MsgpackWire
+    benchmark.group = f"codec {op}, {cases.CODEC_BATCH} x {cases.CODEC_PAYLOAD} B"
+    req = cases.codec_request()
+    dec, wire = codec.FrameDecoder(), MsgpackWire()
+    cases.codec_check(req, dec, wire)
+    if impl == "cy_py":
+        frame = cases.codec_encode(req)
+        fn, arg = {"encode": (cases.codec_encode, req), "decode": (dec.feed, frame),
+                   "round trip": (lambda r: cases.codec_round_trip(dec, r), req)}[op]
+    else:
+        lists = cases.codec_request_as_lists(req)
+        packed = wire.encode(lists)
+        fn, arg = {"encode": (wire.encode, lists), "decode": (wire.decode, packed),
+                   "round trip": (wire.round_trip, lists)}[op]
+    out = bench_calls(benchmark, per_op, impl, fn, arg, calls=20, ops_per_call=cases.CODEC_BATCH, unit="entry")
+    assert out is not None

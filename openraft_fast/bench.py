@@ -1,10 +1,13 @@
-"""Cluster benchmarks B1/B2 (DESIGN section 6): an in-process cluster, C clients looping
-`await client_write(payload)` (or `client_write_many` of --batch entries) for S seconds."""
+"""Cluster benchmarks B1/B2/B4 (DESIGN section 6): an in-process cluster, C clients looping
+`await client_write(payload)` (or `client_write_many` of --batch entries) for S seconds; B4
+with every node on its own WalLogStore (store="wal") next to the disk's own sync rate."""
 from __future__ import annotations
 
 import asyncio
 import math
+import shutil
 import sys
+import tempfile
 import time
 from array import array
 from dataclasses import asdict, dataclass
@@ -12,7 +15,7 @@ from typing import Callable, List, Optional
 
 from openraft_fast import Config, Node, Raft, ServerState
 from openraft_fast.network import LocalRouter
-from openraft_fast.storage import MemLogStore, NoopStateMachine
+from openraft_fast.storage import MemLogStore, NoopStateMachine, WalLogStore
 
 
 @dataclass
@@ -30,13 +33,39 @@ class BenchResult:
     seconds: float
 
 
-async def start_local_cluster(nodes: int, config: Optional[Config] = None):
-    """`nodes` voters on a LocalRouter with memory stores; returns (router, {id: Raft}, leader)."""
+class BenchStores:
+    """The nodes' stores: memory ("mem"), or a WalLogStore each ("wal") in a fresh directory
+    under `data` (the system's temp dir by default), removed by close()."""
+
+    def __init__(self, store: str = "mem", data: Optional[str] = None) -> None:
+        if store not in ("mem", "wal"):
+            raise ValueError(f"store must be 'mem' or 'wal', got {store!r}")
+        self.store = store
+        self.root = tempfile.mkdtemp(prefix="orf-bench-", dir=data) if store == "wal" else None
+        self.logs: list = []
+
+    def make(self, i: int):
+        log = MemLogStore() if self.root is None else WalLogStore(f"{self.root}/node-{i}")
+        self.logs.append(log)
+        return log, NoopStateMachine()
+
+    async def close(self) -> None:
+        for log in self.logs:
+            if isinstance(log, WalLogStore):
+                await log.close()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def start_local_cluster(nodes: int, config: Optional[Config] = None, stores: Optional[BenchStores] = None):
+    """`nodes` voters on a LocalRouter with memory stores (or `stores`); returns (router,
+    {id: Raft}, leader)."""
     config = config or Config()
+    stores = stores or BenchStores()
     router = LocalRouter()
     rafts = {}
     for i in range(1, nodes + 1):
-        rafts[i] = await Raft.start(i, config, router.factory(i), MemLogStore(), NoopStateMachine())
+        rafts[i] = await Raft.start(i, config, router.factory(i), *stores.make(i))
         router.add(rafts[i])
     await rafts[1].initialize({i: Node(f"local:{i}") for i in rafts})
     await rafts[1].wait(5.0).state(ServerState.LEADER)
@@ -99,8 +128,18 @@ async def run_load(leader: Raft, clients: int, batch: int, payload: bytes, secon
 
 
 async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
-                      progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None):
-    router, rafts, leader = await start_local_cluster(nodes, config)
+                      progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None,
+                      store: str = "mem", data: Optional[str] = None):
+    """With store="wal", B4: each node on its own WalLogStore under `data`, and first rows
+    with the disk's own sync rate there (bench_disk): one loop, and one loop per node at once."""
+    stores = BenchStores(store, data)
+    results = []
+    if stores.root is not None:
+        from openraft_fast.bench_disk import disk_sync_rate
+        results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds))
+        if nodes > 1:       # the nodes share this disk: as many sync loops at once
+            results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds, 4096, nodes))
+    router, rafts, leader = await start_local_cluster(nodes, config, stores)
     payload = b"x" * payload_size
     runs = []
     try:
@@ -112,13 +151,14 @@ async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_
     finally:
         for r in rafts.values():
             await r.shutdown()
+        await stores.close()
     # Percentiles only now: sorting a million samples blocks the loop long enough for the
     # leader's lease to lapse (check-quorum would then refuse the next phase's writes).
-    results = []
+    label = "local" if store == "mem" else f"local/{store}"
     for c, n, elapsed, samples in runs:
         lats = sorted(samples)
         rate = n / elapsed if elapsed else 0.0
-        results.append(BenchResult("local", nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
+        results.append(BenchResult(label, nodes, c, batch, payload_size, rate, 1e6 / rate if rate else 0.0,
                                    percentile(lats, 0.5) * 1e6, percentile(lats, 0.99) * 1e6, n, elapsed))
     return results
 

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--payload", type=int, default=0, help="payload bytes")
     b.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     b.add_argument("--no-uvloop", action="store_true", help="use stock asyncio")
+    b.add_argument("--store", choices=["mem", "wal"], default="mem",
+                   help="wal: each node on its own WalLogStore, next to the disk's own sync rate (B4)")
+    b.add_argument("--data", metavar="DIR", help="with --store wal: where the logs go (default: a temp dir)")
     from openraft_fast import cli_ops, cli_serve
     cli_serve.add_parser(sub)
     cli_ops.add_parsers(sub)
@@ -81,8 +84,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(args.json):
                 print(f"--json: cannot write {args.json!r} (no such writable directory {folder!r})", file=sys.stderr)
                 return 2
+        if args.data and not (os.path.isdir(args.data) and os.access(args.data, os.W_OK)):
+            print(f"--data: {args.data!r} is not a writable directory", file=sys.stderr)
+            return 2
         show = live_printer()
-        results = run(bench_local(args.nodes, args.clients, args.batch, args.payload, args.seconds, show),
+        results = run(bench_local(args.nodes, args.clients, args.batch, args.payload, args.seconds, show,
+                                  store=args.store, data=args.data),
                       use_uvloop=False if args.no_uvloop else None)
         if sys.stderr.isatty():
             sys.stderr.write("\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Tuple
 
@@ -29,3 +30,27 @@ def host_port(text: str) -> Tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def bounded(kind, low, *, inclusive: bool = True, what: str = "a number"):
+    """A parser of one `kind` value >= `low` (> `low` when not inclusive), finite."""
+    op = ">=" if inclusive else ">"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(v) or (v < low if inclusive else v <= low):
+            raise argparse.ArgumentTypeError(f"expected {what} {op} {low}, got {text!r}")
+        return v
+    return parse
+
+
+def id_list(text: str):
+    """Comma-separated node ids (integers >= 0), at least one."""
+    one = bounded(int, 0, what="node ids: integers")
+    ids = [one(x.strip()) for x in text.split(",") if x.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError(f"expected comma-separated node ids, got {text!r}")
+    return ids

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Dict, List
 
-from openraft_fast.cli_args import OneLineParser, host_port, one_line_errors
+from openraft_fast.cli_args import OneLineParser, bounded, host_port, id_list, one_line_errors
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -44,34 +44,8 @@ def _node_spec(text: str):
     return int(ident), f"{raft[0]}:{raft[1]}", f"{http[0]}:{http[1]}"
 
 
-def _ids(text: str) -> List[int]:
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated node ids, got {text!r}") from None
-    if not ids or any(i < 0 for i in ids):
-        raise argparse.ArgumentTypeError(f"expected comma-separated node ids >= 0, got {text!r}")
-    return ids
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
+_non_negative = bounded(int, 0, what="an integer")
+_seconds = bounded(float, 0, inclusive=False, what="seconds")
 
 
 def _common(p: argparse.ArgumentParser, endpoints_required: bool = True) -> None:
@@ -100,7 +74,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT")
     p = csub.add_parser("change-membership", help="make these nodes the voters")
     _common(p)
-    p.add_argument("--voters", type=_ids, required=True, metavar="ID[,ID...]")
+    p.add_argument("--voters", type=id_list, required=True, metavar="ID[,ID...]")
     p.add_argument("--retain", action="store_true", help="keep removed voters as learners")
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)

@@ -1,7 +1,7 @@
 """`openraft-fast serve`: run one node of the replicated KV service.
 
 The node keeps everything in `--data`: the WAL (`log/`), the latest state-machine snapshot
-(`snapshot/`) and `node.json` (the node id the directory belongs to: a directory is never
+(`snapshot/`, as `open_storage` lays them out) and `node.json` (the node id the directory belongs to: a directory is never
 reused under another id). It speaks Raft over TCP on `--raft` and the HTTP API on `--http`;
 with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require client
 certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): the HTTP server
@@ -15,10 +15,11 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from typing import Optional, Tuple
 
-from openraft_fast.cli_args import host_port, one_line_errors
+from openraft_fast.cli_args import bounded, host_port, one_line_errors
 
 _log = logging.getLogger("openraft_fast.serve")
 
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="run one node of the replicated KV service",
                        description="Run one node: WAL and KV state in --data, Raft over TCP, the HTTP API.")
     one_line_errors(p)
-    p.add_argument("--id", type=int, required=True, help="this node's id (an integer >= 0)")
+    p.add_argument("--id", type=bounded(int, 0, what="a node id"), required=True, help="this node's id (an integer >= 0)")
     p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="Raft (TCP) listen address")
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="HTTP API listen address")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory (created if missing)")
@@ -62,7 +63,7 @@ def _node_file(data: str, node_id: int) -> None:
         raise ServeError(f"data directory {data!r} belongs to node {owner}, not node {node_id}")
 
 
-def _tls(args) -> Tuple[Optional[object], Optional[object]]:
+def _tls(args) -> Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]:
     from openraft_fast.kv.tls import client_context, server_context
     if args.tls_cert is None and args.tls_key is None:
         if args.tls_ca is not None:
@@ -76,12 +77,9 @@ async def serve(args) -> int:
     from openraft_fast import Config, Raft
     from openraft_fast.errors import RaftError
     from openraft_fast.kv.server import KvServer
-    from openraft_fast.kv.state_machine import KvStateMachine
+    from openraft_fast.kv.state_machine import open_kv_storage
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
-    from openraft_fast.storage import WalLogStore
 
-    if args.id < 0:
-        raise ServeError(f"--id must be >= 0, got {args.id}")
     server_ssl, client_ssl = _tls(args)
     try:
         os.makedirs(args.data, exist_ok=True)
@@ -96,8 +94,7 @@ async def serve(args) -> int:
     log_store = raft = raft_server = http = factory = None
     code = 0
     try:
-        log_store = WalLogStore(os.path.join(args.data, "log"))
-        sm = KvStateMachine(os.path.join(args.data, "snapshot"))
+        log_store, sm = open_kv_storage(args.data)
         factory = TcpNetworkFactory(args.id, config, ssl=client_ssl)
         raft = await Raft.start(args.id, config, factory, log_store, sm)
         try:

@@ -173,7 +173,7 @@ class Raft:
         await self._previous_leaders_membership_committed()
         idx = await core.call(self._membership_step, engine.add_learner, node_id, node)
         if idx is not None:
-            await core.wait_applied(idx)
+            await self._own_entry_applied(idx)
         if blocking:
             await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
             if not engine.is_leader():
@@ -196,7 +196,7 @@ class Raft:
             if idx is None:
                 break
             last = idx
-            await core.wait_applied(idx)
+            await self._own_entry_applied(idx)
             m = engine.membership
             if m is not None and not m.is_joint and m.voter_ids == goal:
                 break
@@ -218,6 +218,34 @@ class Raft:
             await asyncio.wait_for(core.wait_core(settled), 2 * self.config.election_timeout_max)
         except asyncio.TimeoutError:
             pass        # the call goes on and the engine refuses it ("in_progress")
+
+    async def _own_entry_applied(self, idx: int) -> None:
+        """Wait until the entry this leader appended at `idx` is applied. Like a client write,
+        never forever: if it is overwritten, OutcomeUnknown("truncated"); if this node stops
+        leading and does not learn the outcome within 2 x election_timeout_max,
+        OutcomeUnknown("leadership_lost")."""
+        core = self._core
+        engine = core.engine
+        lid = engine.log.log_id_at(idx)
+
+        def gone(e) -> bool:
+            log = e.log
+            return log.last_index < idx or (idx >= log.first_index and log.log_id_at(idx) != lid)
+
+        def settled(c) -> bool:
+            return c.applied_index >= idx or gone(c.engine)
+
+        await core.wait_core(lambda c: settled(c) or not c.engine.is_leader())
+        if not settled(core):
+            bound = self._core.orphan_bound
+            try:
+                await asyncio.wait_for(core.wait_core(settled), bound)
+            except asyncio.TimeoutError:
+                raise OutcomeUnknown(OutcomeUnknown.LEADERSHIP_LOST,
+                                     f"membership entry {lid}: this node stopped leading and did not learn "
+                                     f"its outcome within {bound}s") from None
+        if gone(engine):
+            raise OutcomeUnknown(OutcomeUnknown.TRUNCATED, f"membership entry {lid} was overwritten by another leader")
 
     def _membership_step(self, engine_call, *args):
         """Run one membership call in the engine: (index of the entry it appended or None, commands)."""

@@ -34,7 +34,7 @@ LANE_APPEND: int            # 0: append-entries batches
 LANE_CONTROL: int           # 1: votes, heartbeats, timeout-now, read-index
 LANE_SNAPSHOT: int          # 2: snapshot chunks
 
-BytesLike = Union[bytes, bytearray, memoryview]
+_BytesLike = Union[bytes, bytearray, memoryview]
 
 
 @disjoint_base
@@ -68,7 +68,7 @@ class HandshakeReply(Record):
 class SnapshotChunk(Record):
     """One chunk of an InstallSnapshotRequest's data, starting at byte `offset`; `last` marks
     the final chunk. `data` is bytes-like (bytes when decoded)."""
-    def __init__(self, vote: Vote, meta: SnapshotMeta, offset: int, data: BytesLike, last: bool,
+    def __init__(self, vote: Vote, meta: SnapshotMeta, offset: int, data: _BytesLike, last: bool,
                  msg_id: int = 0, seq: int = 0, sent_at: int = 0) -> None: ...
     @property
     def vote(self) -> Vote: ...
@@ -77,7 +77,7 @@ class SnapshotChunk(Record):
     @property
     def offset(self) -> int: ...
     @property
-    def data(self) -> BytesLike: ...
+    def data(self) -> _BytesLike: ...
     @property
     def last(self) -> bool: ...
     @property
@@ -98,13 +98,13 @@ class ErrorReply(Record):
     def message(self) -> str: ...
 
 
-Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, TimeoutNow, ReadIndexRequest,
+_Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, TimeoutNow, ReadIndexRequest,
                 ReadIndexResponse, SnapshotResponse, SnapshotChunk, Handshake, HandshakeReply, ErrorReply]
 
 
-def encode(msg: Message, corr_id: int) -> bytes:
+def encode(msg: _Message, corr_id: int) -> bytes:
     """One whole frame (header + body) of `msg`, tagged with `corr_id` (0 <= corr_id < 2**64)."""
-def encode_into(out: bytearray, msg: Message, corr_id: int) -> None:
+def encode_into(out: bytearray, msg: _Message, corr_id: int) -> None:
     """Append one frame of `msg` to `out` (coalesce many frames into one write)."""
 
 
@@ -122,8 +122,8 @@ class FrameDecoder:
     def max_frame(self) -> int: ...
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space to receive into (asyncio.BufferedProtocol.get_buffer)."""
-    def buffer_updated(self, nbytes: int) -> List[Tuple[int, Message]]:
+    def buffer_updated(self, nbytes: int) -> List[Tuple[int, _Message]]:
         """`nbytes` were written into the last get_buffer() view: [(corr_id, msg), ...] of every
         frame now complete (asyncio.BufferedProtocol.buffer_updated). Raises CodecError."""
-    def feed(self, data: BytesLike) -> List[Tuple[int, Message]]:
+    def feed(self, data: _BytesLike) -> List[Tuple[int, _Message]]:
         """The same for bytes received another way (Protocol.data_received, tests)."""

@@ -14,8 +14,9 @@ plain C loops and every count is checked against the bytes left before anything 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
@@ -23,6 +24,7 @@ from libc.string cimport memcpy, memmove
 import msgpack
 
 from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.packing cimport get_i64, get_u32, put_i64, put_u32
 from openraft_fast._core.messages cimport (
     APPEND_HIGHER_VOTE, APPEND_OK, READ_NO_QUORUM, READ_OK, AppendRequest, AppendResponse,
     ReadIndexRequest, ReadIndexResponse, SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
@@ -141,19 +143,32 @@ cdef class ErrorReply(Record):
 
 # ---- writing -------------------------------------------------------------------------------------
 
+DEF SMALL = 480             # frames up to this size are built on the stack (no malloc)
+
+
 cdef struct Writer:
-    char* buf
+    char* buf                   # `small`, or a heap block once the frame outgrows it
     Py_ssize_t pos
     Py_ssize_t cap
+    char small[SMALL]
 
 
 cdef int w_init(Writer* w, Py_ssize_t cap) except -1:
+    w.pos = 0
+    if cap <= SMALL:
+        w.buf = w.small
+        w.cap = SMALL
+        return 0
     w.buf = <char*>PyMem_Malloc(cap)
     if w.buf == NULL:
         raise MemoryError()
-    w.pos = 0
     w.cap = cap
     return 0
+
+
+cdef inline void w_free(Writer* w) noexcept:
+    if w.buf != w.small:
+        PyMem_Free(w.buf)
 
 
 cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
@@ -164,32 +179,17 @@ cdef int w_reserve(Writer* w, Py_ssize_t extra) except -1:
         return 0
     while cap < need:
         cap *= 2
-    nb = <char*>PyMem_Realloc(w.buf, cap)
+    if w.buf == w.small:
+        nb = <char*>PyMem_Malloc(cap)
+        if nb != NULL:
+            memcpy(nb, w.small, w.pos)
+    else:
+        nb = <char*>PyMem_Realloc(w.buf, cap)
     if nb == NULL:
         raise MemoryError()
     w.buf = nb
     w.cap = cap
     return 0
-
-
-cdef inline void put_u32(char* p, uint32_t v) noexcept nogil:
-    memcpy(p, &v, 4)
-
-
-cdef inline void put_i64(char* p, int64_t v) noexcept nogil:
-    memcpy(p, &v, 8)
-
-
-cdef inline uint32_t _get_u32(const unsigned char* p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline int64_t _get_i64(const unsigned char* p) noexcept nogil:
-    cdef int64_t v
-    memcpy(&v, p, 8)
-    return v
 
 
 cdef inline int w_u8(Writer* w, uint8_t v) except -1:
@@ -232,6 +232,8 @@ cdef int w_bytes(Writer* w, object data) except -1:
         return w_raw(w, PyByteArray_AS_STRING(data), PyByteArray_GET_SIZE(data))
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes-like data, got {type(data).__name__}")
+    if isinstance(data, memoryview) and not data.c_contiguous:
+        data = data.tobytes()
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         w_raw(w, <const char*>view.buf, view.len)
@@ -311,19 +313,17 @@ cdef bytes membership_bytes(Membership m):
         w_membership(&w, m)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 cdef int w_slice(Writer* w, LogSlice s) except -1:
-    """Run table, kinds, lengths, payloads: one pass for the lengths, one memcpy pass."""
+    """Run table, kinds, lengths, payloads. The payloads start right after the fixed-size
+    lengths column, so one pass writes each entry's length and copies its bytes."""
     cdef list payloads = s.payloads
     cdef Py_ssize_t n = PyList_GET_SIZE(payloads), nruns = len(s.runs), i, lens_at, plen
     cdef const unsigned char* kinds = <const unsigned char*>PyBytes_AS_STRING(s.kinds)
     cdef object p
-    cdef list conv = None          # payloads that are not bytes/bytearray, as bytes
     cdef uint8_t kind
-    cdef uint64_t total = 0
-    cdef char* lens
     cdef const char* src
     if n != s.stop - s.start or PyBytes_GET_SIZE(s.kinds) != n:
         raise CodecError("inconsistent log slice")
@@ -347,52 +347,34 @@ cdef int w_slice(Writer* w, LogSlice s) except -1:
         if kind == ENTRY_NORMAL:
             if type(p) is bytes:
                 plen = PyBytes_GET_SIZE(p)
+                src = PyBytes_AS_STRING(p)
             elif type(p) is bytearray:
                 plen = PyByteArray_GET_SIZE(p)
-            elif isinstance(p, memoryview) or isinstance(p, (bytes, bytearray)):
-                if conv is None:
-                    conv = [None] * n
+                src = PyByteArray_AS_STRING(p)
+            elif isinstance(p, (bytes, bytearray, memoryview)):
                 p = bytes(p)
-                conv[i] = p
                 plen = PyBytes_GET_SIZE(p)
+                src = PyBytes_AS_STRING(p)
             else:
                 raise CodecError(f"entry {s.start + i}: payload must be bytes-like, got {type(p).__name__}")
         elif kind == ENTRY_MEMBERSHIP:
             if not isinstance(p, Membership):
                 raise CodecError(f"entry {s.start + i}: a membership entry needs a Membership payload")
-            if conv is None:
-                conv = [None] * n
             p = membership_bytes(<Membership>p)
-            conv[i] = p
             plen = PyBytes_GET_SIZE(p)
+            src = PyBytes_AS_STRING(p)
         elif kind == ENTRY_BLANK:
             plen = 0
+            src = NULL
         else:
             raise CodecError(f"entry {s.start + i}: unknown kind {kind}")
         if plen > MAX_U32:
             raise CodecError(f"entry {s.start + i}: payload over the 4 GiB field limit")
+        w_reserve(w, plen)
         put_u32(w.buf + lens_at + 4 * i, <uint32_t>plen)
-        total += plen
-    w_reserve(w, <Py_ssize_t>total)
-    lens = w.buf + lens_at
-    for i in range(n):
-        kind = kinds[i]
-        if kind == ENTRY_BLANK:
-            continue
-        if conv is not None and conv[i] is not None:
-            p = conv[i]
-        else:
-            p = <object>PyList_GET_ITEM(payloads, i)
-        if type(p) is bytes:
-            plen = PyBytes_GET_SIZE(p)
-            src = PyBytes_AS_STRING(p)
-        else:
-            plen = PyByteArray_GET_SIZE(p)
-            src = PyByteArray_AS_STRING(p)
-        if plen != _get_u32(<const unsigned char*>lens + 4 * i):
-            raise CodecError(f"entry {s.start + i}: payload changed size while being encoded")
-        memcpy(w.buf + w.pos, src, plen)
-        w.pos += plen
+        if plen:
+            memcpy(w.buf + w.pos, src, plen)
+            w.pos += plen
     return 0
 
 
@@ -552,17 +534,27 @@ cdef int w_frame(Writer* w, object msg, uint64_t corr_id) except -1:
     return 0
 
 
+cdef inline Py_ssize_t _size_hint(object msg):
+    """Enough room for most frames of `msg` in one allocation (a batch: its payload bytes and
+    per-entry columns), so the writer rarely grows."""
+    cdef LogSlice s
+    if type(msg) is AppendRequest and (<AppendRequest>msg).entries is not None:
+        s = (<AppendRequest>msg).entries
+        return 256 + 25 * len(s.runs) + 5 * (s.stop - s.start) + s.nbytes
+    return SMALL
+
+
 def encode(msg, corr_id):
     """One whole frame (header + body) of `msg`, tagged with `corr_id` (a u64). Raises CodecError
     for a message it cannot encode."""
     cdef uint64_t cid = _corr_id(corr_id)
     cdef Writer w
-    w_init(&w, 512)
+    w_init(&w, _size_hint(msg))
     try:
         w_frame(&w, msg, cid)
         return PyBytes_FromStringAndSize(w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 def encode_into(bytearray out not None, msg, corr_id):
@@ -570,14 +562,14 @@ def encode_into(bytearray out not None, msg, corr_id):
     cdef uint64_t cid = _corr_id(corr_id)
     cdef Writer w
     cdef Py_ssize_t old
-    w_init(&w, 512)
+    w_init(&w, _size_hint(msg))
     try:
         w_frame(&w, msg, cid)
         old = PyByteArray_GET_SIZE(out)
         PyByteArray_Resize(out, old + w.pos)
         memcpy(PyByteArray_AS_STRING(out) + old, w.buf, w.pos)
     finally:
-        PyMem_Free(w.buf)
+        w_free(&w)
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -614,13 +606,13 @@ cdef inline bint r_bool(Reader* r) except? -1:
 cdef inline uint32_t r_u32(Reader* r) except? 0xFFFFFFFF:
     r_need(r, 4)
     r.pos += 4
-    return _get_u32(r.p + r.pos - 4)
+    return get_u32(r.p + r.pos - 4)
 
 
 cdef inline int64_t r_i64(Reader* r) except? -0x7FFFFFFFFFFFFFFF:
     r_need(r, 8)
     r.pos += 8
-    return _get_i64(r.p + r.pos - 8)
+    return get_i64(r.p + r.pos - 8)
 
 
 cdef inline int64_t r_nonneg(Reader* r, str what) except -1:
@@ -652,15 +644,34 @@ cdef str r_str(Reader* r):
         raise CodecError(f"string is not valid UTF-8: {e}") from None
 
 
+# The last leader ids and vote decoded. Consecutive messages from one leader carry the same
+# ones and these values are immutable, so they are shared instead of allocated again (which
+# also lets the engine's identity fast paths hit).
+cdef LeaderId _last_vote_leader = None      # a vote's leader id
+cdef LeaderId _last_log_leader = None       # a log id's (committed) leader id
+cdef Vote _last_vote = None
+
+
+cdef inline bint _same(LeaderId c, int64_t term, int64_t node, bint std) noexcept:
+    return c is not None and c.term == term and c.node == node and c.std == std
+
+
 cdef LeaderId _leader_id(uint8_t flags, int64_t term, int64_t node, bint committed_form):
+    global _last_vote_leader, _last_log_leader
     cdef bint std = flags & F_STD
     if term < 0:
         raise CodecError(f"term must be >= 0, got {term}")
     if node < NO_NODE:
         raise CodecError(f"node id must be >= 0 or -1 (none), got {node}")
-    if committed_form and std and node != NO_NODE:
-        raise CodecError("a std-mode log id carries only the term")
-    return make_leader_id(term, node, std)
+    if committed_form:
+        if std and node != NO_NODE:
+            raise CodecError("a std-mode log id carries only the term")
+        if not _same(_last_log_leader, term, node, std):
+            _last_log_leader = make_leader_id(term, node, std)
+        return _last_log_leader
+    if not _same(_last_vote_leader, term, node, std):
+        _last_vote_leader = make_leader_id(term, node, std)
+    return _last_vote_leader
 
 
 cdef LeaderId r_leader_id(Reader* r, bint committed_form):
@@ -669,18 +680,24 @@ cdef LeaderId r_leader_id(Reader* r, bint committed_form):
     if flags & ~F_STD:
         raise CodecError(f"bad leader id flags {flags:#x}")
     r.pos += 17
-    return _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), committed_form)
+    return _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), committed_form)
 
 
 cdef Vote r_vote(Reader* r):
+    global _last_vote
     r_need(r, 17)
     cdef uint8_t flags = r.p[r.pos]
     if flags & ~(F_STD | F_COMMITTED):
         raise CodecError(f"bad vote flags {flags:#x}")
     r.pos += 17
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 16), get_i64(r.p + r.pos - 8), False)
+    cdef bint committed = (flags & F_COMMITTED) != 0
+    if _last_vote is not None and _last_vote.leader_id is lid and _last_vote.committed == committed:
+        return _last_vote
     cdef Vote v = Vote.__new__(Vote)
-    v.leader_id = _leader_id(flags, _get_i64(r.p + r.pos - 16), _get_i64(r.p + r.pos - 8), False)
-    v.committed = (flags & F_COMMITTED) != 0
+    v.leader_id = lid
+    v.committed = committed
+    _last_vote = v
     return v
 
 
@@ -692,8 +709,8 @@ cdef LogId r_opt_log_id(Reader* r):
         raise CodecError(f"bad log id flags {flags:#x}")
     r_need(r, 24)
     r.pos += 24
-    cdef LeaderId lid = _leader_id(flags, _get_i64(r.p + r.pos - 24), _get_i64(r.p + r.pos - 16), True)
-    cdef int64_t index = _get_i64(r.p + r.pos - 8)
+    cdef LeaderId lid = _leader_id(flags, get_i64(r.p + r.pos - 24), get_i64(r.p + r.pos - 16), True)
+    cdef int64_t index = get_i64(r.p + r.pos - 8)
     if index < 0:
         raise CodecError(f"log index must be >= 0, got {index}")
     return make_log_id(lid, index)
@@ -741,9 +758,9 @@ cdef Membership r_membership(Reader* r):
 cdef LogSlice r_slice(Reader* r):
     """The columns w_slice wrote; counts are checked against the bytes left before allocating."""
     r_need(r, 16)
-    cdef int64_t start = _get_i64(r.p + r.pos)
-    cdef Py_ssize_t n = _get_u32(r.p + r.pos + 8)
-    cdef Py_ssize_t nruns = _get_u32(r.p + r.pos + 12)
+    cdef int64_t start = get_i64(r.p + r.pos)
+    cdef Py_ssize_t n = get_u32(r.p + r.pos + 8)
+    cdef Py_ssize_t nruns = get_u32(r.p + r.pos + 12)
     cdef Py_ssize_t i, j, plen
     cdef int64_t first, prev
     cdef uint64_t total = 0, nbytes = 0
@@ -758,7 +775,7 @@ cdef LogSlice r_slice(Reader* r):
     cdef LeaderId lid, last_lid = None
     prev = start - 1
     for j in range(nruns):
-        first = _get_i64(r.p + r.pos)
+        first = get_i64(r.p + r.pos)
         r.pos += 8
         lid = r_leader_id(r, True)
         if first <= prev or first >= start + n or (j == 0 and first != start):
@@ -774,26 +791,33 @@ cdef LogSlice r_slice(Reader* r):
     for i in range(n):
         if kp[i] > ENTRY_MEMBERSHIP:
             raise CodecError(f"entry {start + i}: unknown kind {kp[i]}")
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_BLANK and plen:
             raise CodecError(f"entry {start + i}: a blank entry with a {plen}-byte payload")
         total += plen
     if total > <uint64_t>(r.end - r.pos):
         raise CodecError(f"batch payloads of {total} bytes in {r.end - r.pos} bytes")
-    cdef list payloads = [None] * n
+    # Filled in place (PyList_SET_ITEM steals a reference; a list frees NULL slots fine if a
+    # membership payload fails half way).
+    cdef list payloads = PyList_New(n)
+    cdef object item
     cdef Reader sub
     for i in range(n):
-        plen = _get_u32(lens + 4 * i)
+        plen = get_u32(lens + 4 * i)
         if kp[i] == ENTRY_NORMAL:
-            payloads[i] = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
+            item = PyBytes_FromStringAndSize(<const char*>r.p + r.pos, plen)
             nbytes += plen
         elif kp[i] == ENTRY_MEMBERSHIP:
             sub.p = r.p
             sub.pos = r.pos
             sub.end = r.pos + plen
-            payloads[i] = r_membership(&sub)
+            item = r_membership(&sub)
             if sub.pos != sub.end:
                 raise CodecError(f"entry {start + i}: {sub.end - sub.pos} bytes after its membership")
+        else:
+            item = None
+        Py_INCREF(item)
+        PyList_SET_ITEM(payloads, i, item)
         r.pos += plen
     cdef LogSlice s = LogSlice.__new__(LogSlice)
     s.start = start
@@ -840,9 +864,9 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_ar.prev_log_id = r_opt_log_id(r)
         m_ar.commit = r_opt_log_id(r)
         r_need(r, 24)
-        m_ar.msg_id = _get_i64(r.p + r.pos)
-        m_ar.seq = _get_i64(r.p + r.pos + 8)
-        m_ar.sent_at = _get_i64(r.p + r.pos + 16)
+        m_ar.msg_id = get_i64(r.p + r.pos)
+        m_ar.seq = get_i64(r.p + r.pos + 8)
+        m_ar.sent_at = get_i64(r.p + r.pos + 16)
         r.pos += 24
         if r_bool(r):
             m_ar.entries = r_slice(r)
@@ -860,11 +884,11 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
         m_aresp.result = code
         m_aresp.matched = r_opt_log_id(r)
         r_need(r, 40)
-        m_aresp.conflict = _get_i64(r.p + r.pos)
-        m_aresp.hint_last = _get_i64(r.p + r.pos + 8)
-        m_aresp.msg_id = _get_i64(r.p + r.pos + 16)
-        m_aresp.seq = _get_i64(r.p + r.pos + 24)
-        m_aresp.sent_at = _get_i64(r.p + r.pos + 32)
+        m_aresp.conflict = get_i64(r.p + r.pos)
+        m_aresp.hint_last = get_i64(r.p + r.pos + 8)
+        m_aresp.msg_id = get_i64(r.p + r.pos + 16)
+        m_aresp.seq = get_i64(r.p + r.pos + 24)
+        m_aresp.sent_at = get_i64(r.p + r.pos + 32)
         r.pos += 40
         msg = m_aresp
     elif mtype == T_VOTE_REQUEST:
@@ -954,11 +978,15 @@ cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
 cdef class FrameDecoder:
     """Splits a byte stream into frames and decodes them (see codec.pyi)."""
 
+    def __cinit__(self, *args, **kwargs):
+        # Always a valid buffer, even if __init__ is skipped or raises.
+        self._buf = bytearray(INITIAL_CAP)
+        self._max_frame = DEFAULT_MAX_FRAME
+
     def __init__(self, Py_ssize_t max_frame=DEFAULT_MAX_FRAME):
         if max_frame < HEAD or max_frame > <Py_ssize_t>MAX_U32 + HEAD:
             raise ValueError(f"max_frame must be in [{HEAD}, {MAX_U32 + HEAD}], got {max_frame}")
         self._max_frame = max_frame
-        self._buf = bytearray(INITIAL_CAP)
         self._start = 0
         self._end = 0
         self._need = 0
@@ -1071,9 +1099,9 @@ cdef class FrameDecoder:
                 raise CodecError(f"bad magic {bytes(h[:2])!r}: not an openraft_fast peer")
             if h[2] != VERSION:
                 raise CodecError(f"protocol version {h[2]} not supported (this node speaks {VERSION})")
-            if _get_u32(h + 20) != crc32c_extend(0, h, 20):
+            if get_u32(h + 20) != crc32c_extend(0, h, 20):
                 raise CodecError("frame header checksum mismatch")
-            blen = _get_u32(h + 4)
+            blen = get_u32(h + 4)
             if <uint64_t>blen + HEAD > <uint64_t>self._max_frame:
                 raise CodecError(f"frame of {blen + HEAD} bytes is over the {self._max_frame}-byte limit")
             if h[3] < 1 or h[3] > T_LAST:
@@ -1081,14 +1109,23 @@ cdef class FrameDecoder:
             if avail < HEAD + <Py_ssize_t>blen:
                 self._need = HEAD + blen
                 break
-            if _get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
+            if get_u32(h + 16) != crc32c_extend(0, h + HEAD, blen):
                 raise CodecError(f"frame body checksum mismatch (type {h[3]}, {blen} bytes)")
             memcpy(&corr_id, h + 8, 8)
             out.append((corr_id, r_body(h[3], h + HEAD, blen)))
             self._start += HEAD + blen
             self._need = 0
-        if self._start == self._end:
+        cdef Py_ssize_t live = self._end - self._start
+        cdef bytearray nb
+        if live == 0:
             self._start = self._end = 0
-            if PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP:
-                self._buf = bytearray(INITIAL_CAP)
+        if (PyByteArray_GET_SIZE(self._buf) > SHRINK_CAP and live <= INITIAL_CAP // 2
+                and self._need <= INITIAL_CAP // 2):
+            # A big frame is done: give the memory back, keeping a small partial frame.
+            nb = bytearray(INITIAL_CAP)
+            if live:
+                memcpy(PyByteArray_AS_STRING(nb), PyByteArray_AS_STRING(self._buf) + self._start, live)
+            self._buf = nb
+            self._start = 0
+            self._end = live
         return 0

@@ -12,6 +12,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 
 from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.packing cimport get_i64, get_u32, put_i64, put_u32
 from openraft_fast._core.types cimport ENTRY_BLANK, ENTRY_MEMBERSHIP, ENTRY_NORMAL, LeaderId, make_leader_id
 
 
@@ -55,26 +56,6 @@ def crc32c_software(data, uint32_t crc=0):
 
 def hardware_crc():
     return bool(crc32c_hw_available())
-
-
-cdef inline void _put_u32(char* p, uint32_t v) noexcept nogil:
-    memcpy(p, &v, 4)
-
-
-cdef inline void _put_i64(char* p, int64_t v) noexcept nogil:
-    memcpy(p, &v, 8)
-
-
-cdef inline uint32_t _get_u32(const unsigned char* p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline int64_t _get_i64(const unsigned char* p) noexcept nogil:
-    cdef int64_t v
-    memcpy(&v, p, 8)
-    return v
 
 
 def encode(LogSlice s not None, mencode, int64_t base=0):
@@ -127,18 +108,18 @@ def encode(LogSlice s not None, mencode, int64_t base=0):
         else:
             src = PyByteArray_AS_STRING(p)
             plen = PyByteArray_GET_SIZE(p)
-        _put_i64(ob + 8 * i, base + pos)
+        put_i64(ob + 8 * i, base + pos)
         blen = <uint32_t>(FIXED + plen)
-        _put_u32(o + pos, blen)
-        _put_u32(o + pos + 4, crc32c_extend(0, o + pos, 4))
-        _put_i64(o + pos + HEAD, index)
-        _put_i64(o + pos + HEAD + 8, lid.term)
-        _put_i64(o + pos + HEAD + 16, lid.node)
+        put_u32(o + pos, blen)
+        put_u32(o + pos + 4, crc32c_extend(0, o + pos, 4))
+        put_i64(o + pos + HEAD, index)
+        put_i64(o + pos + HEAD + 8, lid.term)
+        put_i64(o + pos + HEAD + 16, lid.node)
         o[pos + HEAD + 24] = <char>kinds[i]
         o[pos + HEAD + 25] = <char>(1 if lid.std else 0)
         if plen:
             memcpy(o + pos + HEAD + FIXED, src, plen)
-        _put_u32(o + pos + 8, crc32c_extend(0, o + pos + HEAD, blen))
+        put_u32(o + pos + 8, crc32c_extend(0, o + pos + HEAD, blen))
         pos += HEAD + blen
     return out, offs
 
@@ -179,24 +160,24 @@ def decode(data, Py_ssize_t pos, int64_t expect_index, bint materialize, mdecode
             else:
                 status = END
             break
-        blen = _get_u32(b + pos)
-        if blen == 0 and _get_u32(b + pos + 4) == 0:
+        blen = get_u32(b + pos)
+        if blen == 0 and get_u32(b + pos + 4) == 0:
             break
-        if _get_u32(b + pos + 4) != crc32c_extend(0, b + pos, 4) or blen < FIXED:
+        if get_u32(b + pos + 4) != crc32c_extend(0, b + pos, 4) or blen < FIXED:
             status = TORN
             break
         if <Py_ssize_t>blen > size - pos - HEAD:
             status = TORN
             break
-        if _get_u32(b + pos + 8) != crc32c_extend(0, b + pos + HEAD, blen):
+        if get_u32(b + pos + 8) != crc32c_extend(0, b + pos + HEAD, blen):
             status = BAD_CRC
             break
-        index = _get_i64(b + pos + HEAD)
+        index = get_i64(b + pos + HEAD)
         if expect_index >= 0 and index != expect_index:
             status = BAD_INDEX
             break
-        term = _get_i64(b + pos + HEAD + 8)
-        node = _get_i64(b + pos + HEAD + 16)
+        term = get_i64(b + pos + HEAD + 8)
+        node = get_i64(b + pos + HEAD + 16)
         kind = b[pos + HEAD + 24]
         std = b[pos + HEAD + 25] & 1
         if kind > ENTRY_MEMBERSHIP:

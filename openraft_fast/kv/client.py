@@ -141,6 +141,7 @@ class KvClient:
                 commands.check_value(expected, "expected")
             req: Dict[str, Any] = {"expected": expected, "value": value}
         else:
+            assert expected_revision is not None
             commands.cas_revision(key, expected_revision, value)    # checks the revision
             req = {"expected_revision": expected_revision, "value": value}
         _, body = await self._call("POST", _kv_path(key) + "/cas", req, kind="cas")
@@ -248,7 +249,7 @@ class KvClient:
                 status = -1
             if status > 0 and status not in (200, 307):
                 last = f"{base}: HTTP {status} {data_code(data)}: {data_message(data)}"
-            if status == -1 or (status >= 500 and status != 503 and kind != "read"):
+            if kind != "read" and (status == -1 or (status >= 500 and status != 503)):
                 # Sent, outcome unknown (a broken connection, a timeout, a 500 such as "outcome_unknown").
                 if kind == "cas":
                     raise KvOutcomeUnknown("outcome_unknown", f"{method} {path}: {last}", max(status, 0))
@@ -266,8 +267,8 @@ class KvClient:
                 last = f"{base}: redirected to {self._leader}"
                 if redirects <= _REDIRECTS_BEFORE_BACKOFF:
                     continue
-            elif status in (0, 503, 307) or status >= 500:
-                pass        # refused before anything was appended (or a read): try again
+            elif status in (-1, 0, 503, 307) or status >= 500:
+                pass        # a read, or refused before anything was appended: try again
             else:
                 raise KvRequestError(data_code(data) or "http_error", data_message(data) or f"HTTP {status}", status)
             if only is not None:

@@ -1,10 +1,10 @@
 """KvStateMachine: the replicated key-value state (see `commands` for what entries hold)."""
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
-from typing import Any, Dict, List, NamedTuple, Optional
+import os
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import msgpack
 
@@ -12,9 +12,10 @@ from openraft_fast._core.log import LogSlice
 from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import NORMAL
 from openraft_fast.kv.commands import CAS_REVISION, CAS_VALUE, DELETE, PUT
-from openraft_fast.kv.snapshot_file import SnapshotFile
+from openraft_fast.errors import StorageError
 from openraft_fast.storage.base import Snapshot
 from openraft_fast.storage.memory import _MemStateMachineBase
+from openraft_fast.storage.wal import WalLogStore
 
 _log = logging.getLogger("openraft_fast.kv")
 
@@ -30,24 +31,21 @@ class KvItem(NamedTuple):
 class KvStateMachine(_MemStateMachineBase):
     """Keys -> (value, revision), where a key's revision is the log index that last wrote it.
 
-    With `snapshot_dir`, every snapshot (built here or installed from the leader) is written
-    there (fsync) before the node relies on it, and a new instance starts from the one found
-    there: with a durable log this makes the state durable (the log replays the rest).
+    With `snapshot_dir`, every snapshot (built here or installed from the leader) is saved
+    there (SnapshotStore, fsync) before the node relies on it, and a new instance starts from
+    the one found there: with a durable log this makes the state durable (the log replays the
+    rest; `open_kv_storage` sets both up).
     Counters `snapshots_built` / `snapshots_installed` feed the service metrics.
     """
 
-    def __init__(self, snapshot_dir: Optional[str] = None) -> None:
-        super().__init__()
+    def __init__(self, snapshot_dir=None) -> None:
         self.data: Dict[str, List[Any]] = {}          # key -> [value, revision]
         self._sorted: Optional[List[str]] = None      # sorted keys, rebuilt after the key set changes
         self.snapshots_built = 0
         self.snapshots_installed = 0
-        self._file = SnapshotFile(snapshot_dir) if snapshot_dir is not None else None
-        if self._file is not None:
-            snap = self._file.load()
-            if snap is not None:
-                self._restore(snap.meta, snap.data)
-                _log.info("kv state loaded from snapshot %s (%d keys)", snap.meta.last_log_id, len(self.data))
+        super().__init__(snapshot_dir)                # loads the snapshot found there, if any
+        if self.applied is not None:
+            _log.info("kv state loaded from snapshot %s (%d keys)", self.applied, len(self.data))
 
     # ------------------------------------------------------------------ reads (local state)
     def get(self, key: str) -> Optional[KvItem]:
@@ -135,29 +133,29 @@ class KvStateMachine(_MemStateMachineBase):
     def _load_state(self, data: bytes) -> None:
         fmt, items = msgpack.unpackb(data) if data else (SNAPSHOT_FORMAT, [])
         if fmt != SNAPSHOT_FORMAT:
-            raise ValueError(f"unknown KV snapshot format {fmt!r}")
+            raise StorageError(f"unknown KV snapshot format {fmt!r}")
         self.data = {k: [v, rev] for k, v, rev in items}
         self._sorted = None
 
-    def _restore(self, meta: SnapshotMeta, data: bytes) -> None:
-        self._load_state(data)
-        self.applied = meta.last_log_id
-        self.last_membership = (meta.membership_log_id, meta.membership) if meta.membership is not None else None
-        self.snapshot = Snapshot(meta, data)
-
-    async def _persist(self, snap: Snapshot) -> None:
-        if self._file is not None:
-            await asyncio.to_thread(self._file.save, snap)
-
     async def build_snapshot(self) -> Snapshot:
         snap = await super().build_snapshot()
-        await self._persist(snap)
         self.snapshots_built += 1
         _log.info("kv snapshot built up to %s (%d keys)", snap.meta.last_log_id, len(self.data))
         return snap
 
     async def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
-        self._restore(meta, data)
-        await self._persist(self.snapshot)
+        await super().install_snapshot(meta, data)
         self.snapshots_installed += 1
         _log.info("kv snapshot installed up to %s (%d keys)", meta.last_log_id, len(self.data))
+
+
+def open_kv_storage(path, **wal_options) -> Tuple[WalLogStore, KvStateMachine]:
+    """A KV node's durable storage in `path`, laid out as `open_storage` does (log/, snapshot/):
+    (log store, state machine). Close the log store after `raft.shutdown()`."""
+    path = os.fspath(path)
+    log_store = WalLogStore(os.path.join(path, "log"), **wal_options)
+    try:
+        return log_store, KvStateMachine(os.path.join(path, "snapshot"))
+    except BaseException:
+        log_store.close_now()
+        raise

@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from functools import partial
 from array import array
 from typing import Callable, List, Optional
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = b"openraft_fast-wal 1\n"
 TAIL_ENTRIES = 4096
+META_INTERVAL = 1.0     # seconds: how often the writer thread saves a changed committed id
 
 
 class _Segment:
@@ -188,6 +190,11 @@ class WalLogStore(LogStore):
 
     def _recover(self, segs) -> None:
         expect = None if self.purged is None else self.purged.index + 1
+        if expect is not None:
+            # Leftovers of an interrupted purge: segments whose successor starts at or before
+            # the first unpurged index hold only purged entries (some may already be gone).
+            while len(segs) > 1 and segs[1][0] <= expect:
+                os.unlink(os.path.join(self.path, segs.pop(0)[1]))
         last_leader: Optional[LeaderId] = None
         for k, (first, name) in enumerate(segs):
             path = os.path.join(self.path, name)
@@ -199,7 +206,14 @@ class WalLogStore(LogStore):
             if expect is None and first != 1:
                 raise StorageError(f"{path}: the first segment starts at {first}, not 1 (a segment is missing)")
             status, end, rfirst, count, offs, _, _, _, lead = walrec.decode(data, 0, first, False)
-            if status != walrec.END:
+            cut = False
+            if status == walrec.END and k == len(segs) - 1 and data.count(0, end) != len(data) - end:
+                # Bytes after the clean end of the last segment: writes that were never synced
+                # (a power loss kept a later page, not the one before it). Zero them, or the
+                # appends that follow would leave them behind as garbage after their end.
+                log.warning("WAL %s: zeroed unsynced bytes after the end at offset %d", path, end)
+                cut = True
+            elif status != walrec.END:
                 is_last = all(not self._has_data(os.path.join(self.path, n)) for _, n in segs[k + 1:])
                 torn = (status == walrec.TORN and self._torn_header_ok(data, end)) or (
                     status == walrec.BAD_CRC and self._zeros_after(data, end))
@@ -209,6 +223,8 @@ class WalLogStore(LogStore):
                     raise StorageError(f"WAL corrupt: {kind} in {path} at offset {end} "
                                        f"(after {count} good records from index {first})")
                 log.warning("WAL %s: cut a torn last record at offset %d (never acknowledged)", path, end)
+                cut = True
+            if cut:
                 fd = os.open(path, os.O_RDWR)
                 os.ftruncate(fd, end)
                 os.ftruncate(fd, max(self.segment_bytes, end))
@@ -216,9 +232,10 @@ class WalLogStore(LogStore):
                 os.close(fd)
                 for _, n in segs[k + 1:]:
                     os.unlink(os.path.join(self.path, n))
-                segs = segs[:k + 1]
             if count == 0:
                 os.unlink(path)
+                if cut:
+                    break
                 continue
             fd = os.open(path, os.O_RDWR)
             a = array("q")
@@ -227,6 +244,8 @@ class WalLogStore(LogStore):
             self._firsts.append(first)
             expect = first + count
             last_leader = lead
+            if cut:
+                break       # the segments after it held nothing and are gone
         fsync_dir(self.path)
         # Segments wholly at or below the purged id are leftovers of an interrupted purge.
         self._drop_purged_segments()
@@ -298,10 +317,13 @@ class WalLogStore(LogStore):
     # ------------------------------------------------------------------ writer thread
     def _writer(self) -> None:
         o = self._os
+        meta_at = time.monotonic()
         while True:
             with self._cv:
                 while not self._pending and not self._dirty and not self._dir_dirty and not self._stop:
-                    self._cv.wait()
+                    if self._meta_stale and self._failed is None and time.monotonic() - meta_at >= META_INTERVAL:
+                        break
+                    self._cv.wait(META_INTERVAL)
                 if self._stop and not self._pending and not self._dirty and not self._dir_dirty:
                     return
                 pending, self._pending = self._pending, []
@@ -323,12 +345,20 @@ class WalLogStore(LogStore):
                     log.error("%s", err)
             for fd in fds:
                 os.close(fd)
-            if err is None:
-                self._call_back(pending, None)
-            else:
-                # Never acknowledged, even if a later sync succeeds: a failed fdatasync may have
-                # dropped the dirty pages, so the data is not known to be on disk.
-                self._call_back(pending, err)
+            # On a failure nothing is acknowledged, even if a later sync succeeds: a failed
+            # fdatasync may have dropped the dirty pages, so the data is not known to be on disk.
+            self._call_back(pending, err)
+            if err is None and self._meta_stale and time.monotonic() - meta_at >= META_INTERVAL:
+                # The committed id, at most about META_INTERVAL behind: a restart after a crash
+                # replays that much of the log at once, the rest once a leader commits again.
+                # After the callbacks: it delays no acknowledgement.
+                try:
+                    self._write_meta()
+                except OSError as e:
+                    self._failed = io_error("WAL metadata write", e)
+                    log.error("%s", self._failed)
+                    self._call_back([], self._failed)
+                meta_at = time.monotonic()
 
     def _record_segment(self, seg: "_Segment") -> None:
         """Record `seg` (durable now) as the newest segment, unless a truncation dropped it."""
@@ -384,7 +414,8 @@ class WalLogStore(LogStore):
         return self.vote
 
     def save_committed(self, log_id: LogId) -> None:
-        """Lazy: kept in memory and written with the next metadata write (or on close)."""
+        """Lazy: kept in memory and written with the next metadata write, by the writer thread
+        within about META_INTERVAL, or on close."""
         self.committed = log_id
         self._meta_stale = True
 
@@ -454,6 +485,7 @@ class WalLogStore(LogStore):
         while self._segs and self._segs[-1].first > index:
             drop.append(self._segs.pop())
             self._firsts.pop()
+        self._forget_fds(drop)
         if self._segs:
             seg = self._segs[-1]
             k = index + 1 - seg.first
@@ -477,17 +509,18 @@ class WalLogStore(LogStore):
                     if self._last_seg is not None and (newest is None or newest < self._last_seg):
                         self._last_seg = newest
                         self._write_meta()
+            # Newest first, each unlink durable before the next, then the cut: a crash at any
+            # point leaves a prefix of the old log (never a gap before a later segment).
+            for s in drop:
+                o.unlink(s.path)
+                fsync_dir(self.path)
+            for s in drop:
+                os.close(s.fd)
             if cut is not None:
                 seg, off = cut
                 o.ftruncate(seg.fd, off)
                 o.ftruncate(seg.fd, max(self.segment_bytes, off))
                 o.fsync(seg.fd)
-            for s in drop:
-                o.unlink(s.path)
-            if drop:
-                fsync_dir(self.path)
-            for s in drop:
-                os.close(s.fd)
         try:
             await self._in_thread(work)
         except OSError as e:
@@ -508,6 +541,7 @@ class WalLogStore(LogStore):
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
         drop = self._drop_purged_segments(unlink=False)
+        self._forget_fds(drop)
         if past_end:
             self._tail.reset(upto)
         elif upto.index >= self._tail.first_index:
@@ -524,6 +558,14 @@ class WalLogStore(LogStore):
         except OSError as e:
             self._failed = io_error("WAL purge", e)
             raise self._failed from e
+
+    def _forget_fds(self, drop: List["_Segment"]) -> None:
+        """The writer thread must not take (dup) the fds of dropped segments: they are closed
+        in a worker thread next."""
+        if drop:
+            with self._cv:
+                for s in drop:
+                    self._dirty.discard(s.fd)
 
     def _drop_purged_segments(self, unlink: bool = True) -> List[_Segment]:
         """Segments whose every entry is <= the purged index (all of them past the end)."""

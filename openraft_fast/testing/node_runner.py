@@ -10,7 +10,7 @@ Commands run concurrently (a blocking add_learner does not hold up status):
     {"op": "init", "nodes": {"1": "127.0.0.1:7001", ...}}
     {"op": "write", "key": k, "value": v}                 -> {"index": i}
     {"op": "write_bulk", "count": n, "size": s, "prefix": p} -> {"index": last}   (n keys p0.., s-byte values)
-    {"op": "read", "key": k}          linearizable on the leader (read index)  -> {"value": v, "index": i}
+    {"op": "read", "key": k}          linearizable, on any node (read index)   -> {"value": v, "index": i}
     {"op": "get", "key": k}           local, not linearizable                   -> {"value": v}
     {"op": "keys"}                    every key of the local state machine     -> {"keys": [...]}
     {"op": "status"}                  -> state, term, leader, last_log_index, committed, applied,
@@ -41,7 +41,7 @@ import msgpack
 
 from openraft_fast import _aio
 from openraft_fast.config import Config
-from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
+from openraft_fast.network.tcp import TcpNetworkFactory, TcpServer, serve_tcp
 from openraft_fast.raft import Raft
 from openraft_fast.storage import MemLogStore, MemStateMachine, WalLogStore
 from openraft_fast._core.types import Node
@@ -64,7 +64,7 @@ class NodeRunner:
         self.args = args
         self.raft: Optional[Raft] = None
         self.sm = MemStateMachine()
-        self.server = None
+        self.server: Optional[TcpServer] = None
         self.done = asyncio.Event()
         self._out = sys.stdout
 
@@ -84,8 +84,8 @@ class NodeRunner:
         cfg = self.config()
         log_store = WalLogStore(a.wal) if a.wal else MemLogStore()
         self.raft = await Raft.start(a.id, cfg, TcpNetworkFactory(a.id, cfg, ssl=client_ctx), log_store, self.sm)
-        self.server = await serve_tcp(self.raft, a.host, a.port, ssl=server_ctx)
-        self.emit({"port": self.server.port, "pid": os.getpid()})
+        server = self.server = await serve_tcp(self.raft, a.host, a.port, ssl=server_ctx)
+        self.emit({"port": server.port, "pid": os.getpid()})
 
     def emit(self, obj: Dict[str, Any]) -> None:
         self._out.write(json.dumps(obj) + "\n")

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from cluster_support import WAIT, Cluster, node, retry_write
-from openraft_fast import ChangeMembershipError, ForwardToLeader, Membership, ServerState
+from openraft_fast import ChangeMembershipError, ForwardToLeader, Membership, OutcomeUnknown, ServerState
 from openraft_fast._core.types import MEMBERSHIP
 
 
@@ -247,4 +247,24 @@ def test_concurrent_change_membership_is_coherent(run):
             r = await c.write(lead, "after", 1)
             await c.wait_applied(r.log_id.index, final.voter_ids)
             c.assert_same_data(final.voter_ids)
+    run(body())
+
+
+def test_membership_call_of_an_isolated_leader_fails_within_a_bound(run):
+    """A membership entry appended by a leader that is then cut off never commits: the call
+    must not wait forever. Check-quorum steps the leader down and the call fails with
+    OutcomeUnknown("leadership_lost") (the entry may still be committed by a later leader)."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.start_node(4)
+            # Cut off at once: the leader still holds its lease, so it appends the entry, but
+            # no follower receives it.
+            c.router.isolate(lead)
+            call = asyncio.ensure_future(c.rafts[lead].add_learner(4, node(4), blocking=False))
+            bound = 3 * c.config.election_timeout_max
+            with pytest.raises(OutcomeUnknown) as ei:
+                await asyncio.wait_for(call, bound + WAIT)
+            assert ei.value.reason in (OutcomeUnknown.LEADERSHIP_LOST, OutcomeUnknown.TRUNCATED)
+            assert not c.rafts[lead].is_leader()
     run(body())

@@ -52,3 +52,109 @@ class KvCluster(Cluster):
 
 
 __all__ = ["KvCluster", "WAIT"]
+
+
+# ---------------------------------------------------------------------------------- processes
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# A CLI process imports aiohttp and the package: seconds on a loaded machine.
+CLI_TIMEOUT = 30.0
+
+
+def free_ports(n: int):
+    """n ports free right now on 127.0.0.1 (chosen at run time, never hard-coded)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+async def cli(*args: str, timeout: float = CLI_TIMEOUT):
+    """Run `openraft-fast ARGS` from this worktree: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "openraft_fast.cli", *args, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
+def cli_sync(*args: str, timeout: float = CLI_TIMEOUT):
+    """`cli` without an event loop (for commands that reach no server)."""
+    import subprocess
+    p = subprocess.run([sys.executable, "-m", "openraft_fast.cli", *args], cwd=ROOT, capture_output=True,
+                       timeout=timeout, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+class ServeProcess:
+    """One `openraft-fast serve` OS process on 127.0.0.1."""
+
+    def __init__(self, node_id: int, raft_port: int, http_port: int, data: str, extra=()) -> None:
+        self.node_id = node_id
+        self.raft = f"127.0.0.1:{raft_port}"
+        self.http = f"127.0.0.1:{http_port}"
+        self.url = f"http://{self.http}"
+        self.data = data
+        self.extra = list(extra)
+        self.proc = None
+        self.log_path = os.path.join(os.path.dirname(data), f"serve-{node_id}.log")
+
+    async def start(self) -> "ServeProcess":
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "openraft_fast.cli", "serve", "--id", str(self.node_id), "--raft", self.raft,
+                "--http", self.http, "--data", self.data, *self.extra, cwd=ROOT, stdout=log, stderr=log)
+        finally:
+            log.close()
+        return self
+
+    def log(self) -> str:
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    async def wait_http(self, timeout: float = CLI_TIMEOUT) -> None:
+        """Until the HTTP server accepts connections (or the process died)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        host, port = self.http.rsplit(":", 1)
+        while True:
+            if self.proc.returncode is not None:
+                raise AssertionError(f"serve {self.node_id} exited {self.proc.returncode}: {self.log()}")
+            try:
+                _, w = await asyncio.open_connection(host, int(port))
+                w.close()
+                return
+            except OSError:
+                if loop.time() > deadline:
+                    raise AssertionError(f"serve {self.node_id} not listening after {timeout}s: {self.log()}")
+                await asyncio.sleep(0.1)
+
+    async def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait for the exit code (killed after `timeout`: the test then fails on it)."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            return -9999
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()

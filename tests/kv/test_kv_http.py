@@ -24,6 +24,14 @@ async def call(method, url, body=None, raw=None):
             return r.status, await r.json(content_type=None), r.headers
 
 
+async def scrape(url):
+    """GET /metrics, parsed by prometheus_client: {family name: family}."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/metrics") as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+            return {f.name: f for f in text_string_to_metric_families(await r.text())}
+
+
 def followers(c, lead):
     return [i for i in sorted(c.rafts) if i != lead and i not in c.stopped]
 
@@ -289,11 +297,7 @@ def test_status_and_metrics(run):
                                                        "committed": last, "applied": last, "voters": [1, 2, 3],
                                                        "learners": []}
             assert s["term"] >= 1
-            async with aiohttp.ClientSession() as session:
-                async with session.get(c.url(lead) + "/metrics") as r:
-                    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
-                    text = await r.text()
-            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            fams = await scrape(c.url(lead))
             val = lambda name: fams[name].samples[0].value  # noqa: E731
             assert val("openraft_term") == s["term"]
             assert val("openraft_leader_id") == lead
@@ -312,9 +316,7 @@ def test_status_and_metrics(run):
             assert "kv_snapshots" in fams and "openraft_log_purges" in fams
             # a follower reports its own state and no replication
             f = followers(c, lead)[0]
-            async with aiohttp.ClientSession() as session:
-                async with session.get(c.url(f) + "/metrics") as r:
-                    ffams = {x.name: x for x in text_string_to_metric_families(await r.text())}
+            ffams = await scrape(c.url(f))
             assert {smp.labels["state"]: smp.value for smp in ffams["openraft_server_state"].samples}["follower"] == 1
             assert ffams["openraft_replication_lag_entries"].samples == []
     run(body())
@@ -331,9 +333,7 @@ def test_snapshot_and_purge_counters_move(run):
                     await kv.put(f"s{i}", "v")
             await c.rafts[lead].wait(WAIT).snapshot(10)
             await c.rafts[lead].wait(WAIT).purged(1)
-            async with aiohttp.ClientSession() as session:
-                async with session.get(c.url(lead) + "/metrics") as r:
-                    fams = {x.name: x for x in text_string_to_metric_families(await r.text())}
+            fams = await scrape(c.url(lead))
             built = {smp.labels["kind"]: smp.value for smp in fams["kv_snapshots"].samples
                      if smp.name == "kv_snapshots_total"}
             assert built["built"] >= 1

@@ -10,7 +10,7 @@ from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import BLANK, MEMBERSHIP, NORMAL, LeaderId, LogId, Membership, Node
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType, StorageError
 from openraft_fast.kv import KvItem, KvStateMachine, commands
-from openraft_fast.kv.snapshot_file import SnapshotFile
+from openraft_fast.storage import SnapshotStore
 
 LEADER = LeaderId(1, 1)
 
@@ -176,7 +176,7 @@ def test_a_corrupt_snapshot_file_is_refused(run, tmp_path, damage):
         sm = KvStateMachine(d)
         await apply(sm, commands.put("a", "1"))
         await sm.build_snapshot()
-        path = SnapshotFile(d).path
+        path = SnapshotStore(d).file
         raw = bytearray(open(path, "rb").read())
         if damage == "flip":
             raw[-3] ^= 0x40
@@ -188,6 +188,23 @@ def test_a_corrupt_snapshot_file_is_refused(run, tmp_path, damage):
             f.write(raw)
         with pytest.raises(StorageError, match="snapshot"):
             KvStateMachine(d)
+
+    run(body())
+
+
+def test_open_kv_storage_restarts_with_the_data(run, tmp_path):
+    async def body():
+        from openraft_fast.kv.state_machine import open_kv_storage
+        log, sm = open_kv_storage(tmp_path / "n1")
+        await apply(sm, commands.put("a", "1"))
+        await sm.build_snapshot()
+        await log.close()
+        log2, sm2 = open_kv_storage(tmp_path / "n1")
+        try:
+            assert sm2.get("a") == KvItem("a", "1", 1)
+            assert sorted(os.listdir(tmp_path / "n1")) == ["log", "snapshot"]
+        finally:
+            await log2.close()
     run(body())
 
 

@@ -54,7 +54,6 @@ def cases(cluster: str, dst: int) -> List[Case]:
         Case("wrong target", handshake(cluster, dst + 100), "handshake refused", f"meant for node {dst + 100}"),
         Case("old version", handshake(cluster, dst, version=codec.PROTOCOL_VERSION - 1), "handshake refused",
              "protocol version"),
-        Case("unknown lane", handshake(cluster, dst, lane=9), "handshake refused", "unknown lane"),
         Case("vote on the snapshot lane", handshake(cluster, dst, LANE_SNAPSHOT) + vote,
              "not allowed on the snapshot lane"),
         Case("vote on the append lane", handshake(cluster, dst, LANE_APPEND) + vote,
@@ -96,3 +95,9 @@ async def send_raw(port: int, data: bytes, half_close: bool = False, timeout: fl
     finally:
         writer.close()
     return Outcome(closed, replies)
+
+
+async def assert_accepts_handshake(port: int, cluster: str, dst: int) -> None:
+    """The node at `port` still accepts a good handshake (and keeps the connection)."""
+    out = await send_raw(port, handshake(cluster, dst), timeout=0.3)
+    assert not out.closed and len(out.replies) == 1 and out.replies[0][1].ok, out

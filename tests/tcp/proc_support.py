@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 
 
@@ -120,8 +120,11 @@ class ProcCluster:
     async def __aenter__(self) -> "ProcCluster":
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        await asyncio.gather(*(n.stop() for n in self.nodes.values()), return_exceptions=True)
+    async def __aexit__(self, exc_type, *exc) -> None:
+        # After a failure or a timeout, no grace: kill -9 at once. (A runner whose stdin
+        # closes exits by itself too, so none outlives the test process.)
+        stop = NodeProc.stop if exc_type is None else NodeProc.kill9
+        await asyncio.gather(*(stop(n) for n in self.nodes.values()), return_exceptions=True)
 
     async def spawn(self, node_id: int, *extra: str, port: int = 0) -> NodeProc:
         n = self.nodes[node_id] = await NodeProc.start(node_id, self.log_dir, self.loop_kind, *self.extra, *extra,

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
 import msgpack
 
 from openraft_fast import Config, Node, Raft, ServerState
-from openraft_fast.errors import ForwardToLeader
 from openraft_fast.network.tcp import TcpNetworkFactory, TcpServer, serve_tcp
 from openraft_fast.storage import MemLogStore, MemStateMachine
 
+TCP_LOG = "openraft_fast.network.tcp"
 FAST = Config(heartbeat_interval=0.02, election_timeout_min=0.15, election_timeout_max=0.3, backoff=0.02)
 WAIT = 5.0
 
@@ -79,3 +79,8 @@ class TcpCluster:
             except Exception:
                 pass
         self.rafts.clear()
+
+
+def tcp_log(caplog) -> List[str]:
+    """The messages the transport logged during the test."""
+    return [r.getMessage() for r in caplog.records if r.name == TCP_LOG]

@@ -5,10 +5,9 @@ import logging
 
 from openraft_fast._core import codec
 from openraft_fast.network.tcp import serve_tcp
-from badinput import cases, handshake, send_raw
-from tcp_support import TcpCluster
+from badinput import assert_accepts_handshake, cases, handshake, send_raw
+from tcp_support import TCP_LOG, TcpCluster, tcp_log
 
-TCP_LOG = "openraft_fast.network.tcp"
 
 
 def test_each_bad_input_closes_one_connection_and_cluster_commits(run, caplog):
@@ -21,7 +20,7 @@ def test_each_bad_input_closes_one_connection_and_cluster_commits(run, caplog):
                     caplog.clear()
                     out = await send_raw(c.servers[target].port, case.data, case.half_close)
                     assert out.closed, f"{case.name}: the node kept the connection open"
-                    logged = [r.getMessage() for r in caplog.records if r.name == TCP_LOG]
+                    logged = tcp_log(caplog)
                     assert any("closing connection" in m and case.log_reason in m for m in logged), \
                         f"{case.name}: no log line with {case.log_reason!r}: {logged}"
                     if case.reply_reason is not None:
@@ -32,8 +31,7 @@ def test_each_bad_input_closes_one_connection_and_cluster_commits(run, caplog):
                     r = await c.write(lead, case.name, target)
                     assert r.log_id.index > 0
             # A good handshake is still accepted.
-            out = await send_raw(c.servers[lead].port, handshake(c.config.cluster_name, lead), timeout=0.3)
-            assert not out.closed and out.replies[0][1].ok
+            await assert_accepts_handshake(c.servers[lead].port, c.config.cluster_name, lead)
     run(body())
 
 
@@ -49,12 +47,29 @@ def test_oversized_frame_refused_from_its_header(run, caplog):
                 frame = handshake("x" * 4096, lead)
                 out = await send_raw(small.port, frame[:codec.HEADER_SIZE])
                 assert out.closed
-                logged = [r.getMessage() for r in caplog.records if r.name == TCP_LOG]
+                logged = tcp_log(caplog)
                 assert any("closing connection" in m and "malformed frame" in m for m in logged), logged
-                out = await send_raw(small.port, handshake(c.config.cluster_name, lead), timeout=0.3)
-                assert not out.closed and out.replies[0][1].ok
+                await assert_accepts_handshake(small.port, c.config.cluster_name, lead)
             finally:
                 await small.close()
             r = await c.write(lead, "after", 1)
             assert r.log_id.index > 0
+    run(body())
+
+
+def test_silent_connection_closed_after_handshake_timeout(run, caplog):
+    async def body():
+        caplog.set_level(logging.WARNING, logger=TCP_LOG)
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            impatient = await serve_tcp(c.rafts[lead], "127.0.0.1", 0, handshake_timeout=0.2)
+            try:
+                out = await send_raw(impatient.port, b"", timeout=5.0)       # connects, says nothing
+                assert out.closed and not out.replies
+                logged = tcp_log(caplog)
+                assert any("no handshake within 0.2s" in m for m in logged), logged
+                # A peer that does its handshake in time stays connected past the timeout.
+                await assert_accepts_handshake(impatient.port, c.config.cluster_name, lead)
+            finally:
+                await impatient.close()
     run(body())

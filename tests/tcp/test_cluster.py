@@ -2,7 +2,8 @@
 import asyncio
 
 from openraft_fast import ReadPolicy
-from openraft_fast._core.messages import AppendRequest, AppendResponse
+from openraft_fast._core.messages import (READ_INDEX_OK, AppendRequest, AppendResponse, ReadIndexRequest,
+                                          ReadIndexResponse)
 from openraft_fast._core import codec
 from openraft_fast.errors import ForwardToLeader
 from openraft_fast.network.tcp import LANE_APPEND, LANE_CONTROL
@@ -102,26 +103,35 @@ def test_snapshot_streams_in_chunks_to_new_learner(run, monkeypatch):
     run(body())
 
 
-def test_heartbeats_do_not_wait_behind_bulk_appends(run):
-    """Multi-MiB append batches in flight: the control lane keeps the followers quiet (no
-    election: the term does not change) and each lane is its own connection."""
+def test_heartbeats_flow_while_the_append_lane_is_stuck(run):
+    """A follower stops reading its append connection (bulk data piles up in the leader's
+    send buffer) for several election timeouts: heartbeats still reach it on the control
+    lane, so it starts no election; once it reads again it catches up."""
+    cfg = FAST.replace(heartbeat_interval=0.05, election_timeout_min=0.4, election_timeout_max=0.8)
+
     async def body():
-        async with TcpCluster(FAST.replace(max_payload_entries=64)) as c:
+        async with TcpCluster(cfg) as c:
             lead = await c.start([1, 2, 3])
-            term = c.rafts[lead].metrics.current_term
+            f = next(i for i in (1, 2, 3) if i != lead)
+            await c.write(lead, "first", 1)
+            term = c.rafts[f].metrics.current_term
+            stuck = [conn for conn in c.servers[f]._conns if conn.lane == LANE_APPEND]
+            assert len(stuck) == 1
+            stuck[0].transport.pause_reading()
             big = b"x" * (256 * 1024)
-            for _ in range(4):
-                rs = await c.rafts[lead].client_write_many([big] * 32)     # 8 MiB per batch
+            rs = await c.rafts[lead].client_write_many([big] * 32)        # 8 MiB, committed by the others
             last = rs[len(rs) - 1].log_id.index
-            for i in (1, 2, 3):
-                await c.rafts[i].wait(10.0).applied_index(last)
-                m = c.rafts[i].metrics
-                assert m.current_term == term and m.current_leader == lead
-            for t, client in c.rafts[lead]._core.clients.items():
-                lanes = [conn for conn in client._conns if conn is not None]
-                assert {conn.lane for conn in lanes} == {LANE_APPEND, LANE_CONTROL}
-                socks = {conn.transport.get_extra_info("sockname") for conn in lanes}
-                assert len(socks) == 2
+            client = c.rafts[lead]._core.clients[f]
+            append_conn, control_conn = client._conns[LANE_APPEND], client._conns[LANE_CONTROL]
+            assert append_conn.transport.get_extra_info("sockname") != control_conn.transport.get_extra_info("sockname")
+            await asyncio.sleep(4 * cfg.election_timeout_max)
+            m = c.rafts[f].metrics
+            assert m.last_applied.index < last, "the append lane was not stuck"
+            assert m.current_term == term and m.current_leader == lead, "heartbeats did not get through"
+            assert append_conn.transport.get_write_buffer_size() > 0
+            stuck[0].transport.resume_reading()
+            await c.rafts[f].wait(WAIT).applied_index(last)
+            assert c.rafts[f].metrics.current_term == term
     run(body(), timeout=60)
 
 
@@ -164,3 +174,64 @@ class _CountingTransport:
 
     def __getattr__(self, name):
         return getattr(self._real, name)
+
+
+def test_follower_reads_over_tcp(run):
+    """ensure_linearizable on a follower asks the leader for a read index over the control
+    lane, then reads locally once applied."""
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.write(lead, "k", "v")
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            at = await c.rafts[follower].ensure_linearizable(ReadPolicy.READ_INDEX)
+            assert at.index >= r.log_id.index
+            assert c.rafts[follower].metrics.last_applied.index >= r.log_id.index
+            assert c.rafts[follower]._core.sm.data["k"] == "v"
+            # The request itself, straight over a client: the leader answers with its read point.
+            net = c.factories[follower].new_client(lead, c.node(lead))
+            try:
+                resp = await net.read_index(ReadIndexRequest(1))
+                assert type(resp) is ReadIndexResponse and resp.result == READ_INDEX_OK
+                assert resp.read_log_id.index >= r.log_id.index
+            finally:
+                net.close()
+    run(body())
+
+
+def test_interrupted_snapshot_transfer_is_abandoned_then_retried(run, monkeypatch):
+    """The learner's server drops the snapshot connection in the middle of the first transfer:
+    both sides abandon it (the partial data goes with the connection) and the engine's retry
+    installs the whole snapshot."""
+    cfg = FAST.replace(snapshot_policy=50, max_in_snapshot_log_to_keep=0, snapshot_chunk_size=8 * 1024)
+
+    async def body():
+        async with TcpCluster(cfg) as c:
+            lead = await c.start([1, 2, 3])
+            r = await c.rafts[lead].client_write_many([kv(f"k{i}", "v" * 1000) for i in range(100)])
+            last = r[len(r) - 1].log_id
+            await c.rafts[lead].trigger.snapshot()
+            await c.rafts[lead].wait(WAIT).purged(last.index)
+            await c.start_node(4)
+            seen, cut = [], []
+            orig = ServerConnection._chunk
+
+            def cut_first_transfer(self, corr, ch):
+                seen.append((self, ch.offset))      # the object, not its id(): ids get reused
+                if len({conn for conn, _ in seen}) == 1 and ch.offset >= 3 * cfg.snapshot_chunk_size:
+                    cut.append(self._snap is not None and len(self._snap) == ch.offset)
+                    self.abort("test: cut in the middle of a snapshot")
+                    cut.append(self._snap is None)    # the partial snapshot is dropped with it
+                    return
+                return orig(self, corr, ch)
+            monkeypatch.setattr(ServerConnection, "_chunk", cut_first_transfer)
+            await c.rafts[lead].add_learner(4, c.node(4), blocking=False)
+            m = await c.rafts[4].wait(10.0).snapshot(last.index)
+            assert m.snapshot.index >= last.index
+            assert c.rafts[4]._core.sm.data["k99"] == "v" * 1000
+            assert cut == [True, True], "the transfer was not cut as planned"
+            conns = [conn for conn, _ in seen]
+            assert len(set(conns)) >= 2, "the snapshot was not resent on a new connection"
+            # The retry started over from offset 0 on its new connection.
+            assert [o for conn, o in seen if conn == conns[-1]][0] == 0
+    run(body())

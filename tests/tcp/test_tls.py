@@ -4,13 +4,12 @@ import ssl
 
 import trustme
 
-from openraft_fast import Node
 from openraft_fast._core.messages import VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
-from openraft_fast.errors import NetworkError, RaftError, Unreachable
+from openraft_fast.errors import NetworkError, Unreachable
 from openraft_fast.network.tcp import TcpNetworkFactory
 from openraft_fast.testing.node_runner import tls_contexts
-from tcp_support import FAST, WAIT, TcpCluster
+from tcp_support import WAIT, TcpCluster
 from tls_support import write_tls_dir
 
 VOTE = Vote(LeaderId(1, 1), False)

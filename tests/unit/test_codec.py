@@ -155,7 +155,7 @@ def decode_all(data, **kw):
 
 # ---- round trips -------------------------------------------------------------------------------
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_message, CORR)
 def test_round_trip_every_message(msg, corr_id):
     f = codec.encode(msg, corr_id)
@@ -168,8 +168,8 @@ def test_round_trip_every_message(msg, corr_id):
     assert bytes(buf) == b"x" + f
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(any_message, CORR), min_size=1, max_size=12), st.data())
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(any_message, CORR), min_size=1, max_size=8), st.data())
 def test_many_frames_in_one_buffer_and_split_anywhere(items, data):
     buf = bytearray()
     for msg, c in items:
@@ -364,10 +364,10 @@ def test_random_bodies_in_valid_frames_raise_only_codec_error(mtype, body):
     # the random body happened to parse: it must re-encode to a valid frame of the same type
     assert len(out) == 1
     again = codec.encode(out[0][1], 0)
-    assert again[3] == mtype and decode_all(again) == out
+    assert again[3] == mtype and codec.encode(decode_all(again)[0][1], 0) == again
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_message, st.data())
 def test_truncated_or_padded_bodies_are_codec_errors(msg, data):
     mtype, body = body_of(codec.encode(msg, 0))
@@ -541,3 +541,70 @@ def test_frames_over_a_loopback_socket_with_buffered_protocol():
 
     got = asyncio.run(asyncio.wait_for(main(), 30))
     assert got == list(enumerate(msgs))
+
+
+def test_empty_batch_and_non_contiguous_chunk_data():
+    v = Vote.new(2, 1)
+    empty = AppendRequest(v, LogId(LeaderId(2, 1), 7), LogSlice(8, []))
+    got = decode_all(codec.encode(empty, 1))[0][1]
+    assert got == empty and len(got.entries) == 0 and got.entries.start == 8
+    strided = memoryview(b"abcdef")[::2]
+    chunk = codec.SnapshotChunk(v, SnapshotMeta(None, None, None), 0, strided, True)
+    assert decode_all(codec.encode(chunk, 0))[0][1].data == b"ace"
+
+
+def test_buffer_shrinks_after_a_big_frame_even_with_a_partial_frame_behind_it():
+    d = codec.FrameDecoder()
+    big = codec.encode(codec.ErrorReply(1, "q" * (3 << 20)), 1)
+    small = codec.encode(ReadIndexRequest(1), 2)
+    assert d.feed(big + small[:5]) == [(1, codec.ErrorReply(1, "q" * (3 << 20)))]
+    assert d.pending == 5
+    assert len(d.get_buffer(-1)) <= 1 << 20
+    assert d.feed(small[5:]) == [(2, ReadIndexRequest(1))]
+
+
+def test_an_uninitialised_decoder_is_safe():
+    d = codec.FrameDecoder.__new__(codec.FrameDecoder)
+    assert d.pending == 0
+    assert d.feed(codec.encode(ReadIndexRequest(2), 1)) == [(1, ReadIndexRequest(2))]
+
+
+def test_shared_leader_ids_never_mix_modes_or_values():
+    """Decoded leader ids and votes are reused across messages; a reuse must match exactly."""
+    msgs = [VoteRequest(Vote.new(3, 1, std=std, committed=c), LogId(LeaderId(3, 1, std=std), i), False, False)
+            for i, (std, c) in enumerate([(True, False), (False, False), (False, True), (True, True),
+                                          (True, True), (False, False)])]
+    d = codec.FrameDecoder()
+    got = [m for _, m in d.feed(b"".join(codec.encode(m, 0) for m in msgs))]
+    assert got == msgs
+    for g, m in zip(got, msgs):
+        assert g.vote.leader_id.std == m.vote.leader_id.std and g.vote.committed == m.vote.committed
+        assert g.last_log_id.leader_id.std == m.last_log_id.leader_id.std
+    assert got[3].vote is got[4].vote       # the same vote twice in a row: one object
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(0, len(sample_messages()) - 1),
+       st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255), st.sampled_from(["set", "insert", "delete"])),
+                min_size=1, max_size=4))
+def test_mutated_bodies_behind_valid_checksums_raise_only_codec_error(which, edits):
+    """Structure-aware fuzz: real bodies with a few bytes changed, inserted or deleted, then
+    framed with correct checksums, so the parser itself (not the CRC) must catch the damage."""
+    mtype, body = body_of(codec.encode(sample_messages()[which], 0))
+    body = bytearray(body)
+    for pos, byte, op in edits:
+        pos %= len(body) + 1
+        if op == "insert" or not body:
+            body.insert(pos, byte)
+        elif op == "delete":
+            del body[min(pos, len(body) - 1)]
+        else:
+            body[min(pos, len(body) - 1)] = byte
+    try:
+        out = decode_all(frame(mtype, bytes(body)))
+    except codec.CodecError:
+        return
+    # it parsed: then it is a well-formed message that survives another round trip
+    (_, msg), = out
+    again = codec.encode(msg, 0)
+    assert codec.encode(decode_all(again)[0][1], 0) == again     # bytes: NaN-proof

@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from openraft_fast._core import codec
 from openraft_fast._core.messages import InstallSnapshotRequest, SnapshotResponse
 from openraft_fast.config import Config
-from openraft_fast.errors import NetworkError, RaftError, Timeout, Unreachable
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType, NetworkError, RaftError, Timeout, Unreachable
 from openraft_fast.network.base import Network, NetworkFactory
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
-                                              FrameConnection, log)
+                                              FrameConnection, check_positive, check_ssl, log)
 
 # The longest wait between two connection attempts to one target, unless Config.backoff is longer.
 BACKOFF_CAP = 1.0
@@ -313,15 +313,20 @@ class TcpNetwork(Network):
             while True:
                 end = min(offset + step, size)
                 last = end == size
-                chunk = codec.SnapshotChunk(req.vote, req.meta, offset, bytes(view[offset:end]), last,
+                chunk = codec.SnapshotChunk(req.vote, req.meta, offset, view[offset:end], last,
                                             req.msg_id, req.seq, req.sent_at)
                 resp = await conn.request(chunk)
                 if last or not resp.ok:
                     return resp
                 offset = end
+        except asyncio.CancelledError:
+            # Superseded by a newer transfer, or the client closed: the caller sees a failed
+            # transfer (the engine retries), not a cancellation.
+            conn.close("snapshot transfer abandoned", failure=False)
+            raise NetworkError(f"node {self.target}: snapshot transfer abandoned (superseded or closed)") from None
         except BaseException as exc:
             # The receiver drops a partial snapshot with its connection.
-            conn.close(f"snapshot transfer abandoned: {exc!r}", failure=not isinstance(exc, asyncio.CancelledError))
+            conn.close(f"snapshot transfer abandoned: {exc!r}")
             raise
 
 
@@ -339,9 +344,17 @@ class TcpNetworkFactory(NetworkFactory):
                  max_frame: int = codec.DEFAULT_MAX_FRAME, append_timeout: Optional[float] = None,
                  max_send_buffer: Optional[int] = None) -> None:
         if not isinstance(config, Config):
-            raise TypeError(f"config must be a Config, got {type(config).__name__}")
-        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-            raise TypeError(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
+            raise InvalidArgumentType(f"config must be a Config, got {type(config).__name__}")
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise InvalidArgumentType(f"node_id must be an int, got {node_id!r}")
+        if node_id < 0:
+            raise InvalidArgument(f"node_id must be >= 0, got {node_id!r}")
+        check_ssl(ssl)
+        check_positive("max_frame", max_frame, integer=True)
+        if append_timeout is not None:
+            check_positive("append_timeout", append_timeout)
+        if max_send_buffer is not None:
+            check_positive("max_send_buffer", max_send_buffer, integer=True)
         self.node_id = node_id
         self.config = config
         self.ssl = ssl

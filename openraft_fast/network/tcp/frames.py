@@ -10,20 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as _ssl
 from typing import Any, Optional
 
 from openraft_fast._core import codec
+from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 
 log = logging.getLogger("openraft_fast.network.tcp")
 
 # Lanes: each is its own connection, so heartbeats never queue behind bulk data.
-LANE_APPEND = 0      # append batches (and empty probes)
-LANE_CONTROL = 1     # votes, heartbeats, timeout-now, read-index
-LANE_SNAPSHOT = 2    # snapshot chunks
+LANE_APPEND = codec.LANE_APPEND        # append batches (and empty probes)
+LANE_CONTROL = codec.LANE_CONTROL      # votes, heartbeats, timeout-now, read-index
+LANE_SNAPSHOT = codec.LANE_SNAPSHOT    # snapshot chunks
 LANE_NAMES = {LANE_APPEND: "append", LANE_CONTROL: "control", LANE_SNAPSHOT: "snapshot"}
 
 # A correlation id 0 marks the handshake and its reply; requests count from 1.
 HANDSHAKE_CORR = 0
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    """An option of the factory or the server: a positive number (an int if `integer`)."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidArgumentType(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if not value > 0 or value == float("inf"):
+        raise InvalidArgument(f"{name} must be positive and finite, got {value!r}")
+
+
+def check_ssl(ssl: Any) -> None:
+    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+        raise InvalidArgumentType(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
 
 
 class FrameConnection(asyncio.BufferedProtocol):
@@ -91,10 +107,14 @@ class FrameConnection(asyncio.BufferedProtocol):
             self.close(f"malformed frame: {exc}")
             return
         self.on_bytes()
-        for corr_id, msg in frames:
-            if self.closed:
-                return
-            self.frame_received(corr_id, msg)
+        try:
+            for corr_id, msg in frames:
+                if self.closed:
+                    return
+                self.frame_received(corr_id, msg)
+        except Exception as exc:       # a bug, not bad input: say so and drop the connection
+            log.exception("error handling a frame")
+            self.close(f"error handling a frame: {exc!r}")
 
     def eof_received(self) -> Optional[bool]:
         if self.decoder.pending:

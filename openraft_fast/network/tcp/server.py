@@ -17,13 +17,16 @@ from typing import Any, Callable, Dict, Optional, Set
 from openraft_fast._core import codec
 from openraft_fast._core.messages import (AppendRequest, InstallSnapshotRequest, ReadIndexRequest, SnapshotResponse,
                                           TimeoutNow, VoteRequest)
-from openraft_fast.errors import Fatal
+from openraft_fast.errors import Fatal, InvalidArgument, InvalidArgumentType, NetworkError
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
-                                              FrameConnection, log)
+                                              FrameConnection, check_positive, check_ssl, log)
 
 # ErrorReply codes.
 ERR_STOPPED = 1      # the node has stopped
 ERR_FAILED = 2       # the handler raised
+
+# Seconds a new connection has to send its handshake.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 # How long close() waits for the listening socket to wind down.
 _CLOSE_WAIT = 2.0
@@ -33,8 +36,7 @@ def _lane_handlers(raft) -> Dict[int, Dict[type, Callable]]:
     return {
         LANE_APPEND: {AppendRequest: raft.append_entries},
         LANE_CONTROL: {AppendRequest: raft.append_entries, VoteRequest: raft.vote,
-                       # raft.read_index may be absent in older trees: the request then gets an ErrorReply.
-                       ReadIndexRequest: lambda req: raft.read_index(req)},
+                       ReadIndexRequest: raft.read_index},
         LANE_SNAPSHOT: {},
     }
 
@@ -50,21 +52,37 @@ class ServerConnection(FrameConnection):
         self._handlers: Dict[type, Callable] = {}
         self._snap: Optional[bytearray] = None      # the snapshot being assembled
         self._snap_key: Any = None
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.peername = transport.get_extra_info("peername")
         self.server._conns.add(self)
+        # A connection that never says who it is does not hold a socket forever.
+        self._handshake_timer = self.loop.call_later(self.server.handshake_timeout, self._no_handshake)
+
+    def _no_handshake(self) -> None:
+        self._handshake_timer = None
+        if self.lane is None:
+            self.close(f"no handshake within {self.server.handshake_timeout:.3g}s")
 
     def close(self, reason: str) -> None:
         if not self.closed:
             log.warning("node %s: closing connection from %s (node %s, %s lane): %s", self.raft.node_id,
                         self.peername, self.peer, LANE_NAMES.get(self.lane, "no"), reason)  # type: ignore[arg-type]
         super().close(reason)
+        self._snap = None           # a partial snapshot goes with its connection
+
+    def abort(self, reason: str) -> None:
+        super().abort(reason)
+        self._snap = None
 
     def lost(self, reason: str) -> None:
         self.server._conns.discard(self)
         self._snap = None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
 
     # Backpressure: a peer that does not read its responses stops being read.
     def pause_writing(self) -> None:
@@ -106,6 +124,7 @@ class ServerConnection(FrameConnection):
 
     def _reply(self, corr_id: int, fut: asyncio.Future) -> None:
         if self.closed:
+            _consume(fut)           # nobody to tell; do not leave an unretrieved exception
             return
         if fut.cancelled():
             self._error(corr_id, Fatal("request cancelled"))
@@ -139,6 +158,9 @@ class ServerConnection(FrameConnection):
         elif msg.lane not in LANE_NAMES:
             reason = f"unknown lane {msg.lane!r}"
         else:
+            if self._handshake_timer is not None:
+                self._handshake_timer.cancel()
+                self._handshake_timer = None
             self.lane = msg.lane
             self.peer = msg.src
             self._handlers = self.server._handlers[msg.lane]
@@ -177,10 +199,11 @@ def _consume(fut: asyncio.Future) -> None:
 class TcpServer:
     """A listening socket serving one Raft node; `port` is the bound port."""
 
-    def __init__(self, raft, max_frame: int, max_buffered: int) -> None:
+    def __init__(self, raft, max_frame: int, max_buffered: int, handshake_timeout: float) -> None:
         self.raft = raft
         self.max_frame = max_frame
         self.max_buffered = max_buffered
+        self.handshake_timeout = handshake_timeout
         self.host = ""
         self.port = 0
         self._server: Optional[asyncio.AbstractServer] = None
@@ -210,18 +233,34 @@ class TcpServer:
 
 
 async def serve_tcp(raft, host: str, port: int, ssl: Optional[_ssl.SSLContext] = None, *,
-                    max_frame: int = codec.DEFAULT_MAX_FRAME, max_buffered: Optional[int] = None) -> TcpServer:
+                    max_frame: int = codec.DEFAULT_MAX_FRAME, max_buffered: Optional[int] = None,
+                    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> TcpServer:
     """Serve `raft` to its peers on host:port (port 0 picks a free port: see `.port`).
 
     `ssl` is a server-side `ssl.SSLContext`; set `verify_mode = CERT_REQUIRED` and load a CA
     for mutual TLS. `max_frame` caps an incoming frame; `max_buffered` caps the responses held
-    for a peer that does not read them (default Config.max_inflight_bytes).
+    for a peer that does not read them (default Config.max_inflight_bytes); a connection that
+    sends no handshake within `handshake_timeout` seconds is closed. Bad arguments raise
+    InvalidArgument / InvalidArgumentType; an address that cannot be bound, NetworkError.
     """
-    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-        raise TypeError(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
-    server = TcpServer(raft, max_frame, max_buffered if max_buffered is not None else raft.config.max_inflight_bytes)
+    check_ssl(ssl)
+    if not isinstance(host, str):
+        raise InvalidArgumentType(f"host must be a str, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidArgumentType(f"port must be an int, got {port!r}")
+    if not 0 <= port < 65536:
+        raise InvalidArgument(f"port must be in [0, 65535], got {port!r}")
+    check_positive("max_frame", max_frame, integer=True)
+    if max_buffered is not None:
+        check_positive("max_buffered", max_buffered, integer=True)
+    check_positive("handshake_timeout", handshake_timeout)
+    server = TcpServer(raft, max_frame, max_buffered if max_buffered is not None else raft.config.max_inflight_bytes,
+                       handshake_timeout)
     loop = asyncio.get_running_loop()
-    server._server = await loop.create_server(lambda: ServerConnection(server), host, port, ssl=ssl)
+    try:
+        server._server = await loop.create_server(lambda: ServerConnection(server), host, port, ssl=ssl)
+    except OSError as exc:
+        raise NetworkError(f"node {raft.node_id}: cannot listen on {host}:{port}: {exc}") from exc
     sock = server._server.sockets[0]
     server.host, server.port = sock.getsockname()[:2]
     log.info("node %s: serving raft on %s:%s%s", raft.node_id, server.host, server.port, " (TLS)" if ssl else "")
