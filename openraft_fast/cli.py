@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     from openraft_fast import cli_ops, cli_serve
     cli_serve.add_parser(sub)
     cli_ops.add_parsers(sub)
+    from openraft_fast import demo
+    demo.add_parser(sub)
     return p
 
 
@@ -74,6 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "serve":
         from openraft_fast import cli_serve
         return cli_serve.main(args)
+    if args.command == "demo":
+        from openraft_fast import demo
+        return demo.main(args)
     if args.command in ("cluster", "kv"):
         from openraft_fast import cli_ops
         return cli_ops.main(args)

@@ -84,6 +84,10 @@ class KvClient:
             trace = aiohttp.TraceConfig()
             trace.on_request_headers_sent.append(_mark_sent)
             self._session = aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+            # aiohttp resends a PUT/DELETE once on a new connection when a kept-alive one breaks
+            # after the request was sent (RFC 9112 9.3.1). Ambiguity is this client's business
+            # (the trace above marks what left): no hidden resend of a write.
+            self._session._retry_connection = False  # type: ignore[attr-defined]
         return self._session
 
     # ------------------------------------------------------------------ key-value calls
