@@ -4,48 +4,18 @@ and nothing that was never written. NODE_CRASH_ITERS=N runs more kills (default 
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-import time
+
+from sigkill import run_and_kill
 
 ITERS = int(os.environ.get("NODE_CRASH_ITERS", "6"))
 SEED = int(os.environ.get("NODE_CRASH_SEED", "1"))
 NODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raft_crash_node.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _run_node(path: str, first: int, kill_after: float):
     """Start the node; SIGKILL it `kill_after` s after it reported its state; (state, acked,
     index of the snapshot it restarted from)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, NODE, path, str(first)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=ROOT)
-    lines: list = []
-    ready = threading.Event()
-
-    def read():
-        for raw in proc.stdout:
-            if raw.endswith(b"\n"):
-                lines.append(raw.decode())
-                if raw.startswith(b"D "):
-                    ready.set()
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        if not ready.wait(30):
-            raise AssertionError(f"node did not come up: {proc.stderr.read1(4000)!r}")
-        time.sleep(kill_after)
-        if proc.poll() is not None:
-            raise AssertionError(f"node exited early ({proc.returncode}): {proc.stderr.read1(4000)!r}")
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        reader.join(10)
-        proc.stdout.close()
-        proc.stderr.close()
+    lines = run_and_kill(NODE, [path, first], b"D ", kill_after, "node")
     state = {k: v for k, v in json.loads(next(x for x in lines if x.startswith("D "))[2:])}
     acked = [int(x[2:]) for x in lines if x.startswith("A ")]
     snapshot = int(next(x for x in lines if x.startswith("S "))[2:])

@@ -9,20 +9,16 @@ schedule (default 1). A failure prints the line that replays it.
 import asyncio
 import os
 import random
-import signal
-import subprocess
 import sys
-import threading
-import time
 
 from openraft_fast.storage import WalLogStore
 
+from sigkill import ROOT, run_and_kill
 from wal_crash_writer import payload
 
 ITERS = int(os.environ.get("WAL_CRASH_ITERS", "30"))
 SEED = int(os.environ.get("WAL_CRASH_SEED", "1"))
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wal_crash_writer.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEGMENT_BYTES = 16 << 10        # small: rotation, and purges of whole segments, happen often
 
 
@@ -54,34 +50,7 @@ class Model:
 
 def _run_writer(path: str, seed: int, kill_after: float) -> list:
     """Start a writer, SIGKILL it `kill_after` seconds after it opened the log; its complete lines."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, WRITER, path, str(seed), str(SEGMENT_BYTES)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-    lines: list = []
-    opened = threading.Event()
-
-    def read():
-        for raw in proc.stdout:
-            if raw.endswith(b"\n"):         # a line cut by the kill is not a report
-                lines.append(raw.decode())
-                if raw.startswith(b"R "):
-                    opened.set()
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        if not opened.wait(30):
-            raise AssertionError(f"writer did not open the log: {proc.stderr.read1(4000)!r}")
-        time.sleep(kill_after)
-        if proc.poll() is not None:
-            raise AssertionError(f"writer exited early ({proc.returncode}): {proc.stderr.read1(4000)!r}")
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        reader.join(10)
-        proc.stdout.close()
-        proc.stderr.close()
-    return lines
+    return run_and_kill(WRITER, [path, seed, SEGMENT_BYTES], b"R ", kill_after, "writer")
 
 
 async def _check(path: str, model: Model, hint: str) -> None:
