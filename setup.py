@@ -4,6 +4,8 @@ Environment switches:
   OPENRAFT_FAST_DEBUG=1     debug build: line tracing, bounds/wraparound checks, C and Cython
                             asserts (the engine's invariant checks), -O0 -g.
   OPENRAFT_FAST_ANNOTATE=1  write Cython's annotated HTML next to each .pyx.
+  OPENRAFT_FAST_SYMBOLS=1   a release build that keeps its symbols (-O3 -g, not stripped), so
+                            perf and `py-spy --native` name the compiled functions.
   OPENRAFT_FAST_MICROBENCH=1  also build the internal `microbench` module (benches/ use it).
                             In-place and editable builds always build it; wheels leave it out.
 
@@ -25,6 +27,7 @@ def _flag(name):
 
 DEBUG = _flag("OPENRAFT_FAST_DEBUG")
 ANNOTATE = _flag("OPENRAFT_FAST_ANNOTATE")
+SYMBOLS = _flag("OPENRAFT_FAST_SYMBOLS")
 # Dev builds (in place, editable, develop) keep the internal microbench module for benches/;
 # wheels and sdist installs do not ship it.
 _DEV_BUILD = any(a in ("--inplace", "-i", "editable_wheel", "develop") for a in sys.argv[1:])
@@ -53,8 +56,8 @@ else:
     macros = [("CYTHON_WITHOUT_ASSERTIONS", "1"), ("NDEBUG", "1")]
     undef = []
     # Stripped: no debug info in what users install (about 1.7 MB instead of 9.8 MB).
-    cflags = ["-O3", "-g0"]
-    ldflags = ["-s"] if sys.platform.startswith("linux") else []
+    cflags = ["-O3", "-g" if SYMBOLS else "-g0"]
+    ldflags = ["-s"] if sys.platform.startswith("linux") and not SYMBOLS else []
 
 
 def c_sources_for(pyx):
@@ -68,7 +71,7 @@ def c_sources_for(pyx):
 
 PYX = sorted(glob.glob("openraft_fast/_core/*.pyx"))
 REQUIRED = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record",
-            "engine", "walrec", "codec"]
+            "engine", "walrec", "codec", "events", "writes", "applier", "peers", "inbox", "executor"]
 _missing = [m for m in REQUIRED if f"openraft_fast/_core/{m}.pyx" not in PYX]
 if _missing:
     sys.exit("error: openraft_fast/_core/{%s}.pyx not found (run from the source tree or a complete "

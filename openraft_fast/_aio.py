@@ -22,9 +22,15 @@ def start_eager(coro: Coroutine, on_done: Callable[[Any, Optional[BaseException]
     except Exception as exc:  # the coroutine failed in its first step
         on_done(None, exc)
         return True
-    task = asyncio.get_running_loop().create_task(_resume(coro, yielded))
-    task.add_done_callback(lambda t: on_done(*_outcome(t)))
+    finish_in_task(coro, yielded, on_done)
     return False
+
+
+def finish_in_task(coro: Coroutine, yielded: Any, on_done: Callable[..., None], *args: Any) -> None:
+    """Finish `coro`, which yielded `yielded` in the step already run, in a task; then call
+    on_done(*args, result, exception)."""
+    task = asyncio.get_running_loop().create_task(_resume(coro, yielded))
+    task.add_done_callback(lambda t: on_done(*args, *_outcome(t)))
 
 
 def _outcome(task: asyncio.Task):

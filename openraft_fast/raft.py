@@ -8,7 +8,7 @@ import logging
 import random
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from openraft_fast import reads as _reads
+from openraft_fast.runtime import reads as _reads
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
@@ -115,6 +115,8 @@ class Raft:
     def __init__(self, core: RaftCore) -> None:
         self._core = core
         self.trigger = Trigger(core)
+        # The in-process router's entry: the compiled inbox itself, no Python frame between.
+        self._receive = core.receive
 
     @classmethod
     async def start(cls, node_id: int, config: Config, network_factory: NetworkFactory, log_store: LogStore,
@@ -273,7 +275,7 @@ class Raft:
         OutcomeUnknown("truncated") if it is overwritten, and otherwise fails with
         OutcomeUnknown("leadership_lost") once 2 x Config.election_timeout_max has passed
         since the node stopped leading (the entry may still be committed by another leader)."""
-        return self._core.write(_payload(data))
+        return self._core.write(data if type(data) is bytes else _payload(data))
 
     def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":
         """Replicate many entries in one submission; resolves with one response per entry.
@@ -321,9 +323,6 @@ class Raft:
         await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ receiving side
-    def _receive(self, kind: str, src: int, msg, fut: "asyncio.Future") -> None:
-        self._core.receive(kind, src, msg, fut)
-
     def _rpc(self, kind: str, msg) -> "asyncio.Future":
         fut = asyncio.get_running_loop().create_future()
         self._core.receive(kind, msg.vote.leader_id.node_id, msg, fut)

@@ -22,7 +22,8 @@ import openraft_fast as orf  # noqa: E402
 from openraft_fast.network import LocalRouter  # noqa: E402
 from openraft_fast.storage import MemLogStore, MemStateMachine  # noqa: E402
 
-CORE = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record", "engine", "walrec", "codec"]
+CORE = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record", "engine", "walrec", "codec",
+        "events", "writes", "applier", "peers", "inbox", "executor"]
 EXT = (".so", ".pyd")
 
 

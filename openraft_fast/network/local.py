@@ -35,6 +35,8 @@ class LocalRouter:
         self._drop = 0.0
         self._rng = random.Random(seed)
         self._faults = False
+        self._outbox: list = []                 # (src, dst, kind, msg, future) not yet delivered
+        self._flush_scheduled = False
 
     def factory(self, node_id: int) -> "LocalNetworkFactory":
         return LocalNetworkFactory(self, node_id)
@@ -86,12 +88,15 @@ class LocalRouter:
         return src in self._isolated or dst in self._isolated or (src, dst) in self._cut
 
     # Delivery.
-    def _send(self, src: int, dst: int, kind: str, msg) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
+    def _send(self, src: int, dst: int, kind: str, msg, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         fut = loop.create_future()
         self.counts[kind] += 1
         if not self._faults:
-            loop.call_soon(self._deliver, src, dst, kind, msg, fut)
+            # The messages of one loop iteration are delivered by one callback, in order.
+            self._outbox.append((src, dst, kind, msg, fut))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
             return fut
         if self._blocked(src, dst):
             fut.set_exception(Unreachable(f"{src} -> {dst}: link is cut"))
@@ -105,13 +110,17 @@ class LocalRouter:
             loop.call_soon(self._deliver_faulty, src, dst, kind, msg, fut)
         return fut
 
-    def _deliver(self, src: int, dst: int, kind: str, msg, fut: asyncio.Future) -> None:
-        target = self.nodes.get(dst)
-        if target is None:
-            if not fut.done():
-                fut.set_exception(Unreachable(f"node {dst} is not in the router"))
-            return
-        target._receive(kind, src, msg, fut)
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._outbox = self._outbox, []
+        nodes = self.nodes
+        for src, dst, kind, msg, fut in batch:
+            target = nodes.get(dst)
+            if target is None:
+                if not fut.done():
+                    fut.set_exception(Unreachable(f"node {dst} is not in the router"))
+            else:
+                target._receive(kind, src, msg, fut)
 
     def _deliver_faulty(self, src: int, dst: int, kind: str, msg, fut: asyncio.Future) -> None:
         target = self.nodes.get(dst)
@@ -145,30 +154,32 @@ def _resolve(fut: asyncio.Future, value) -> None:
 
 
 class LocalNetwork(Network):
-    __slots__ = ("router", "src", "dst")
+    __slots__ = ("router", "src", "dst", "loop")
 
     def __init__(self, router: LocalRouter, src: int, dst: int) -> None:
         self.router = router
         self.src = src
         self.dst = dst
+        # Made by the runtime on its loop; asking for the running loop per message costs a getpid().
+        self.loop = asyncio.get_running_loop()
 
     def append_entries(self, req):
-        return self.router._send(self.src, self.dst, "append", req)
+        return self.router._send(self.src, self.dst, "append", req, self.loop)
 
     def heartbeat(self, req):
-        return self.router._send(self.src, self.dst, "heartbeat", req)
+        return self.router._send(self.src, self.dst, "heartbeat", req, self.loop)
 
     def vote(self, req):
-        return self.router._send(self.src, self.dst, "vote", req)
+        return self.router._send(self.src, self.dst, "vote", req, self.loop)
 
     def install_snapshot(self, req):
-        return self.router._send(self.src, self.dst, "snapshot", req)
+        return self.router._send(self.src, self.dst, "snapshot", req, self.loop)
 
     def timeout_now(self, msg):
-        return self.router._send(self.src, self.dst, "timeout_now", msg)
+        return self.router._send(self.src, self.dst, "timeout_now", msg, self.loop)
 
     def read_index(self, req):
-        return self.router._send(self.src, self.dst, "read_index", req)
+        return self.router._send(self.src, self.dst, "read_index", req, self.loop)
 
 
 class LocalNetworkFactory(NetworkFactory):

@@ -23,12 +23,12 @@ class AppendCutRouter(LocalRouter):
         super().__init__()
         self.no_append = set()
 
-    def _send(self, src, dst, kind, msg):
+    def _send(self, src, dst, kind, msg, loop):
         if (src, dst) in self.no_append and kind in ("append", "heartbeat"):
-            fut = asyncio.get_running_loop().create_future()
+            fut = loop.create_future()
             fut.set_exception(Unreachable(f"{src} -> {dst}: appends cut"))
             return fut
-        return super()._send(src, dst, kind, msg)
+        return super()._send(src, dst, kind, msg, loop)
 
 
 async def elect(c, i, timeout=WAIT):

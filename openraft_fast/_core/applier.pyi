@@ -1,0 +1,23 @@
+"""The apply queue: committed entries, snapshot builds and installs, in order, off the replication path."""
+import asyncio
+from typing import Any
+
+from typing_extensions import disjoint_base
+
+from openraft_fast._core.events import EventQueue
+from openraft_fast._core.log import LogSlice
+from openraft_fast._core.messages import SnapshotMeta
+from openraft_fast._core.writes import ClientWrites
+
+
+@disjoint_base
+class Applier:
+    def __init__(self, q: EventQueue, loop: asyncio.AbstractEventLoop, sm: Any, engine: Any,
+                 writes: ClientWrites) -> None: ...
+    @property
+    def applied_index(self) -> int: ...
+    def apply(self, entries: LogSlice) -> None: ...
+    def build_snapshot(self) -> None: ...
+    def install_snapshot(self, meta: SnapshotMeta, data: Any, done: "asyncio.Future[None]") -> None: ...
+    def wait_applied(self, index: int, value: Any = None) -> "asyncio.Future[Any]": ...
+    def fail_all(self, err: BaseException) -> None: ...

@@ -1,0 +1,13 @@
+from openraft_fast._core.events cimport EventQueue
+
+
+cdef class Peers:
+    cdef EventQueue q
+    cdef object factory
+    cdef object engine
+    cdef readonly dict clients          # target -> network client, made on first use
+    cdef object on_append_response, on_vote_response
+
+    cpdef object client(self, object target)
+    cdef int send(self, object target, object msg) except -1
+    cdef int heartbeat(self, object target, object msg) except -1

@@ -1,0 +1,83 @@
+"""Outgoing RPCs (runtime concern): one network client per target, made on first use; a
+response comes back as an engine event. No task per message: the shipped networks hand back
+futures, and the callback on each posts the response."""
+import asyncio
+import logging
+from functools import partial
+
+from openraft_fast._core.events cimport EventQueue
+from openraft_fast._core.messages cimport AppendRequest, TimeoutNow, VoteRequest
+
+log = logging.getLogger("openraft_fast")
+_Future = asyncio.Future
+
+
+cdef inline _watch(aw, callback):
+    fut = aw if isinstance(aw, _Future) else asyncio.ensure_future(aw)
+    fut.add_done_callback(callback)
+
+
+cdef class Peers:
+    def __init__(self, EventQueue q, factory, engine):
+        self.q = q
+        self.factory = factory
+        self.engine = engine
+        self.clients = {}
+        self.on_append_response = engine.recv_append_response
+        self.on_vote_response = engine.recv_vote_response
+
+    cpdef object client(self, object target):
+        """The client for `target`, or None when the membership has no address for it."""
+        client = self.clients.get(target)
+        if client is None:
+            m = self.engine.membership
+            node = None if m is None else m.get_node(target)
+            if node is None:
+                return None
+            client = self.clients[target] = self.factory.new_client(target, node)
+        return client
+
+    cdef int send(self, object target, object msg) except -1:
+        client = self.client(target)
+        if client is None:
+            return 0
+        t = type(msg)
+        if t is AppendRequest:
+            _watch(client.append_entries(msg), partial(self._append_done, target))
+        elif t is VoteRequest:
+            log.debug("node %s: vote request to %s: %r", self.engine.node_id, target, msg)
+            _watch(client.vote(msg), partial(self._vote_done, target))
+        elif t is TimeoutNow:
+            log.debug("node %s: TimeoutNow to %s", self.engine.node_id, target)
+            _watch(client.timeout_now(msg), _ignore_result)
+        return 0
+
+    cdef int heartbeat(self, object target, object msg) except -1:
+        client = self.client(target)
+        if client is not None:
+            _watch(client.heartbeat(msg), partial(self._append_done, target))
+        return 0
+
+    def _append_done(self, target, fut):
+        if fut.cancelled() or fut.exception() is not None or self.q.stopped is not None:
+            return      # lost messages are resent by the engine's retransmit timer
+        self.q.push(self.on_append_response, (target, fut.result()))
+
+    def _vote_done(self, target, fut):
+        if fut.cancelled() or fut.exception() is not None or self.q.stopped is not None:
+            return
+        log.debug("node %s: vote response from %s: %r", self.engine.node_id, target, fut.result())
+        self.q.push(self.on_vote_response, (target, fut.result()))
+
+    def close_all(self):
+        for c in self.clients.values():
+            try:
+                c.close()
+            except Exception:
+                log.exception("closing a network client")
+        self.clients.clear()
+
+
+def _ignore_result(fut):
+    if not fut.cancelled():
+        fut.exception()
