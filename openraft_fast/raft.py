@@ -16,13 +16,13 @@ from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeU
                                   Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
+from openraft_fast._core.writes import all_bytes
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
 from openraft_fast.storage.base import LogStore, StateMachine
 
 
 _log = logging.getLogger("openraft_fast")
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-_BYTES_ONLY = frozenset((bytes,))
 
 
 def _non_negative_int(name: str, value, what: str = "node id") -> int:
@@ -281,9 +281,10 @@ class Raft:
         """Replicate many entries in one submission; resolves with one response per entry.
         `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused.
         Losing leadership is handled as for client_write (OutcomeUnknown after the bound)."""
-        payloads = list(_iterable("client_write_many's argument", datas, "payloads"))
-        # One C-level pass over the types; per-entry Python work only for a batch that is not all bytes.
-        if not set(map(type, payloads)) <= _BYTES_ONLY:
+        # A list is not copied: its items are taken (extended into the batch) before this returns.
+        payloads = datas if type(datas) is list else list(_iterable("client_write_many's argument", datas, "payloads"))
+        # One C loop over the types; per-entry Python work only for a batch that is not all bytes.
+        if not all_bytes(payloads):
             payloads = [_payload(d) for d in payloads]
         return self._core.write_many(payloads)
 

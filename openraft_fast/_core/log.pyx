@@ -3,7 +3,8 @@ from cpython.bytearray cimport PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t, uint8_t
-from libc.string cimport memmove
+from cpython.list cimport PyList_GET_ITEM
+from libc.string cimport memcpy, memmove, memset
 
 from openraft_fast._core.types cimport (
     ENTRY_BLANK, ENTRY_MEMBERSHIP, ENTRY_NORMAL, ORD_EQUAL, Entry, LeaderId, LogId, Membership,
@@ -228,9 +229,9 @@ cdef class LogBuffer:
         base = len(self._payloads)
         self._add_run(self.last_index + 1, leader)
         self._payloads.extend(payloads)
+        memset(self._kinds + base, kind, n)
         for i in range(n):
-            self._kinds[base + i] = kind
-            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(payloads[i])
+            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(<object>PyList_GET_ITEM(payloads, i))
         self.last_index += n
         return self.last_index
 
@@ -255,9 +256,10 @@ cdef class LogBuffer:
             self._payloads.extend(s.payloads)
         else:
             self._payloads.extend(s.payloads[off:])
+        memcpy(self._kinds + base, <const char*>s.kinds + off, n)
+        cdef list payloads = s.payloads
         for i in range(n):
-            self._kinds[base + i] = s.kinds[off + i]
-            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(s.payloads[off + i])
+            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(<object>PyList_GET_ITEM(payloads, off + i))
         self.last_index = s.stop - 1
         return self.last_index
 

@@ -56,3 +56,6 @@ class ClientWrites:
 
 
 def fail_sinks(sinks: List[Any], err: BaseException) -> None: ...
+
+
+def all_bytes(items: List[Any]) -> bool: ...

@@ -5,6 +5,7 @@ leading, left unresolved past a bound (OutcomeUnknown "leadership_lost")."""
 from asyncio import InvalidStateError
 from collections import deque
 
+from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t
 
 from openraft_fast._core.log cimport LogSlice
@@ -93,6 +94,15 @@ cdef class PendingWrite:
         elif not self.batch_fut.done():
             self.batch_fut.set_exception(err)
         return 0
+
+
+def all_bytes(list items):
+    """Whether every item is exactly bytes (a C loop: a batch's type check costs ~1 ns an entry)."""
+    cdef Py_ssize_t i
+    for i in range(len(items)):
+        if type(<object>PyList_GET_ITEM(items, i)) is not bytes:
+            return False
+    return True
 
 
 def fail_sinks(list sinks, BaseException err):
