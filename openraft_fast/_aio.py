@@ -89,3 +89,14 @@ def run(main: Coroutine, use_uvloop: Optional[bool] = None) -> Any:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def freeze_startup_heap() -> None:
+    """gc.freeze(): what exists once a node is up (modules, the log and state read at startup)
+    moves to the collector's permanent generation and is never scanned again. The write path
+    makes no reference cycles, so later collections only walk short-lived objects; without
+    this, each full collection walks the whole log (measured: B1 with 1024 clients 1.8x faster
+    with it). For processes we own (serve, bench); embedding applications may do the same."""
+    import gc
+    gc.collect()
+    gc.freeze()

@@ -18,7 +18,7 @@ PROFILE_ENV = "OPENRAFT_FAST_BENCH_PROFILE"
 
 def main(argv: Optional[List[str]] = None) -> None:
     from openraft_fast import Config, Raft
-    from openraft_fast._aio import run
+    from openraft_fast._aio import freeze_startup_heap, run
     from openraft_fast.bench_procs import announce_ready, exit_with_parent
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
     from openraft_fast.storage import MemLogStore, NoopStateMachine
@@ -43,6 +43,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         raft = await Raft.start(args.id, config, TcpNetworkFactory(args.id, config, ssl=None), MemLogStore(),
                                 NoopStateMachine())
         server = await serve_tcp(raft, args.host, args.port)
+        freeze_startup_heap()
         if profiler is not None:
             # Stop (and write the profile) when stdin closes, instead of exiting at once.
             exit_with_parent(on_eof=lambda: loop.call_soon_threadsafe(stop.set))

@@ -19,6 +19,7 @@ import ssl
 import sys
 from typing import Optional, Tuple
 
+from openraft_fast._aio import freeze_startup_heap
 from openraft_fast.cli_args import bounded, host_port, one_line_errors
 from openraft_fast.config import Config
 
@@ -124,6 +125,7 @@ async def serve(args) -> int:
             http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl).start()
         except OSError as exc:
             raise ServeError(f"cannot listen: {exc}") from None
+        freeze_startup_heap()
         m = raft.metrics
         _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
                   args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,
