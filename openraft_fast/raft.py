@@ -115,8 +115,12 @@ class Raft:
     def __init__(self, core: RaftCore) -> None:
         self._core = core
         self.trigger = Trigger(core)
-        # The in-process router's entry: the compiled inbox itself, no Python frame between.
+        # The hot entry points are the compiled runtime's own (no Python frame between): the
+        # in-process router's, and client_write (the method below documents it; the executor
+        # checks the payload with the same _payload).
         self._receive = core.receive
+        core.executor.to_payload = _payload
+        self.client_write = core.write  # type: ignore[method-assign,assignment]
 
     @classmethod
     async def start(cls, node_id: int, config: Config, network_factory: NetworkFactory, log_store: LogStore,
@@ -275,7 +279,7 @@ class Raft:
         OutcomeUnknown("truncated") if it is overwritten, and otherwise fails with
         OutcomeUnknown("leadership_lost") once 2 x Config.election_timeout_max has passed
         since the node stopped leading (the entry may still be committed by another leader)."""
-        return self._core.write(data if type(data) is bytes else _payload(data))
+        return self._core.write(data)      # (bound per instance to the executor's write: see __init__)
 
     def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":
         """Replicate many entries in one submission; resolves with one response per entry.

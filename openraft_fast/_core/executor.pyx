@@ -52,6 +52,8 @@ cdef class Executor(EventQueue):
 
     # ------------------------------------------------------------------ client writes
     def write(self, payload):
+        if type(payload) is not bytes:
+            payload = self.to_payload(payload)     # raises, before anything is queued
         fut = self.loop.create_future()
         if self.stopped is not None:
             fut.set_exception(self.stopped)
