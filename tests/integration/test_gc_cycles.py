@@ -5,7 +5,7 @@ take away: see README, "Performance")."""
 import asyncio
 import gc
 
-from openraft_fast import Config, Node, Raft, ServerState
+from openraft_fast import Config, ForwardToLeader, Node, Raft, ServerState
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, MemStateMachine
 
@@ -23,15 +23,30 @@ async def _cluster():
     return rafts
 
 
+async def _leader(rafts):
+    """The node that leads once a write has gone through it."""
+    for _ in range(100):
+        for r in rafts.values():
+            if r.is_leader():
+                try:
+                    await r.client_write(b"probe")
+                    return r
+                except ForwardToLeader:
+                    pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("no leader within 5 s")
+
+
 def _garbage_of(run, body) -> int:
     """Objects in reference cycles that `body` left behind (found by one full collection)."""
     async def measured():
         rafts = await _cluster()
-        leader = rafts[1]
-        await body(leader, 100)                 # warm up: first-use allocations are not per write
+        await body(rafts[1], 100)               # warm up: first-use allocations are not per write
         gc.collect()
         gc.disable()
         try:
+            # A long collection blocks the loop: check-quorum may then have deposed the leader.
+            leader = await _leader(rafts)
             await body(leader, WRITES)
             found = gc.collect()
         finally:
