@@ -329,7 +329,7 @@ class Raft:
 
     # ------------------------------------------------------------------ receiving side
     def _rpc(self, kind: str, msg) -> "asyncio.Future":
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._core.loop.create_future()     # the node's loop (asking for the running one costs a getpid)
         self._core.receive(kind, msg.vote.leader_id.node_id, msg, fut)
         return fut
 
@@ -349,6 +349,6 @@ class Raft:
     def read_index(self, req):
         """Handle a follower's ReadIndexRequest (this node should lead); resolves with the
         ReadIndexResponse."""
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._core.loop.create_future()
         self._core.receive("read_index", None, req, fut)
         return fut
