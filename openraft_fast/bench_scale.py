@@ -13,13 +13,16 @@ Payload sizes need nothing here: `--payload 16,1024,65536` runs each size in tur
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import os
+import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from openraft_fast import Config
 from openraft_fast.bench import BenchResult, run_clients, start_local_cluster, summarize
+from openraft_fast.errors import RaftError
 
 # The fill: this many writers, each submitting batches of this many entries.
 FILL_CLIENTS = 8
@@ -159,6 +162,32 @@ async def fill_log(leader, entries: int, payload_size: int, progress: Optional[C
     return LogFill(written, elapsed, rss_bytes() - rss_before, left[0] <= 0)
 
 
+class FullGcPauses:
+    """The garbage collector's full (oldest generation) passes while inside the `with`: each
+    walks every tracked container, the log buffers' payload lists included, so it lasts longer
+    the longer the log (about 45 ms per million entries of a 3-node cluster), and with all nodes
+    on one loop it stalls leader and followers alike."""
+
+    def __init__(self) -> None:
+        self.pauses: List[float] = []
+        self._began = 0.0
+
+    def __enter__(self) -> "FullGcPauses":
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._began)
+
+
 def entries_held(raft) -> int:
     m = raft.metrics
     return m.last_log_index - (m.purged.index if m.purged is not None else 0)
@@ -182,14 +211,21 @@ async def _log_rows(nodes: int, config: Config, fill_to: int, client_counts: Lis
     """One cluster: its leader's log filled to `fill_to` entries (0: not filled), then a row per
     client count, each with the entries held when it began and the RSS the fill added per entry."""
     router, rafts, leader = await start_local_cluster(nodes, config)
-    held, runs = [], []
+    held, runs, gc_pauses = [], [], []
     try:
         fill = LogFill(0, 0.0, math.nan, True)
         if fill_to:
             fill = await fill_log(leader, max(0, fill_to - entries_held(leader)), payload_size, progress)
         for c in client_counts:
             held.append(entries_held(leader))
-            runs += await run_clients(leader, [c], batch, payload_size, seconds, progress, f"log={held[-1]:<11,d} ")
+            with FullGcPauses() as gc_watch:
+                try:
+                    runs += await run_clients(leader, [c], batch, payload_size, seconds, progress,
+                                              f"log={held[-1]:<11,d} ")
+                except RaftError:
+                    _explain_stall(gc_watch.pauses, config)
+                    raise
+            gc_pauses.append(gc_watch.pauses)
         purged = leader.metrics.purged
     finally:
         for r in rafts.values():
@@ -197,11 +233,29 @@ async def _log_rows(nodes: int, config: Config, fill_to: int, client_counts: Lis
     if purged is not None:      # log_keeping_config forbids it; a config passed in may not
         raise RuntimeError(f"the log was purged up to {purged} during the bench: it did not keep every entry")
     rows = summarize("local", "ours", nodes, batch, payload_size, runs)
-    for row, count in zip(rows, held):
+    for row, count, pauses in zip(rows, held, gc_pauses):
         row.log_entries = count
+        row.gc_full_passes = len(pauses)
+        row.gc_full_ms = max(pauses, default=0.0) * 1e3
         if fill.entries:
             row.rss_per_entry = fill.rss_added / fill.entries
     return rows, fill
+
+
+def _explain_stall(pauses: List[float], config: Config) -> None:
+    """A write failed mid-run (the leader lost its leadership): say so if a full GC pause
+    outlasted the election timeout, the likely cause on a long log."""
+    longest = max(pauses, default=0.0)
+    if longest >= config.election_timeout_min:
+        print(f"\nbench --log-entries: a full garbage collection paused every node for {longest * 1e3:,.0f} ms, "
+              f"longer than the election timeout ({config.election_timeout_min:g}-{config.election_timeout_max:g} s): "
+              f"leadership was lost. Use fewer --log-entries.", file=sys.stderr)
+
+
+def _gc_cell(r: BenchResult) -> str:
+    if r.gc_full_passes is None:
+        return "-"
+    return f"{r.gc_full_passes} (longest {r.gc_full_ms:,.0f} ms)" if r.gc_full_passes else "0"
 
 
 def format_log_costs(results: List[BenchResult], fills: List[LogFill]) -> str:
@@ -220,7 +274,8 @@ def format_log_costs(results: List[BenchResult], fills: List[LogFill]) -> str:
         rel = _ratio(full.put_per_s, empty.put_per_s)
         lines.append(f"nodes={nodes} clients={clients:<5d} payload={payload:<6d} put/s at {full.log_entries:,d} "
                      f"entries / at {empty.log_entries:,d}: {rel:.2f}x (target >= 0.90); RSS per entry "
-                     f"{full.rss_per_entry:,.0f} B vs payload + 16 = {payload + 16} B")
+                     f"{full.rss_per_entry:,.0f} B vs payload + 16 = {payload + 16} B; full GC passes "
+                     f"{_gc_cell(full)} / {_gc_cell(empty)}")
     for f in fills:
         state = "" if f.complete else f" (STOPPED by the {FILL_TIMEOUT:.0f} s bound: short of the target)"
         lines.append(f"fill: {f.entries:,d} entries in {f.seconds:.1f} s, {f.entries / max(f.seconds, 1e-9):,.0f}/s"
