@@ -45,10 +45,10 @@ class BenchResult:
     # on the full-log rows the RSS the fill added per entry in bytes (None / nan elsewhere).
     log_entries: Optional[int] = None
     rss_per_entry: float = math.nan
-    # ... and the garbage collector's full passes while measuring, with the longest one's pause
-    # (each walks the whole log, so it grows with it).
-    gc_full_passes: Optional[int] = None
-    gc_full_ms: float = math.nan
+    # ... and the garbage collector's passes of GC_SLOW_MS or more while measuring, with the
+    # longest pause (a pass over the log buffers walks every entry, so it grows with the log).
+    gc_slow_passes: Optional[int] = None
+    gc_longest_ms: float = math.nan
 
 
 class BenchStores:
@@ -267,7 +267,7 @@ def _cell(value: float, width: int, decimals: int = 2) -> str:
 
 def results_json(results: List[BenchResult]) -> dict:
     keys = ("system", "transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us",
-            "p99_us", "cpu_us", "follower_cpu_us", "log_entries", "rss_per_entry", "gc_full_passes", "gc_full_ms")
+            "p99_us", "cpu_us", "follower_cpu_us", "log_entries", "rss_per_entry", "gc_slow_passes", "gc_longest_ms")
 
     def value(v):
         return None if isinstance(v, float) and math.isnan(v) else v       # JSON has no NaN
