@@ -3,10 +3,11 @@
 - Voters: `bench --nodes 3,5,7` runs the usual rows once per node count; `format_node_costs`
   puts each count's cost per write (1e6/rate) beside the smallest count's (target: 7 voters at
   most 1.5x the cost of 3).
-- Log length: `bench_log_entries` measures put/s on a nearly empty log, fills the leader's log
-  to N entries with `client_write_many` batches, measures again, and reports the resident
-  memory the fill added per entry. Its nodes never snapshot (`log_keeping_config`): a snapshot
-  would let the engine purge the log, and the point is N entries held.
+- Log length: `bench_log_entries` fills the leader's log to N entries with `client_write_many`
+  batches, measures put/s, then measures a fresh cluster with an empty log, and reports the
+  resident memory the fill added per entry and the garbage collector's pauses (`GcPauses`). Its
+  nodes never snapshot (`log_keeping_config`): a snapshot would let the engine purge the log,
+  and the point is N entries held.
 
 Payload sizes need nothing here: `--payload 16,1024,65536` runs each size in turn.
 """
