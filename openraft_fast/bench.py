@@ -41,6 +41,14 @@ class BenchResult:
     # unknown). Unlike put/s they hold up on a loaded machine: what others run is not counted.
     cpu_us: float = math.nan
     follower_cpu_us: float = math.nan
+    # B6 log-length rows (bench_scale): entries in the leader's log when measuring began, and
+    # on the full-log rows the RSS the fill added per entry in bytes (None / nan elsewhere).
+    log_entries: Optional[int] = None
+    rss_per_entry: float = math.nan
+    # ... and the garbage collector's passes of GC_SLOW_MS or more while measuring, with the
+    # longest pause (a pass over the log buffers walks every entry, so it grows with the log).
+    gc_slow_passes: Optional[int] = None
+    gc_longest_ms: float = math.nan
 
 
 class BenchStores:
@@ -231,24 +239,35 @@ def summarize(transport: str, system: str, nodes: int, batch: int, payload_size:
 
 
 def format_table(results: List[BenchResult]) -> str:
+    # The B6 log-length columns only when some row has them.
+    log = any(r.log_entries is not None for r in results)
     head = f"{'system':17s} {'transport':9s} {'nodes':>5s} {'clients':>7s} {'batch':>5s} {'payload':>7s} {'put/s':>12s} {'1e6/rate':>8s} {'p50 us':>9s} {'p99 us':>9s} {'cpu us/e':>8s} {'foll us/e':>9s}"
+    if log:
+        head += f" {'log entries':>11s} {'rss B/e':>8s}"
     rows = [head, "-" * len(head)]
     for r in results:
-        rows.append(f"{r.system:17s} {r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
-                    f"{r.inverse_rate_us:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f} {_cell(r.cpu_us, 8)} "
-                    f"{_cell(r.follower_cpu_us, 9)}")
+        row = (f"{r.system:17s} {r.transport:9s} {r.nodes:5d} {r.clients:7d} {r.batch:5d} {r.payload:7d} {r.put_per_s:12,.0f} "
+               f"{r.inverse_rate_us:8.2f} {r.p50_us:9.1f} {r.p99_us:9.1f} {_cell(r.cpu_us, 8)} "
+               f"{_cell(r.follower_cpu_us, 9)}")
+        if log:
+            entries = "-" if r.log_entries is None else f"{r.log_entries:,d}"
+            row += f" {entries:>11s} {_cell(r.rss_per_entry, 8, 1)}"
+        rows.append(row)
     notes = ["cpu us/e: CPU microseconds per entry of the bench process (with --transport tcp: the leader);",
              "foll us/e: of each follower process. put/s and latencies depend on the machine's load, these less."]
+    if log:
+        notes.append("log entries: in the leader's log when the row began; rss B/e: resident bytes the fill added "
+                     "per entry.")
     return "\n".join(rows + notes)
 
 
-def _cell(value: float, width: int) -> str:
-    return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.2f}"
+def _cell(value: float, width: int, decimals: int = 2) -> str:
+    return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.{decimals}f}"
 
 
 def results_json(results: List[BenchResult]) -> dict:
     keys = ("system", "transport", "nodes", "clients", "batch", "payload", "put_per_s", "inverse_rate_us", "p50_us",
-            "p99_us", "cpu_us", "follower_cpu_us")
+            "p99_us", "cpu_us", "follower_cpu_us", "log_entries", "rss_per_entry", "gc_slow_passes", "gc_longest_ms")
 
     def value(v):
         return None if isinstance(v, float) and math.isnan(v) else v       # JSON has no NaN
@@ -377,12 +396,14 @@ def _system_batch(system: str, batch: int) -> int:
 
 
 def format_ratios(results: List[BenchResult]) -> str:
-    """ours/floor and ours/best PySyncObj per (clients, payload), for the lines under the table."""
+    """ours/floor and ours/best PySyncObj per (nodes, clients, payload), for the lines under the
+    table (naming the nodes when rows of several node counts are there)."""
     by_key: dict = {}
     for r in results:
-        by_key.setdefault((r.clients, r.payload), {})[r.system] = r
+        by_key.setdefault((r.nodes, r.clients, r.payload), {})[r.system] = r
+    several_counts = len({nodes for nodes, _, _ in by_key}) > 1
     lines = []
-    for (clients, payload), row in sorted(by_key.items()):
+    for (nodes, clients, payload), row in sorted(by_key.items()):
         ours = row.get("ours")
         if ours is None:
             continue
@@ -396,5 +417,6 @@ def format_ratios(results: List[BenchResult]) -> str:
             best = max(peers, key=lambda r: r.put_per_s)
             parts.append(f"ours/{best.system} (its best) {ours.put_per_s / best.put_per_s:8.1f}x")
         if parts:
-            lines.append(f"clients={clients:<5d} payload={payload:<5d} " + "  ".join(parts))
+            prefix = f"nodes={nodes} " if several_counts else ""
+            lines.append(f"{prefix}clients={clients:<5d} payload={payload:<5d} " + "  ".join(parts))
     return "\n".join(lines)

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="cluster write benchmark (DESIGN B1/B2; B3 with --transport tcp)")
     b.add_argument("--transport", choices=["local", "tcp"], default="local",
                    help="local: one process (B1/B2); tcp: one process per node on 127.0.0.1, with the TCP floor (B3)")
-    b.add_argument("--nodes", type=_positive(int), default=3)
+    b.add_argument("--nodes", type=_ints, default=[3],
+                   help="voters, or a list run in turn: 3,5,7 (B6: cost per write relative to the fewest)")
     b.add_argument("--clients", type=_ints, default=None, help="client counts (default local 1,64,256,1024; tcp 1,256)")
     b.add_argument("--batch", type=_positive(int), default=1, help="entries per client_write_many (1: client_write)")
     b.add_argument("--seconds", type=_positive(float), default=3.0)
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", metavar="DIR", help="with --store wal: where the logs go (default: a temp dir)")
     b.add_argument("--floors", action="store_true",
                    help="local: also run the in-process floor and the per-op future ceiling after each row")
+    b.add_argument("--log-entries", type=_positive(int), metavar="N",
+                   help="B6, local: fill the leader's log to N entries (kept: no snapshots) and measure, "
+                        "then measure an empty log; reports RSS per entry")
+    b.add_argument("--profile", metavar="FILE",
+                   help="run under cProfile: write FILE (.pstats) and print the top 25 by tottime to stderr")
     from openraft_fast import cli_ops, cli_serve
     cli_serve.add_parser(sub)
     cli_ops.add_parsers(sub)
@@ -83,61 +89,103 @@ def main(argv: Optional[List[str]] = None) -> int:
         from openraft_fast import cli_ops
         return cli_ops.main(args)
     if args.command == "bench":
-        from openraft_fast.bench import bench_local, format_table, live_printer, results_json
-        tcp = args.transport == "tcp"
-        clients = args.clients or ([1, 256] if tcp else [1, 64, 256, 1024])
-        payloads = args.payload if args.payload is not None else ([16, 256] if tcp else [0])
-        if args.peer and not tcp:
-            print("--peer needs --transport tcp", file=sys.stderr)
-            return 2
-        if tcp and args.nodes < 2:
-            print("--transport tcp needs --nodes >= 2", file=sys.stderr)
-            return 2
-        if tcp and (args.store != "mem" or args.floors):
-            print("--store wal and --floors are for --transport local (B3 over TCP has its own floor)", file=sys.stderr)
-            return 2
-        if args.peer == "pysyncobj":
-            from openraft_fast.bench_pysyncobj import available
-            if not available():
-                print("--peer pysyncobj: the pysyncobj package is not installed "
-                      "(pip install 'openraft-fast[bench]' or pip install pysyncobj)", file=sys.stderr)
-                return 2
-        if args.json:
-            folder = os.path.dirname(os.path.abspath(args.json))
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(args.json):
-                print(f"--json: cannot write {args.json!r} (no such writable directory {folder!r})", file=sys.stderr)
-                return 2
-        if args.data and not (os.path.isdir(args.data) and os.access(args.data, os.W_OK)):
-            print(f"--data: {args.data!r} is not a writable directory", file=sys.stderr)
-            return 2
-        show = live_printer()
-        use_uvloop = False if args.no_uvloop else None
-        if tcp:
-            from openraft_fast.bench import bench_tcp
-            from openraft_fast.errors import RaftError
-            try:
-                results = run(bench_tcp(args.nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
-                                        use_uvloop=use_uvloop), use_uvloop=use_uvloop)
-            except RaftError as exc:     # a follower process failed to start, a write failed, ...
-                print(f"\nbench --transport tcp failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                return 1
-        else:
-            results = []
-            for size in payloads:
-                results += run(bench_local(args.nodes, clients, args.batch, size, args.seconds, show,
-                                           store=args.store, data=args.data, floors=args.floors),
-                               use_uvloop=use_uvloop)
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        print(format_table(results))
-        if tcp or args.floors:
-            from openraft_fast.bench import format_ratios
-            print(format_ratios(results))
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(results_json(results), f, indent=2)
-        return 0
+        return _bench(args)
     return 2
+
+
+def _bench(args) -> int:
+    from openraft_fast.bench import format_table, live_printer, results_json
+    tcp = args.transport == "tcp"
+    clients = args.clients or ([1, 256] if tcp else [1, 64, 256, 1024])
+    payloads = args.payload if args.payload is not None else ([16, 256] if tcp else [0])
+    if args.peer and not tcp:
+        print("--peer needs --transport tcp", file=sys.stderr)
+        return 2
+    if tcp and min(args.nodes) < 2:
+        print("--transport tcp needs --nodes >= 2", file=sys.stderr)
+        return 2
+    if tcp and (args.store != "mem" or args.floors):
+        print("--store wal and --floors are for --transport local (B3 over TCP has its own floor)", file=sys.stderr)
+        return 2
+    if args.log_entries and (tcp or args.store != "mem" or args.floors):
+        print("--log-entries is for --transport local with --store mem, without --floors", file=sys.stderr)
+        return 2
+    if args.log_entries:
+        from openraft_fast.bench_scale import check_fill_fits
+        too_big = check_fill_fits(args.log_entries, payloads, args.nodes)
+        if too_big:
+            print(too_big, file=sys.stderr)
+            return 2
+    if args.peer == "pysyncobj":
+        from openraft_fast.bench_pysyncobj import available
+        if not available():
+            print("--peer pysyncobj: the pysyncobj package is not installed "
+                  "(pip install 'openraft-fast[bench]' or pip install pysyncobj)", file=sys.stderr)
+            return 2
+    for flag, path in (("--json", args.json), ("--profile", args.profile)):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(path):
+                print(f"{flag}: cannot write {path!r} (no such writable directory {folder!r})", file=sys.stderr)
+                return 2
+    if args.data and not (os.path.isdir(args.data) and os.access(args.data, os.W_OK)):
+        print(f"--data: {args.data!r} is not a writable directory", file=sys.stderr)
+        return 2
+    show = live_printer()
+    use_uvloop = False if args.no_uvloop else None
+    fills: list = []
+
+    def measure() -> list:
+        results = []
+        for nodes in args.nodes:
+            if tcp:
+                from openraft_fast.bench import bench_tcp
+                results += run(bench_tcp(nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
+                                         use_uvloop=use_uvloop), use_uvloop=use_uvloop)
+                continue
+            for size in payloads:
+                if args.log_entries:
+                    from openraft_fast.bench_scale import bench_log_entries
+                    rows, fill = run(bench_log_entries(nodes, clients, args.batch, size, args.seconds,
+                                                       args.log_entries, show), use_uvloop=use_uvloop)
+                    results += rows
+                    fills.append(fill)
+                else:
+                    from openraft_fast.bench import bench_local
+                    results += run(bench_local(nodes, clients, args.batch, size, args.seconds, show,
+                                               store=args.store, data=args.data, floors=args.floors),
+                                   use_uvloop=use_uvloop)
+        return results
+
+    from openraft_fast.errors import RaftError
+    try:
+        if args.profile:
+            from openraft_fast.bench_profile import profiled
+            with profiled(args.profile):
+                results = measure()
+        else:
+            results = measure()
+    except RaftError as exc:     # a follower process failed to start, a write failed, ...
+        print(f"\nbench --transport {args.transport} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(format_table(results))
+    if tcp or args.floors:
+        from openraft_fast.bench import format_ratios
+        print(format_ratios(results))
+    if len(args.nodes) > 1 and not args.log_entries:
+        from openraft_fast.bench_scale import format_node_costs
+        print(format_node_costs(results))
+    if args.log_entries:
+        from openraft_fast.bench_scale import format_log_costs
+        print(format_log_costs(results, fills))
+    if args.profile:
+        print(f"profiled: {args.profile} (figures under cProfile are slower than without it)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results_json(results), f, indent=2)
+    return 0
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def test_tcp_options_parse():
     a = _bench_args("--transport", "tcp", "--nodes", "3", "--clients", "1,256", "--payload", "16,256",
                     "--batch", "1024", "--peer", "pysyncobj", "--seconds", "0.5", "--json", "out.json")
     assert (a.transport, a.nodes, a.clients, a.payload, a.batch, a.peer, a.seconds, a.json) == \
-        ("tcp", 3, [1, 256], [16, 256], 1024, "pysyncobj", 0.5, "out.json")
+        ("tcp", [3], [1, 256], [16, 256], 1024, "pysyncobj", 0.5, "out.json")
 
 
 def test_payload_is_a_list_and_zero_still_works():
@@ -66,6 +66,8 @@ def test_payload_is_a_list_and_zero_still_works():
     ["--payload", "-1"], ["--payload", "16,-3"], ["--payload", "sixteen"], ["--payload", ","],
     ["--clients", "0"], ["--clients", "1,x"], ["--batch", "0"], ["--seconds", "-1"],
     ["--transport", "udp"], ["--peer", "etcd"],
+    ["--nodes", "0"], ["--nodes", "3,x"], ["--nodes", "3,0"], ["--nodes", ""],
+    ["--log-entries", "-1"], ["--log-entries", "0"], ["--log-entries", "ten"],
 ])
 def test_bad_bench_options_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as ei:
@@ -115,6 +117,11 @@ def test_ratios_compare_ours_with_the_floor_and_the_best_peer():
     assert "clients=256" in lines[1] and "ours/floor   1.20x" in lines[1] and "pysyncobj" not in lines[1]
     # Reference rows alone give no ratio; the table shows which system a row is.
     assert format_ratios([_row("floor", 1, 16, 1.0)]) == ""
+    # Rows of several node counts (--nodes 3,5): a line per count, which names it.
+    import dataclasses
+    five = [dataclasses.replace(r, nodes=5) for r in rows[4:]]
+    lines = format_ratios(rows[4:] + five).splitlines()
+    assert lines == [f"nodes={n} clients=256   payload=16    ours/floor   1.20x" for n in (3, 5)]
     table = format_table(rows)
     assert table.splitlines()[0].startswith("system") and "pysyncobj-nobatch" in table
     assert results_json(rows)["results"][0]["system"] == "ours"
@@ -164,3 +171,93 @@ def test_a_failed_tcp_run_is_reported_not_a_traceback(monkeypatch, capsys):
     assert main(["bench", "--transport", "tcp", "--clients", "1", "--seconds", "30"]) == 1
     err = capsys.readouterr().err
     assert "bench --transport tcp failed: Timeout" in err and "not ready" in err
+
+
+# ---- B6: scale (--nodes list, --log-entries) and --profile ------------------------------
+
+def test_nodes_is_a_list_and_a_plain_int_still_works():
+    assert _bench_args().nodes == [3]
+    assert _bench_args("--nodes", "5").nodes == [5]
+    assert _bench_args("--nodes", "3,5,7").nodes == [3, 5, 7]
+    assert _bench_args("--log-entries", "10000000").log_entries == 10_000_000
+    assert _bench_args().log_entries is None and _bench_args().profile is None
+
+
+def test_node_costs_are_relative_to_the_fewest_voters():
+    from openraft_fast.bench_scale import format_node_costs
+    rows = [BenchResult("local", n, 256, 1, 0, 1e6 / us, us, 10.0, 20.0, 100, 1.0, "ours", cpu)
+            for n, us, cpu in ((3, 2.0, 1.0), (5, 2.5, 1.5), (7, 2.64, 2.0))]
+    lines = format_node_costs(rows).splitlines()
+    assert "5 voters cost 1.25x of 3 (cpu 1.50x)" in lines[0]
+    assert "7 voters cost 1.32x of 3 (cpu 2.00x)" in lines[0]
+    assert "target: 7 voters <= 1.5x of 3" in lines[-1]
+    assert format_node_costs(rows[:1]) == ""            # one node count: nothing to compare
+
+
+def test_bench_nodes_list_gives_a_row_per_count_and_the_cost_line(tmp_path, capsys):
+    import json
+    out = tmp_path / "b6.json"
+    assert main(["bench", "--nodes", "3,5", "--clients", "16", "--seconds", "0.3", "--json", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [r["nodes"] for r in rows] == [3, 5]
+    assert all(r["put_per_s"] > 0 and r["log_entries"] is None for r in rows)
+    line = next(x for x in stdout.splitlines() if "voters cost" in x)
+    ratio = float(line.split("5 voters cost ")[1].split("x")[0])
+    assert 0 < ratio < 100
+
+
+def test_bench_log_entries_fills_keeps_and_reports_memory(tmp_path, capsys):
+    import json
+    out = tmp_path / "b6.json"
+    assert main(["bench", "--log-entries", "200000", "--payload", "16", "--clients", "16", "--seconds", "0.3",
+                 "--json", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    full, empty = json.loads(out.read_text())["results"]
+    assert full["log_entries"] >= 200_000 and 0 < full["rss_per_entry"] < 4096
+    assert empty["log_entries"] < 100 and empty["rss_per_entry"] is None
+    assert full["gc_slow_passes"] >= 0 and empty["gc_slow_passes"] >= 0 and full["gc_longest_ms"] >= 0
+    assert full["put_per_s"] > 0 and empty["put_per_s"] > 0
+    assert "log entries" in stdout and "rss B/e" in stdout
+    assert "payload + 16 = 32 B" in stdout and "snapshot_policy='never'" in stdout
+    assert "fill: 199,998 entries" in stdout and "STOPPED" not in stdout
+
+
+def test_gc_pauses_are_seen_and_a_long_one_explains_a_lost_leader(capsys):
+    import gc
+    from openraft_fast import Config
+    from openraft_fast.bench_scale import GcPauses, _explain_stall
+    with GcPauses() as watch:
+        gc.collect(0)
+        gc.collect()
+    gc.collect()                            # after the block: not watched any more
+    assert len(watch.pauses) == 2 and min(watch.pauses) >= 0
+    config = Config(election_timeout_min=1.0, election_timeout_max=2.0, heartbeat_interval=0.1)
+    _explain_stall([0.2], config)
+    assert capsys.readouterr().err == ""
+    _explain_stall([0.2, 1.5], config)
+    assert "paused every node for 1,500 ms, longer than the election timeout (1-2 s)" in capsys.readouterr().err
+
+
+def test_log_entries_needs_local_mem_and_memory_it_has(monkeypatch, capsys):
+    assert main(["bench", "--transport", "tcp", "--log-entries", "1000", "--clients", "1", "--seconds", "30"]) == 2
+    assert "--log-entries is for --transport local" in capsys.readouterr().err
+    from openraft_fast import bench_scale
+    monkeypatch.setattr(bench_scale, "available_memory", lambda: 2.0 ** 30)
+    assert main(["bench", "--log-entries", "10000000", "--payload", "65536", "--clients", "1",
+                 "--seconds", "30"]) == 2
+    assert "--log-entries 10,000,000: the fill needs about" in capsys.readouterr().err
+
+
+def test_bench_profile_writes_a_loadable_pstats_file(tmp_path, capsys):
+    import pstats
+    path = tmp_path / "bench.pstats"
+    assert main(["bench", "--clients", "4", "--seconds", "0.3", "--profile", str(path)]) == 0
+    captured = capsys.readouterr()
+    stats = pstats.Stats(str(path))
+    assert stats.total_calls > 0
+    assert any(fn[2] == "client_write" for fn in stats.stats)       # the bench's writes were seen
+    assert "top 25 by tottime" in captured.err and f"profiled: {path}" in captured.out
+    missing = tmp_path / "no-such-dir" / "x.pstats"
+    assert main(["bench", "--profile", str(missing), "--clients", "1", "--seconds", "30"]) == 2
+    assert "--profile" in capsys.readouterr().err and not missing.exists()
