@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from openraft_fast import Config, Node, Raft, ServerState
+from openraft_fast._aio import freeze_startup_heap
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, NoopStateMachine, WalLogStore
 
@@ -75,9 +76,11 @@ class BenchStores:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-async def start_local_cluster(nodes: int, config: Optional[Config] = None, stores: Optional[BenchStores] = None):
+async def start_local_cluster(nodes: int, config: Optional[Config] = None, stores: Optional[BenchStores] = None,
+                              freeze_gc: bool = True):
     """`nodes` voters on a LocalRouter with memory stores (or `stores`); returns (router,
-    {id: Raft}, leader)."""
+    {id: Raft}, leader). With `freeze_gc`, the heap as it is once the leader is up is frozen
+    (gc.freeze, as `openraft-fast serve` does): later collections never walk it again."""
     config = config or Config()
     stores = stores or BenchStores()
     router = LocalRouter()
@@ -87,6 +90,8 @@ async def start_local_cluster(nodes: int, config: Optional[Config] = None, store
         router.add(rafts[i])
     await rafts[1].initialize({i: Node(f"local:{i}") for i in rafts})
     await rafts[1].wait(5.0).state(ServerState.LEADER)
+    if freeze_gc:
+        freeze_startup_heap()
     return router, rafts, rafts[1]
 
 
@@ -190,7 +195,8 @@ async def run_clients(writer, client_counts: List[int], batch: int, payload_size
 
 async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
                       progress: Optional[Callable[[str], None]] = None, config: Optional[Config] = None,
-                      store: str = "mem", data: Optional[str] = None, floors: bool = False):
+                      store: str = "mem", data: Optional[str] = None, floors: bool = False,
+                      freeze_gc: bool = True):
     """With store="wal", B4: each node on its own WalLogStore under `data`, and first rows
     with the disk's own sync rate there (bench_disk): one loop, and one loop per node at once.
     With `floors`, the in-process floor and the per-op future ceiling (bench_floors) run on the
@@ -202,7 +208,7 @@ async def bench_local(nodes: int, client_counts: List[int], batch: int, payload_
         results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds))
         if nodes > 1:       # the nodes share this disk: as many sync loops at once
             results.append(await asyncio.to_thread(disk_sync_rate, stores.root, seconds, 4096, nodes))
-    router, rafts, leader = await start_local_cluster(nodes, config, stores)
+    router, rafts, leader = await start_local_cluster(nodes, config, stores, freeze_gc)
     try:
         runs: dict = {"ours": []}
         for c in client_counts:

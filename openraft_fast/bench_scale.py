@@ -198,22 +198,23 @@ def entries_held(raft) -> int:
 
 async def bench_log_entries(nodes: int, client_counts: List[int], batch: int, payload_size: int, seconds: float,
                             log_entries: int, progress: Optional[Callable[[str], None]] = None,
-                            config: Optional[Config] = None) -> Tuple[List[BenchResult], LogFill]:
+                            config: Optional[Config] = None, freeze_gc: bool = True) -> Tuple[List[BenchResult], LogFill]:
     """A row per client count on a cluster whose leader's log was first filled to `log_entries`
     entries, then the same rows on a fresh cluster with an (almost) empty log. The full log goes
     first so that no earlier cluster's freed memory is reused by the fill and hides from its RSS."""
     config = config or log_keeping_config()
-    full, fill = await _log_rows(nodes, config, log_entries, client_counts, batch, payload_size, seconds, progress)
-    empty, _ = await _log_rows(nodes, config, 0, client_counts, batch, payload_size, seconds, progress)
+    full, fill = await _log_rows(nodes, config, log_entries, client_counts, batch, payload_size, seconds, progress,
+                                 freeze_gc)
+    empty, _ = await _log_rows(nodes, config, 0, client_counts, batch, payload_size, seconds, progress, freeze_gc)
     return full + empty, fill
 
 
 async def _log_rows(nodes: int, config: Config, fill_to: int, client_counts: List[int], batch: int,
                     payload_size: int, seconds: float,
-                    progress: Optional[Callable[[str], None]]) -> Tuple[List[BenchResult], LogFill]:
+                    progress: Optional[Callable[[str], None]], freeze_gc: bool) -> Tuple[List[BenchResult], LogFill]:
     """One cluster: its leader's log filled to `fill_to` entries (0: not filled), then a row per
     client count, each with the entries held when it began and the RSS the fill added per entry."""
-    router, rafts, leader = await start_local_cluster(nodes, config)
+    router, rafts, leader = await start_local_cluster(nodes, config, freeze_gc=freeze_gc)
     held, runs, gc_pauses = [], [], []
     try:
         # Watched throughout, not only within the rows: any pass stalls the nodes.

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--log-entries", type=_positive(int), metavar="N",
                    help="B6, local: fill the leader's log to N entries (kept: no snapshots) and measure, "
                         "then measure an empty log; reports RSS per entry")
+    b.add_argument("--gc", choices=["freeze", "default"], default="freeze",
+                   help="local: freeze: gc.freeze() once the cluster is up, as `serve` does (README, Performance); "
+                        "default: leave the collector as Python sets it")
     b.add_argument("--profile", metavar="FILE",
                    help="run under cProfile: write FILE (.pstats) and print the top 25 by tottime to stderr")
     from openraft_fast import cli_ops, cli_serve
@@ -134,6 +137,7 @@ def _bench(args) -> int:
     show = live_printer()
     use_uvloop = False if args.no_uvloop else None
     fills: list = []
+    freeze_gc = args.gc == "freeze"
 
     def measure() -> list:
         results = []
@@ -147,13 +151,15 @@ def _bench(args) -> int:
                 if args.log_entries:
                     from openraft_fast.bench_scale import bench_log_entries
                     rows, fill = run(bench_log_entries(nodes, clients, args.batch, size, args.seconds,
-                                                       args.log_entries, show), use_uvloop=use_uvloop)
+                                                       args.log_entries, show, freeze_gc=freeze_gc),
+                                                     use_uvloop=use_uvloop)
                     results += rows
                     fills.append(fill)
                 else:
                     from openraft_fast.bench import bench_local
                     results += run(bench_local(nodes, clients, args.batch, size, args.seconds, show,
-                                               store=args.store, data=args.data, floors=args.floors),
+                                               store=args.store, data=args.data, floors=args.floors,
+                                               freeze_gc=freeze_gc),
                                    use_uvloop=use_uvloop)
         return results
 
