@@ -3,7 +3,8 @@ from cpython.bytearray cimport PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t, uint8_t
-from cpython.list cimport PyList_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.string cimport memcpy, memmove, memset
 
 from openraft_fast._core.types cimport (
@@ -146,17 +147,20 @@ cdef class LogSlice:
 
 cdef class LogBuffer:
     def __cinit__(self, *args, **kwargs):
+        self._items = NULL
+        self._len = 0
         self._kinds = NULL
         self._cum = NULL
         self._cap = 0
 
     def __dealloc__(self):
+        self._release(self._head, self._len)
+        PyMem_Free(self._items)
         PyMem_Free(self._kinds)
         PyMem_Free(self._cum)
 
     def __init__(self, LogId purged=None):
         """An empty log; `purged` is the log id of the last entry already purged (or None)."""
-        self._payloads = []
         self._head = 0
         self._run_starts = []
         self._run_leaders = []
@@ -165,7 +169,8 @@ cdef class LogBuffer:
         self.c_reset(purged)
 
     cdef c_reset(self, LogId purged):
-        del self._payloads[:]
+        self._release(self._head, self._len)
+        self._len = 0
         self._head = 0
         self._cum[0] = 0
         del self._run_starts[:]
@@ -180,12 +185,16 @@ cdef class LogBuffer:
 
     cdef int _reserve(self, Py_ssize_t extra) except -1:
         """Room for `extra` more entries (plus the end slot of _cum)."""
-        cdef Py_ssize_t need = len(self._payloads) + extra + 1
+        cdef Py_ssize_t need = self._len + extra + 1
         cdef Py_ssize_t cap = self._cap
         if need <= cap:
             return 0
         while cap < need:
             cap = cap * 2 if cap else 16
+        cdef PyObject** items = <PyObject**>PyMem_Realloc(self._items, cap * sizeof(PyObject*))
+        if items == NULL:
+            raise MemoryError()
+        self._items = items
         cdef uint8_t* k = <uint8_t*>PyMem_Realloc(self._kinds, cap * sizeof(uint8_t))
         if k == NULL:
             raise MemoryError()
@@ -196,6 +205,37 @@ cdef class LogBuffer:
         self._cum = c
         self._cap = cap
         return 0
+
+    cdef int _take(self, list payloads, Py_ssize_t off, Py_ssize_t n) except -1:
+        """Append payloads[off:off + n] (room reserved): a strong reference each, and the
+        running byte count."""
+        cdef Py_ssize_t i, base = self._len
+        cdef PyObject* p
+        for i in range(n):
+            p = PyList_GET_ITEM(payloads, off + i)
+            Py_INCREF(<object>p)
+            self._items[base + i] = p
+            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(<object>p)
+        self._len = base + n
+        return 0
+
+    cdef void _release(self, Py_ssize_t a, Py_ssize_t b) noexcept:
+        """Drop the references of slots [a, b)."""
+        cdef Py_ssize_t i
+        for i in range(a, b):
+            Py_XDECREF(self._items[i])
+            self._items[i] = NULL
+
+    cdef list _list(self, Py_ssize_t a, Py_ssize_t b):
+        """The payloads of slots [a, b) as a new list."""
+        cdef Py_ssize_t i
+        cdef list out = PyList_New(b - a)
+        cdef object p
+        for i in range(b - a):
+            p = <object>self._items[a + i]
+            Py_INCREF(p)
+            PyList_SET_ITEM(out, i, p)
+        return out
 
     cdef int _add_run(self, int64_t first, LeaderId leader) except -1:
         cdef LeaderId committed = leader.committed_id()
@@ -226,12 +266,10 @@ cdef class LogBuffer:
             for i in range(n):
                 _check_kind(payloads[i], kind)
         self._reserve(n)
-        base = len(self._payloads)
+        base = self._len
         self._add_run(self.last_index + 1, leader)
-        self._payloads.extend(payloads)
+        self._take(payloads, 0, n)
         memset(self._kinds + base, kind, n)
-        for i in range(n):
-            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(<object>PyList_GET_ITEM(payloads, i))
         self.last_index += n
         return self.last_index
 
@@ -246,20 +284,14 @@ cdef class LogBuffer:
         off = from_index - s.start
         n = s.stop - from_index
         self._reserve(n)
-        base = len(self._payloads)
+        base = self._len
         for j in range(len(s.runs)):
             first = s.runs[j][0]
             if j + 1 < len(s.runs) and <int64_t>s.runs[j + 1][0] <= from_index:
                 continue
             self._add_run(first if first > from_index else from_index, <LeaderId>s.runs[j][1])
-        if off == 0:
-            self._payloads.extend(s.payloads)
-        else:
-            self._payloads.extend(s.payloads[off:])
+        self._take(s.payloads, off, n)
         memcpy(self._kinds + base, <const char*>s.kinds + off, n)
-        cdef list payloads = s.payloads
-        for i in range(n):
-            self._cum[base + i + 1] = self._cum[base + i] + _payload_size(<object>PyList_GET_ITEM(payloads, off + i))
         self.last_index = s.stop - 1
         return self.last_index
 
@@ -273,7 +305,7 @@ cdef class LogBuffer:
         cdef LogSlice s = LogSlice.__new__(LogSlice)
         s.start = start
         s.stop = stop
-        s.payloads = self._payloads[a:b]
+        s.payloads = self._list(a, b)
         s.kinds = PyBytes_FromStringAndSize(<char*>self._kinds + a, b - a)
         s.nbytes = self._cum[b] - self._cum[a]
         if stop > start:
@@ -329,7 +361,9 @@ cdef class LogBuffer:
             return 0
         if index < self.first_index - 1:
             raise ValueError(f"cannot truncate after {index}: entries up to {self.first_index - 1} are purged")
-        del self._payloads[self._head + (index - self.first_index + 1):]
+        cdef Py_ssize_t end = self._head + (index - self.first_index + 1)
+        self._release(end, self._len)
+        self._len = end
         while self._run_starts and <int64_t>self._run_starts[len(self._run_starts) - 1] > index:
             self._run_starts.pop()
             self._run_leaders.pop()
@@ -345,15 +379,17 @@ cdef class LogBuffer:
             raise ValueError(f"cannot purge up to {index}: the log ends at {self.last_index}")
         self.purged = make_log_id(self.c_leader_at(index), index)
         k = index - self.first_index + 1
+        self._release(self._head, self._head + k)
         self._head += k
         self.first_index = index + 1
         # Keep the run that covers the purged entry, drop the ones before it.
         while len(self._run_starts) > 1 and <int64_t>self._run_starts[1] <= index:
             del self._run_starts[0]
             del self._run_leaders[0]
-        live = len(self._payloads) - self._head
+        live = self._len - self._head
         if self._head >= _COMPACT_MIN and self._head > live:
-            del self._payloads[:self._head]
+            memmove(self._items, self._items + self._head, live * sizeof(PyObject*))
+            self._len = live
             memmove(self._kinds, self._kinds + self._head, live * sizeof(uint8_t))
             memmove(self._cum, self._cum + self._head, (live + 1) * sizeof(int64_t))
             self._head = 0
@@ -371,7 +407,7 @@ cdef class LogBuffer:
         for i in range(start, stop):
             pos = self._head + (i - self.first_index)
             if self._kinds[pos] == ENTRY_MEMBERSHIP:
-                out.append((make_log_id(self.c_leader_at(i), i), self._payloads[pos]))
+                out.append((make_log_id(self.c_leader_at(i), i), <object>self._items[pos]))
         return out
 
     # Python-facing API.
@@ -420,7 +456,7 @@ cdef class LogBuffer:
     def payload_at(self, int64_t index):
         if index < self.first_index or index > self.last_index:
             raise IndexError(index)
-        return self._payloads[self._head + (index - self.first_index)]
+        return <object>self._items[self._head + (index - self.first_index)]
 
     def kind_at(self, int64_t index):
         if index < self.first_index or index > self.last_index:

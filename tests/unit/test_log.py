@@ -631,3 +631,60 @@ def test_log_slice_runs_use_committed_ids():
     s = LogSlice(1, [b"a", b"b"], None, [(1, LeaderId(2, 4, std=True)), (2, LeaderId(3, 1, std=True))])
     assert s.runs == ((1, LeaderId(2, None, std=True)), (2, LeaderId(3, None, std=True)))
     assert s.log_id_at(1) == LogId(LeaderId(2, None, std=True), 1)
+
+
+def _fresh(n):
+    """n distinct payload objects nothing else refers to."""
+    return [bytes([i % 256]) * (10 + i) for i in range(n)]
+
+
+def test_payload_references_are_released_by_truncate_purge_reset_and_dealloc():
+    import sys
+    l1 = LeaderId(1, 1)
+    ps = _fresh(8000)           # more than the compaction threshold, so purge compacts too
+
+    def held(lo, hi):
+        """References to ps[lo:hi] beyond what the test itself holds."""
+        return {sys.getrefcount(ps[i]) - base[i] for i in range(lo, hi)}
+
+    base = [sys.getrefcount(ps[i]) for i in range(len(ps))]
+    buf = LogBuffer()
+    buf.append(l1, ps)
+    assert held(0, 8000) == {1}
+    copy = LogBuffer()
+    copy.append_slice(buf.slice(1, 8001))      # the slice's list is gone again; the copy holds one each
+    assert held(0, 8000) == {2}
+    assert buf.payload_at(8000) is ps[7999] and copy.slice(7990, 8001).payloads == ps[7989:]
+    buf.truncate_after(6000)
+    assert held(0, 6000) == {2} and held(6000, 8000) == {1}
+    buf.purge_upto(5000)                        # compacts: 5000 dropped, 1000 live slots moved
+    assert held(0, 5000) == {1} and held(5000, 6000) == {2}
+    assert buf.payload_at(5001) is ps[5000] and buf.slice(5001, 6001).payloads == ps[5000:6000]
+    buf.append(l1, [b"tail"])
+    assert buf.payload_at(6001) == b"tail"
+    buf.reset(LogId(l1, 9000))
+    assert held(0, 8000) == {1}
+    del copy
+    assert held(0, 8000) == {0}
+    buf.append(l1, ps[:10])
+    del buf                                     # dealloc releases what it holds
+    assert held(0, 8000) == {0}
+
+
+def test_the_garbage_collector_does_not_walk_the_payloads():
+    """A full collection's cost must not grow with the log (10 M entries held would pause a
+    node for longer than an election timeout): the payloads are not among the buffer's
+    referents, and a buffer's payloads cannot hold it in a cycle (bytes and Membership)."""
+    import gc
+    ps = _fresh(100)
+    buf = LogBuffer()
+    buf.append(LeaderId(1, 1), ps)
+    seen, todo = set(), [buf]
+    while todo:                 # everything a collection would visit from the buffer
+        obj = todo.pop()
+        for r in gc.get_referents(obj):
+            if id(r) not in seen:
+                seen.add(id(r))
+                todo.append(r)
+    assert not seen & {id(p) for p in ps}
+    assert ps[42] is buf.payload_at(43)
