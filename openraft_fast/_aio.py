@@ -98,5 +98,5 @@ def freeze_startup_heap() -> None:
     this, each full collection walks the whole log (measured: B1 with 1024 clients 1.8x faster
     with it). For processes we own (serve, bench); embedding applications may do the same."""
     import gc
-    gc.collect()
+    # No gc.collect() first: on a big heap it would block the loop past the election timeout.
     gc.freeze()
