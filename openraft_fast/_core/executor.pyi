@@ -1,6 +1,7 @@
 """The event pump and command executor of one node's runtime."""
 import asyncio
 from typing import Any, Callable, List, Optional, Tuple
+from typing_extensions import disjoint_base
 
 from openraft_fast._core.applier import Applier
 from openraft_fast._core.engine import Engine
@@ -10,6 +11,7 @@ from openraft_fast._core.peers import Peers
 from openraft_fast._core.writes import ClientWrites
 
 
+@disjoint_base
 class Executor(EventQueue):
     to_payload: Callable[[Any], bytes]
     on_reply: Callable[[Any, Any, Optional[BaseException]], None]
