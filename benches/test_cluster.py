@@ -27,18 +27,24 @@ def cluster():
 
 def _measure(benchmark, cluster, clients, batch):
     loop, leader = cluster
+    figures = _run_rounds(benchmark, loop, leader, clients, batch)
+    assert figures["put_per_s"] > 0 and leader.is_leader()
+
+
+def _run_rounds(benchmark, loop, writer, clients, batch) -> dict:
+    """One round of `run_load` on `writer` (a Raft or a floor); its figures go to extra_info."""
     figures = {}
 
     def one_round():
-        n, elapsed, lats = loop.run_until_complete(run_load(leader, clients, batch, b"", SECONDS))
+        n, elapsed, lats = loop.run_until_complete(run_load(writer, clients, batch, b"", SECONDS))
         lats = sorted(lats)     # the loop is not running here: the cluster's timers wait
         figures.update(put_per_s=n / elapsed, inverse_rate_us=elapsed * 1e6 / n,
                        p50_us=percentile(lats, 0.5) * 1e6, p99_us=percentile(lats, 0.99) * 1e6)
         return n
 
-    n = benchmark.pedantic(one_round, rounds=1, iterations=1)
+    benchmark.pedantic(one_round, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
-    assert n > 0 and leader.is_leader()
+    return figures
 
 
 @pytest.mark.benchmark(group="B1 client_write")
@@ -51,3 +57,18 @@ def test_b1_client_write(benchmark, cluster, clients):
 @pytest.mark.parametrize("batch", [64, 1024])
 def test_b2_client_write_many(benchmark, cluster, batch):
     _measure(benchmark, cluster, 8, batch)
+
+
+@pytest.mark.benchmark(group="B1 floors")
+@pytest.mark.parametrize("clients", [1, 256, 1024])
+@pytest.mark.parametrize("system", ["floor", "ceiling"])
+def test_b1_floors(benchmark, cluster, system, clients):
+    """The in-process floor and the per-op future ceiling (openraft_fast.bench_floors), on the
+    cluster's loop: B1's targets are ratios to these, measured in the same session."""
+    from openraft_fast.bench_floors import FLOORS
+    loop, _ = cluster
+
+    async def make():
+        return FLOORS[system]()
+    floor = loop.run_until_complete(make())
+    assert _run_rounds(benchmark, loop, floor, clients, 1)["put_per_s"] > 0
