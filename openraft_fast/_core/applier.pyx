@@ -11,6 +11,7 @@ from libc.stdint cimport int64_t
 from openraft_fast._core.eager cimport PyIter_Send, PYGEN_RETURN
 from openraft_fast._core.events cimport EventQueue
 from openraft_fast._core.log cimport LogSlice
+from openraft_fast._core.types cimport make_log_id
 from openraft_fast._core.writes cimport ClientWrites
 from openraft_fast._aio import finish_in_task
 from openraft_fast.errors import StorageError
@@ -99,7 +100,9 @@ cdef class Applier:
             if self.writes.pending:
                 self.writes.resolve(entries, result)
             self.advance(entries.stop - 1)
-            self.q.push(self.on_applied, (entries.last_log_id,))
+            last = (make_log_id(entries.c_leader_at(entries.stop - 1), entries.stop - 1)
+                    if entries.stop > entries.start else None)      # entries.last_log_id, in C
+            self.q.push(self.on_applied, (last,))
         elif kind == ITEM_BUILD:
             self.q.push(self.on_snapshot_built, (result.meta,))
         else:

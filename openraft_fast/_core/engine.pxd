@@ -98,6 +98,7 @@ cdef class Engine:
 
     cdef list out
 
+    cpdef list tick(self, double now)   # cpdef: the runtime's pump calls it as C, once a pump
     cdef list _take(self)
     cdef LogId _log_id_at(self, int64_t index)
     cdef LogId _last_log_id(self)

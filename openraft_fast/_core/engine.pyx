@@ -1099,7 +1099,7 @@ cdef class Engine:
         return self._take()
 
     # ------------------------------------------------------------------ time
-    def tick(self, double now):
+    cpdef list tick(self, double now):
         cdef int64_t t = _us(now)
         cdef Progress p
         if t > self.now_us:

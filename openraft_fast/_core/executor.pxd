@@ -19,7 +19,7 @@ cdef class Executor(EventQueue):
     cdef bint blocked                   # a storage call the next command must wait for runs
     cdef object timer
     cdef double timer_at
-    cdef object engine_tick, on_log_flushed, client_write
+    cdef object on_log_flushed, client_write
     cdef public object to_payload       # to_payload(value) -> bytes, or raises: a non-bytes payload
     cdef public object on_reply         # on_reply(req_id, value, error): a read point confirmed
     cdef public object on_send_snapshot # on_send_snapshot(target, InstallSnapshotRequest)

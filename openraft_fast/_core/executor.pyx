@@ -40,7 +40,6 @@ cdef class Executor(EventQueue):
         self.cmds = deque()
         self.timer_at = INF
         self.seen_state = -1
-        self.engine_tick = engine.tick
         self.on_log_flushed = engine.on_log_flushed
         self.client_write = engine.client_write
         self.core_waiters = []
@@ -98,7 +97,7 @@ cdef class Executor(EventQueue):
         events = self.events
         event = None
         try:
-            cmds.extend(self.engine_tick(self.loop.time()))
+            cmds.extend(self.engine.tick(self.loop.time()))
             while not self.blocked:
                 if cmds:
                     event = None
