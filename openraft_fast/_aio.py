@@ -92,11 +92,17 @@ def run(main: Coroutine, use_uvloop: Optional[bool] = None) -> Any:
 
 
 def freeze_startup_heap() -> None:
-    """gc.freeze(): what exists once a node is up (modules, the log and state read at startup)
-    moves to the collector's permanent generation and is never scanned again. The write path
-    makes no reference cycles, so later collections only walk short-lived objects; without
-    this, each full collection walks the whole log (measured: B1 with 1024 clients 1.8x faster
-    with it). For processes we own (serve, bench); embedding applications may do the same."""
+    """gc.freeze(): what exists once a node is up (modules, state read at startup) moves to the
+    collector's permanent generation and is never scanned again. The write path makes no
+    reference cycles and the log's payloads are not walked by the collector, so later
+    collections only scan short-lived objects (B1 with 1024 clients: p99 2.3 ms frozen vs
+    6.9 ms not). For processes we own (serve, bench); embedding applications may do the same."""
     import gc
     # No gc.collect() first: on a big heap it would block the loop past the election timeout.
     gc.freeze()
+
+
+def fail(fut: asyncio.Future, err: BaseException) -> None:
+    """Fail `fut` with `err` unless it is done already (its caller may have cancelled it)."""
+    if not fut.done():
+        fut.set_exception(err)

@@ -16,7 +16,7 @@ from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeU
                                   Stopped)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
-from openraft_fast._core.writes import all_bytes
+from openraft_fast._core.writes import as_payloads
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
 from openraft_fast.storage.base import LogStore, StateMachine
 
@@ -58,16 +58,6 @@ def _flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise InvalidArgumentType(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return value
-
-
-def _payload(value) -> bytes:
-    """A payload as the immutable bytes the log keeps (a bytearray or memoryview is copied, so
-    changing it after the call cannot change the entry)."""
-    if type(value) is bytes:
-        return value
-    if not isinstance(value, _BYTES_LIKE):
-        raise InvalidArgumentType(f"a payload must be bytes, bytearray or memoryview, got {type(value).__name__}")
-    return bytes(value)
 
 
 class ReadPolicy(enum.IntFlag):
@@ -117,9 +107,8 @@ class Raft:
         self.trigger = Trigger(core)
         # The hot entry points are the compiled runtime's own (no Python frame between): the
         # in-process router's, and client_write (the method below documents it; the executor
-        # checks the payload with the same _payload).
+        # checks the payload with writes.as_payload).
         self._receive = core.receive
-        core.executor.to_payload = _payload
         self.client_write = core.write  # type: ignore[method-assign,assignment]
 
     @classmethod
@@ -287,10 +276,7 @@ class Raft:
         Losing leadership is handled as for client_write (OutcomeUnknown after the bound)."""
         # A list is not copied: its items are taken (extended into the batch) before this returns.
         payloads = datas if type(datas) is list else list(_iterable("client_write_many's argument", datas, "payloads"))
-        # One C loop over the types; per-entry Python work only for a batch that is not all bytes.
-        if not all_bytes(payloads):
-            payloads = [_payload(d) for d in payloads]
-        return self._core.write_many(payloads)
+        return self._core.write_many(as_payloads(payloads))
 
     async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX, *,
                                   timeout: Optional[float] = None) -> LogId:

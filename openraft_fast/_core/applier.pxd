@@ -16,6 +16,9 @@ cdef class Applier:
     cdef list waiters                   # heap of (index, seq, future, value)
     cdef int64_t waiter_seq
 
+    cdef int apply(self, LogSlice entries) except -1
+    cdef int build_snapshot(self) except -1
+    cdef int install_snapshot(self, object meta, object data, object done) except -1
     cdef int push(self, tuple item) except -1
     cdef int run(self) except -1
     cdef int finish(self, tuple item, object result, object exc) except -1

@@ -37,15 +37,15 @@ cdef class Applier:
         self.applied_index = 0 if engine.applied is None else engine.applied.index
         self.waiters = []
 
-    def apply(self, LogSlice entries):
-        self.push((ITEM_APPLY, entries))
+    cdef int apply(self, LogSlice entries) except -1:
+        return self.push((ITEM_APPLY, entries))
 
-    def build_snapshot(self):
-        self.push((ITEM_BUILD,))
+    cdef int build_snapshot(self) except -1:
+        return self.push((ITEM_BUILD,))
 
-    def install_snapshot(self, meta, data, done):
+    cdef int install_snapshot(self, object meta, object data, object done) except -1:
         """`done` (a future) gets the outcome once the state machine holds the snapshot."""
-        self.push((ITEM_INSTALL, meta, data, done))
+        return self.push((ITEM_INSTALL, meta, data, done))
 
     cdef int push(self, tuple item) except -1:
         self.queue.append(item)

@@ -20,7 +20,6 @@ cdef class Executor(EventQueue):
     cdef object timer
     cdef double timer_at
     cdef object on_log_flushed, client_write
-    cdef public object to_payload       # to_payload(value) -> bytes, or raises: a non-bytes payload
     cdef public object on_reply         # on_reply(req_id, value, error): a read point confirmed
     cdef public object on_send_snapshot # on_send_snapshot(target, InstallSnapshotRequest)
     cdef public object after_pump_hook  # after_pump_hook(): waiters and INFO logging (Python)

@@ -13,7 +13,6 @@ from openraft_fast._core.writes import ClientWrites
 
 @disjoint_base
 class Executor(EventQueue):
-    to_payload: Callable[[Any], bytes]
     on_reply: Callable[[Any, Any, Optional[BaseException]], None]
     on_send_snapshot: Callable[[Any, Any], None]
     after_pump_hook: Callable[[], None]

@@ -22,7 +22,7 @@ from openraft_fast._core.events cimport EventQueue
 from openraft_fast._core.inbox cimport RpcInbox
 from openraft_fast._core.log cimport LogSlice
 from openraft_fast._core.peers cimport Peers
-from openraft_fast._core.writes cimport ClientWrites
+from openraft_fast._core.writes cimport BatchWriteResponses, ClientWrites, as_payload
 from openraft_fast._core.writes import fail_sinks
 from openraft_fast._aio import start_eager
 from openraft_fast.errors import Fatal, RaftError, StorageError
@@ -52,7 +52,7 @@ cdef class Executor(EventQueue):
     # ------------------------------------------------------------------ client writes
     def write(self, payload):
         if type(payload) is not bytes:
-            payload = self.to_payload(payload)     # raises, before anything is queued
+            payload = as_payload(payload)       # raises, before anything is queued
         fut = self.loop.create_future()
         if self.stopped is not None:
             fut.set_exception(self.stopped)
@@ -65,7 +65,6 @@ cdef class Executor(EventQueue):
         if self.stopped is not None:
             fut.set_exception(self.stopped)
         elif not payloads:
-            from openraft_fast._core.writes import BatchWriteResponses
             fut.set_result(BatchWriteResponses([], []))
         else:
             self.writes.add_many(payloads, fut)
@@ -169,7 +168,7 @@ cdef class Executor(EventQueue):
         elif code == CMD_RESPOND:
             self.inbox.respond((<Respond>cmd).target, (<Respond>cmd).msg)
         elif code == CMD_APPLY:
-            self.applier.push((1, (<Apply>cmd).entries))
+            self.applier.apply((<Apply>cmd).entries)
         elif code == CMD_SEND_HEARTBEAT:
             self.peers.heartbeat((<SendHeartbeat>cmd).target, (<SendHeartbeat>cmd).msg)
         elif code == CMD_SAVE_COMMITTED:

@@ -4,6 +4,9 @@ from libc.stdint cimport int64_t
 from openraft_fast._core.log cimport LogSlice
 
 
+cpdef bytes as_payload(object value)
+
+
 cdef class ClientWriteResponse:
     cdef object _log_id                 # built on first access from (_entries, _index)
     cdef LogSlice _entries
@@ -38,6 +41,8 @@ cdef class ClientWrites:
     cdef object is_leader               # callable: does this node lead now?
 
     cdef int add(self, object payload, object fut) except -1
+    cdef int add_many(self, list payloads, object fut) except -1
+    cdef int _schedule(self) except -1
     cdef tuple take_batch(self)
     cdef int track(self, int64_t first, list sinks, bint many) except -1
     cdef int resolve(self, LogSlice entries, object responses) except -1

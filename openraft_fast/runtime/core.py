@@ -15,6 +15,7 @@ import logging
 from functools import partial
 from typing import Any, Callable, List, Optional, Tuple
 
+from openraft_fast._aio import fail
 from openraft_fast._core.engine import Engine
 from openraft_fast._core.executor import Executor
 from openraft_fast._core.writes import fail_sinks
@@ -140,7 +141,7 @@ class RaftCore:
             # A refused or bad call fails that call; the engine checks before it changes state.
             if not isinstance(exc, RaftError):
                 log.warning("node %s: call %r failed: %r", self.node_id, fn, exc)
-            _fail(fut, exc)
+            fail(fut, exc)
             return ()
         if not fut.done():
             fut.set_result(result)
@@ -212,12 +213,12 @@ class RaftCore:
         self.applier.fail_all(err)
         ex.inbox.fail_all(err)
         for _, fut in self.core_waiters + self.metric_waiters:
-            _fail(fut, err)
+            fail(fut, err)
         self.core_waiters.clear()
         self.metric_waiters.clear()
         for fn, args in ex.events:
             if fn == self._call_event:
-                _fail(args[2], err)
+                fail(args[2], err)
             elif fn == ex._do_write:
                 fail_sinks(args[1], err)
         ex.events.clear()
@@ -231,8 +232,3 @@ def _check_waiters(waiters, test) -> None:
         elif test(pred):
             waiters.remove((pred, fut))
             fut.set_result(None)
-
-
-def _fail(fut: asyncio.Future, err: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(err)

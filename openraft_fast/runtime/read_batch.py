@@ -7,6 +7,8 @@ import asyncio
 import itertools
 from typing import Any, Callable, Dict, List, Tuple
 
+from openraft_fast._aio import fail
+
 
 class ReadBatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, post: Callable[..., None], ensure_linearizable: Callable,
@@ -55,13 +57,8 @@ class ReadBatch:
 
     def fail_all(self, err: BaseException) -> None:
         for fut, _ in self.batch.values():
-            _fail(fut, err)
+            fail(fut, err)
         self.batch.clear()
         for fut in self.waiters.values():
-            _fail(fut, err)
+            fail(fut, err)
         self.waiters.clear()
-
-
-def _fail(fut: asyncio.Future, err: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(err)
