@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
-from openraft_fast.bench import percentile
-from openraft_fast.demo import Workload, _read_back
+from openraft_fast.bench.results import percentile
+from openraft_fast.cli.demo import Workload, _read_back
 from openraft_fast.testing.localcluster import LocalCluster
 
 

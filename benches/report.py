@@ -18,7 +18,7 @@ import time
 import timeit
 
 from openraft_fast._core import microbench as mb
-from openraft_fast.bench import percentile
+from openraft_fast.bench.results import percentile
 
 from benches import cases
 

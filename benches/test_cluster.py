@@ -10,7 +10,9 @@ import os
 import pytest
 
 from openraft_fast._aio import new_event_loop
-from openraft_fast.bench import percentile, run_load, start_local_cluster
+from openraft_fast.bench.load import run_load
+from openraft_fast.bench.local import start_local_cluster
+from openraft_fast.bench.results import percentile
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "1.0"))
 
@@ -63,9 +65,9 @@ def test_b2_client_write_many(benchmark, cluster, batch):
 @pytest.mark.parametrize("clients", [1, 256, 1024])
 @pytest.mark.parametrize("system", ["floor", "ceiling"])
 def test_b1_floors(benchmark, cluster, system, clients):
-    """The in-process floor and the per-op future ceiling (openraft_fast.bench_floors), on the
+    """The in-process floor and the per-op future ceiling (openraft_fast.bench.floors), on the
     cluster's loop: B1's targets are ratios to these, measured in the same session."""
-    from openraft_fast.bench_floors import FLOORS
+    from openraft_fast.bench.floors import FLOORS
     loop, _ = cluster
 
     async def make():

@@ -1,6 +1,6 @@
 """Benchmark B3 (DESIGN section 6) under pytest-benchmark: 3 processes on 127.0.0.1 over TCP, the
 bench process is node 1 and the leader, in-memory log, no-op state machine, 16 B payloads. One
-short case per client count for our Raft and for the TCP floor (`openraft_fast.bench_tcp_floor`);
+short case per client count for our Raft and for the TCP floor (`openraft_fast.bench.tcp_floor`);
 each round runs the client loops for BENCH_SECONDS (default 1.0) on a cluster started for the
 module, and records put/s, 1e6/(put/s), latency percentiles and CPU us per entry (the leader, each
 follower) in extra_info. The full table with
@@ -11,7 +11,9 @@ import os
 import pytest
 
 from openraft_fast._aio import new_event_loop
-from openraft_fast.bench import cpu_seconds, percentile, run_load, tcp_cluster
+from openraft_fast.bench.load import run_load
+from openraft_fast.bench.results import cpu_seconds, percentile
+from openraft_fast.bench.tcp import tcp_cluster
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "1.0"))
 PAYLOAD = b"x" * 16

@@ -41,7 +41,7 @@ def test_b4_cluster_on_wal(benchmark):
     on a quorum), 1 and 256 clients, next to the disk's own 4 KiB write + fdatasync rate (one
     loop, and three at once as the three nodes share the disk)."""
     from openraft_fast._aio import run
-    from openraft_fast.bench import bench_local
+    from openraft_fast.bench.local import bench_local
 
     seconds = float(os.environ.get("BENCH_SECONDS", "1.0"))
     benchmark.group = "B4 wal cluster"

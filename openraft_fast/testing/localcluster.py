@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 import openraft_fast
 from openraft_fast.errors import InvalidArgument, RaftError
 
-_SERVE = "import sys; from openraft_fast.cli import main; sys.exit(main(sys.argv[1:]))"
+_SERVE = "import sys; from openraft_fast.cli.main import main; sys.exit(main(sys.argv[1:]))"
 _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(openraft_fast.__file__)))
 
 

@@ -20,12 +20,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLI_TIMEOUT = 30.0
 
 
-def free_ports(n: int) -> List[int]:
-    """n ports free right now on 127.0.0.1 (chosen at run time, never hard-coded)."""
+def free_ports(n: int, host: str = "127.0.0.1") -> List[int]:
+    """n distinct ports free right now on `host` (chosen at run time, never hard-coded): each
+    stays bound until all are chosen."""
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:

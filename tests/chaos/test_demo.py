@@ -10,7 +10,7 @@ import time
 import openraft_fast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(openraft_fast.__file__)))
-CLI = "import sys; from openraft_fast.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from openraft_fast.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _demo(*args):

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from openraft_fast import _aio
-from openraft_fast.bench import bench_tcp
-from openraft_fast.bench_tcp_floor import FloorLeader
-from openraft_fast.bench_procs import Children
+from openraft_fast.bench.tcp import bench_tcp
+from openraft_fast.bench.tcp_floor import FloorLeader
+from openraft_fast.bench.procs import Children
 from openraft_fast.errors import NetworkError, Timeout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,7 +68,7 @@ def test_floor_batches():
 
 def test_floor_writes_fail_when_the_followers_die():
     async def body():
-        async with Children([["openraft_fast.bench_tcp_floor"], ["openraft_fast.bench_tcp_floor"]]) as kids:
+        async with Children([["openraft_fast.bench.tcp_floor"], ["openraft_fast.bench.tcp_floor"]]) as kids:
             leader = FloorLeader(3)
             await leader.connect([("127.0.0.1", p) for p in kids.ports])
             await asyncio.wait_for(leader.client_write(b"x"), 10.0)     # a quorum answers
@@ -84,13 +84,13 @@ def test_floor_writes_fail_when_the_followers_die():
 
 def test_children_are_killed_on_exit_and_a_failing_child_is_reported():
     async def body():
-        async with Children([["openraft_fast.bench_tcp_floor"]]) as kids:
+        async with Children([["openraft_fast.bench.tcp_floor"]]) as kids:
             pids = kids.pids
             assert kids.alive() and all(_alive(p) for p in pids) and kids.ports[0] > 0
         assert not any(_alive(p) for p in pids)
         # A child that exits before announcing its port: a Timeout naming it, with its stderr.
         with pytest.raises(Timeout, match="(?s)exited with 2 before it was ready.*unrecognized arguments: --bogus"):
-            async with Children([["openraft_fast.bench_tcp_floor", "--bogus"]]):
+            async with Children([["openraft_fast.bench.tcp_floor", "--bogus"]]):
                 pass
         with pytest.raises(Timeout, match="not ready in 0.5s"):
             # A child that never announces (the stdlib's timeit, sleeping).
@@ -103,9 +103,9 @@ def test_a_child_exits_when_the_bench_process_dies():
     """kill -9 of the bench process closes the children's stdin: they exit on their own."""
     script = ("import asyncio, sys\n"
               "from openraft_fast._aio import run\n"
-              "from openraft_fast.bench_procs import Children\n"
+              "from openraft_fast.bench.procs import Children\n"
               "async def main():\n"
-              "    async with Children([['openraft_fast.bench_tcp_floor']]) as kids:\n"
+              "    async with Children([['openraft_fast.bench.tcp_floor']]) as kids:\n"
               "        print(kids.pids[0], flush=True)\n"
               "        await asyncio.sleep(60)\n"
               "run(main())\n")

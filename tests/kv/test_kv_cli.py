@@ -134,7 +134,7 @@ def test_without_the_kv_extra_the_commands_say_what_to_install(argv):
     import sys
     from kv_support import ROOT
     code = ("import sys; sys.modules['aiohttp'] = None\n"       # as if aiohttp were not installed
-            "from openraft_fast.cli import main\n"
+            "from openraft_fast.cli.main import main\n"
             f"sys.exit(main({argv!r}))")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     line = one_line_error(p.returncode, p.stdout, p.stderr)

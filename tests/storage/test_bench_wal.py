@@ -2,7 +2,7 @@
 written where --data says and cleaned up after."""
 import os
 
-from openraft_fast.cli import main
+from openraft_fast.cli.main import main
 
 
 def test_bench_store_wal_prints_disk_and_wal_rows_and_cleans_up(tmp_path, capsys):

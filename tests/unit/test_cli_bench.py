@@ -2,8 +2,8 @@
 import pytest
 
 from openraft_fast import __version__
-from openraft_fast.bench import BenchResult, format_table, percentile, results_json
-from openraft_fast.cli import main
+from openraft_fast.bench.results import BenchResult, format_table, percentile, results_json
+from openraft_fast.cli.main import main
 
 
 def test_version_and_bare_command(capsys):
@@ -43,7 +43,7 @@ def test_inverse_rate_is_not_called_a_latency():
 # ---- B3 options (--transport tcp) --------------------------------------------------------
 
 def _bench_args(*argv):
-    from openraft_fast.cli import build_parser
+    from openraft_fast.cli.main import build_parser
     return build_parser().parse_args(["bench", *argv])
 
 
@@ -106,7 +106,7 @@ def _row(system, clients, payload, rate):
 
 
 def test_ratios_compare_ours_with_the_floor_and_the_best_peer():
-    from openraft_fast.bench import format_ratios
+    from openraft_fast.bench.results import format_ratios
     rows = [_row("ours", 1, 16, 8_000.0), _row("floor", 1, 16, 10_000.0),
             _row("pysyncobj", 1, 16, 10.0), _row("pysyncobj-nobatch", 1, 16, 800.0),
             _row("ours", 256, 16, 300_000.0), _row("floor", 256, 16, 250_000.0)]
@@ -145,7 +145,7 @@ def test_cpu_columns_and_unknown_cpu():
 def test_cpu_seconds_reads_this_process_and_children():
     import subprocess
     import sys
-    from openraft_fast.bench import cpu_seconds
+    from openraft_fast.bench.results import cpu_seconds
     child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
                               "while time.process_time() - t < 0.2: pass\nprint(1, flush=True)\ninput()"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -161,13 +161,13 @@ def test_cpu_seconds_reads_this_process_and_children():
 
 
 def test_a_failed_tcp_run_is_reported_not_a_traceback(monkeypatch, capsys):
-    from openraft_fast import bench
+    from openraft_fast.bench import tcp
     from openraft_fast.errors import Timeout
 
     async def child_never_ready(*args, **kwargs):       # fault injection: a follower that never serves
-        raise Timeout("bench child openraft_fast.bench_node --id 2 not ready in 20.0s")
+        raise Timeout("bench child openraft_fast.bench.node --id 2 not ready in 20.0s")
 
-    monkeypatch.setattr(bench, "bench_tcp", child_never_ready)
+    monkeypatch.setattr(tcp, "bench_tcp", child_never_ready)
     assert main(["bench", "--transport", "tcp", "--clients", "1", "--seconds", "30"]) == 1
     err = capsys.readouterr().err
     assert "bench --transport tcp failed: Timeout" in err and "not ready" in err
@@ -184,7 +184,7 @@ def test_nodes_is_a_list_and_a_plain_int_still_works():
 
 
 def test_node_costs_are_relative_to_the_fewest_voters():
-    from openraft_fast.bench_scale import format_node_costs
+    from openraft_fast.bench.scale import format_node_costs
     rows = [BenchResult("local", n, 256, 1, 0, 1e6 / us, us, 10.0, 20.0, 100, 1.0, "ours", cpu)
             for n, us, cpu in ((3, 2.0, 1.0), (5, 2.5, 1.5), (7, 2.64, 2.0))]
     lines = format_node_costs(rows).splitlines()
@@ -226,7 +226,7 @@ def test_bench_log_entries_fills_keeps_and_reports_memory(tmp_path, capsys):
 def test_gc_pauses_are_seen_and_a_long_one_explains_a_lost_leader(capsys):
     import gc
     from openraft_fast import Config
-    from openraft_fast.bench_scale import GcPauses, _explain_stall
+    from openraft_fast.bench.scale import GcPauses, _explain_stall
     with GcPauses() as watch:
         gc.collect(0)
         gc.collect()
@@ -242,7 +242,7 @@ def test_gc_pauses_are_seen_and_a_long_one_explains_a_lost_leader(capsys):
 def test_log_entries_needs_local_mem_and_memory_it_has(monkeypatch, capsys):
     assert main(["bench", "--transport", "tcp", "--log-entries", "1000", "--clients", "1", "--seconds", "30"]) == 2
     assert "--log-entries is for --transport local" in capsys.readouterr().err
-    from openraft_fast import bench_scale
+    from openraft_fast.bench import scale as bench_scale
     monkeypatch.setattr(bench_scale, "available_memory", lambda: 2.0 ** 30)
     assert main(["bench", "--log-entries", "10000000", "--payload", "65536", "--clients", "1",
                  "--seconds", "30"]) == 2

@@ -1,10 +1,11 @@
-"""Argument helpers shared by the CLI's service commands: one-line parse errors, HOST:PORT."""
+"""Argument parsing shared by every `openraft-fast` command: one-line parse errors, HOST:PORT,
+bounded numbers and comma-separated lists of them."""
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import Tuple
+from typing import Callable, List, Tuple
 
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str):
@@ -32,8 +33,9 @@ def host_port(text: str) -> Tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def bounded(kind, low, *, inclusive: bool = True, what: str = "a number"):
-    """A parser of one `kind` value >= `low` (> `low` when not inclusive), finite."""
+def bounded(kind, low, *, inclusive: bool = True, what: str = "a number", high=None):
+    """A parser of one `kind` value >= `low` (> `low` when not inclusive), finite, and at most
+    `high` when given."""
     op = ">=" if inclusive else ">"
 
     def parse(text: str):
@@ -43,14 +45,23 @@ def bounded(kind, low, *, inclusive: bool = True, what: str = "a number"):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(v) or (v < low if inclusive else v <= low):
             raise argparse.ArgumentTypeError(f"expected {what} {op} {low}, got {text!r}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"expected {what} <= {high}, got {text!r}")
         return v
     return parse
 
 
-def id_list(text: str):
-    """Comma-separated node ids (integers >= 0), at least one."""
-    one = bounded(int, 0, what="node ids: integers")
-    ids = [one(x.strip()) for x in text.split(",") if x.strip()]
-    if not ids:
-        raise argparse.ArgumentTypeError(f"expected comma-separated node ids, got {text!r}")
-    return ids
+def int_list(least: int, what: str = "integers") -> Callable[[str], List[int]]:
+    """A parser of comma-separated integers, each >= `least`, at least one."""
+    one = bounded(int, least, what=what)
+
+    def parse(text: str) -> List[int]:
+        values = [one(x.strip()) for x in text.split(",") if x.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+        return values
+    return parse
+
+
+# Node ids are integers >= 0.
+id_list = int_list(0, "node ids")

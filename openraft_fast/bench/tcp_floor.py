@@ -5,7 +5,7 @@ it has received; a write completes once a majority (counting the leader) holds i
 coalesce, as our transport must: one `transport.write` per peer per loop iteration and one ack
 per read. Whatever our Raft costs above these rows is its own overhead.
 
-Follower process: `python -m openraft_fast.bench_tcp_floor --port 0` (prints `READY <port>`)."""
+Follower process: `python -m openraft_fast.bench.tcp_floor --port 0` (prints `READY <port>`)."""
 from __future__ import annotations
 
 import argparse
@@ -154,8 +154,8 @@ class FloorLeader:
 
 def main(argv=None) -> None:
     from openraft_fast._aio import run
-    from openraft_fast.bench_procs import announce_ready, exit_with_parent
-    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench_tcp_floor")
+    from openraft_fast.bench.procs import announce_ready, exit_with_parent
+    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench.tcp_floor")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)

@@ -22,7 +22,9 @@ import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from openraft_fast import Config
-from openraft_fast.bench import BenchResult, run_clients, start_local_cluster, summarize
+from openraft_fast.bench.load import run_clients
+from openraft_fast.bench.local import start_local_cluster
+from openraft_fast.bench.results import BenchResult, summarize
 from openraft_fast.errors import RaftError
 
 # The fill: this many writers, each submitting batches of this many entries.

@@ -8,13 +8,12 @@ the outcome of a write is unknown.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from typing import Any, Dict, List
 
-from openraft_fast.cli_args import OneLineParser, bounded, host_port, id_list, one_line_errors
+from openraft_fast.cli.args import OneLineParser, bounded, host_port, id_list, one_line_errors
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -8,7 +8,7 @@ async call with a callback that resolves an asyncio future. Two configurations: 
 defaults (`pysyncobj`: commands batched on its tick, so latency follows the tick period) and
 `appendEntriesUseBatch=False` (`pysyncobj-nobatch`: each command sent at once).
 
-Follower process: `python -m openraft_fast.bench_pysyncobj --self HOST:PORT --partners A,B
+Follower process: `python -m openraft_fast.bench.peers.pysyncobj --self HOST:PORT --partners A,B
 [--nobatch]` (prints `READY <port>`). pysyncobj is an optional dependency (the `bench` extra)."""
 from __future__ import annotations
 
@@ -102,13 +102,13 @@ def _resolve(fut, error) -> None:
 
 
 def follower_argv(self_addr: str, partners: List[str], nobatch: bool) -> List[str]:
-    argv = ["openraft_fast.bench_pysyncobj", "--self", self_addr, "--partners", ",".join(partners)]
+    argv = ["openraft_fast.bench.peers.pysyncobj", "--self", self_addr, "--partners", ",".join(partners)]
     return argv + (["--nobatch"] if nobatch else [])
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from openraft_fast.bench_procs import announce_ready, exit_with_parent
-    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench_pysyncobj")
+    from openraft_fast.bench.procs import announce_ready, exit_with_parent
+    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench.peers.pysyncobj")
     ap.add_argument("--self", dest="self_addr", required=True)
     ap.add_argument("--partners", required=True)
     ap.add_argument("--nobatch", action="store_true")

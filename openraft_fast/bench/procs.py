@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
+import openraft_fast
 from openraft_fast.errors import Timeout
 
 READY = "READY"
@@ -44,25 +44,10 @@ def exit_with_parent(on_eof: Optional[Callable[[], None]] = None, grace: float =
 
 # ---- parent side --------------------------------------------------------------------------
 
-def free_ports(n: int, host: str = "127.0.0.1") -> List[int]:
-    """n ports free right now on `host`, for a peer that must know every address up front
-    (PySyncObj). Each stays bound until all are chosen, so the n are distinct."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _child_env(use_uvloop: Optional[bool]) -> dict:
     env = dict(os.environ)
     # The child imports this very openraft_fast (a source tree or an installed one).
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(openraft_fast.__file__)))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if use_uvloop is False:
         env["OPENRAFT_FAST_NO_UVLOOP"] = "1"

@@ -8,7 +8,6 @@ up at the end, also on Ctrl-C.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import sys
@@ -16,6 +15,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
+from openraft_fast.cli.args import bounded
 from openraft_fast.testing.localcluster import ClusterError, LocalCluster
 
 
@@ -23,38 +23,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="a local cluster surviving the SIGKILL of its leader",
                        description="Start a local cluster of serve processes, write to it, SIGKILL the "
                                    "leader, restart it, and check that no acknowledged write was lost.")
-    p.add_argument("--nodes", type=_nodes, default=3, help="cluster size (3-7, default 3)")
-    p.add_argument("--writers", type=_positive_int, default=16, help="concurrent writers (default 16)")
-    p.add_argument("--seconds", type=_positive_float, default=3.0,
+    p.add_argument("--nodes", type=bounded(int, 3, what="a node count", high=7), default=3, help="cluster size (3-7, default 3)")
+    p.add_argument("--writers", type=bounded(int, 1, what="an integer"), default=16, help="concurrent writers (default 16)")
+    p.add_argument("--seconds", type=bounded(float, 0, inclusive=False, what="seconds", high=600), default=3.0,
                    help="seconds of writes before the kill, and again after it (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the data directory and node logs")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return v
-
-
-def _nodes(text: str) -> int:
-    v = _positive_int(text)
-    if not 3 <= v <= 7:
-        raise argparse.ArgumentTypeError("a demo cluster has 3 to 7 nodes")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < v <= 600:
-        raise argparse.ArgumentTypeError("expected seconds in (0, 600]")
-    return v
 
 
 class Workload:

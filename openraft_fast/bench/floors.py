@@ -9,7 +9,7 @@ in the same run as the real cluster so the targets are ratios on a noisy, shared
 - `FutureCeiling`: each write is a future resolved from one `call_soon` batch: what asyncio
   itself costs per awaited write.
 
-Both expose `client_write` / `client_write_many`, so `bench.run_load` drives them exactly as it
+Both expose `client_write` / `client_write_many`, so `bench.load.run_load` drives them exactly as it
 drives a `Raft`.
 """
 from __future__ import annotations

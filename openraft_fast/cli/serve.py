@@ -20,7 +20,7 @@ import sys
 from typing import Optional, Tuple
 
 from openraft_fast._aio import freeze_startup_heap
-from openraft_fast.cli_args import bounded, host_port, one_line_errors
+from openraft_fast.cli.args import bounded, host_port, one_line_errors
 from openraft_fast.config import Config
 
 _log = logging.getLogger("openraft_fast.serve")

@@ -1,7 +1,7 @@
 """A follower process for benchmark B3: one Raft node over TCP with an in-memory log and the no-op
 state machine; it prints `READY <port>` once it serves and exits when its stdin closes.
 
-`python -m openraft_fast.bench_node --id 2 --port 0 [--heartbeat S --election-min S --election-max S]`
+`python -m openraft_fast.bench.node --id 2 --port 0 [--heartbeat S --election-min S --election-max S]`
 The bench process (node 1) initializes the cluster with every node's address."""
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ PROFILE_ENV = "OPENRAFT_FAST_BENCH_PROFILE"
 def main(argv: Optional[List[str]] = None) -> None:
     from openraft_fast import Config, Raft
     from openraft_fast._aio import freeze_startup_heap, run
-    from openraft_fast.bench_procs import announce_ready, exit_with_parent
+    from openraft_fast.bench.procs import announce_ready, exit_with_parent
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
     from openraft_fast.storage import MemLogStore, NoopStateMachine
 
-    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench_node")
+    ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench.node")
     ap.add_argument("--id", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)

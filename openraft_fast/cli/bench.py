@@ -1,55 +1,27 @@
-"""The `openraft-fast` command."""
+"""`openraft-fast bench`: the cluster write benchmarks (openraft_fast.bench) from the command line."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from typing import List, Optional
 
 from openraft_fast._aio import run
+from openraft_fast.cli.args import bounded, int_list
 
 
-def _ints(text: str, least: int = 1) -> List[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < least for v in values):
-        raise argparse.ArgumentTypeError("values must be positive" if least == 1 else f"values must be >= {least}")
-    return values
-
-
-def _sizes(text: str) -> List[int]:
-    return _ints(text, least=0)
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError("must be positive")
-        return v
-    return parse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from openraft_fast import __version__
-    p = argparse.ArgumentParser(prog="openraft-fast", description="openraft_fast: Raft for Python")
-    p.add_argument("--version", action="version", version=f"openraft-fast {__version__}")
-    sub = p.add_subparsers(dest="command")
+def add_parser(sub) -> None:
     b = sub.add_parser("bench", help="cluster write benchmark (DESIGN B1/B2; B3 with --transport tcp)")
     b.add_argument("--transport", choices=["local", "tcp"], default="local",
                    help="local: one process (B1/B2); tcp: one process per node on 127.0.0.1, with the TCP floor (B3)")
-    b.add_argument("--nodes", type=_ints, default=[3],
+    b.add_argument("--nodes", type=int_list(1), default=[3],
                    help="voters, or a list run in turn: 3,5,7 (B6: cost per write relative to the fewest)")
-    b.add_argument("--clients", type=_ints, default=None, help="client counts (default local 1,64,256,1024; tcp 1,256)")
-    b.add_argument("--batch", type=_positive(int), default=1, help="entries per client_write_many (1: client_write)")
-    b.add_argument("--seconds", type=_positive(float), default=3.0)
-    b.add_argument("--payload", type=_sizes, default=None, help="payload bytes, a list (default local 0; tcp 16,256)")
+    b.add_argument("--clients", type=int_list(1), default=None,
+                   help="client counts (default local 1,64,256,1024; tcp 1,256)")
+    b.add_argument("--batch", type=bounded(int, 1, what="an integer"), default=1,
+                   help="entries per client_write_many (1: client_write)")
+    b.add_argument("--seconds", type=bounded(float, 0, inclusive=False), default=3.0)
+    b.add_argument("--payload", type=int_list(0, "sizes"), default=None,
+                   help="payload bytes, a list (default local 0; tcp 16,256)")
     b.add_argument("--peer", choices=["pysyncobj"], help="also run this library in the same harness (tcp only)")
     b.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     b.add_argument("--no-uvloop", action="store_true", help="use stock asyncio")
@@ -58,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", metavar="DIR", help="with --store wal: where the logs go (default: a temp dir)")
     b.add_argument("--floors", action="store_true",
                    help="local: also run the in-process floor and the per-op future ceiling after each row")
-    b.add_argument("--log-entries", type=_positive(int), metavar="N",
+    b.add_argument("--log-entries", type=bounded(int, 1, what="an integer"), metavar="N",
                    help="B6, local: fill the leader's log to N entries (kept: no snapshots) and measure, "
                         "then measure an empty log; reports RSS per entry")
     b.add_argument("--gc", choices=["freeze", "default"], default="freeze",
@@ -66,38 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: leave the collector as Python sets it")
     b.add_argument("--profile", metavar="FILE",
                    help="run under cProfile: write FILE (.pstats) and print the top 25 by tottime to stderr")
-    from openraft_fast import cli_ops, cli_serve
-    cli_serve.add_parser(sub)
-    cli_ops.add_parsers(sub)
-    from openraft_fast import demo
-    demo.add_parser(sub)
-    return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from openraft_fast import __version__
-        print(f"openraft-fast {__version__}")
-        parser.print_help()
-        return 0
-    if args.command == "serve":
-        from openraft_fast import cli_serve
-        return cli_serve.main(args)
-    if args.command == "demo":
-        from openraft_fast import demo
-        return demo.main(args)
-    if args.command in ("cluster", "kv"):
-        from openraft_fast import cli_ops
-        return cli_ops.main(args)
-    if args.command == "bench":
-        return _bench(args)
-    return 2
-
-
-def _bench(args) -> int:
-    from openraft_fast.bench import format_table, live_printer, results_json
+def main(args) -> int:
+    from openraft_fast.bench.results import format_table, live_printer, results_json
     tcp = args.transport == "tcp"
     clients = args.clients or ([1, 256] if tcp else [1, 64, 256, 1024])
     payloads = args.payload if args.payload is not None else ([16, 256] if tcp else [0])
@@ -114,13 +58,13 @@ def _bench(args) -> int:
         print("--log-entries is for --transport local with --store mem, without --floors", file=sys.stderr)
         return 2
     if args.log_entries:
-        from openraft_fast.bench_scale import check_fill_fits
+        from openraft_fast.bench.scale import check_fill_fits
         too_big = check_fill_fits(args.log_entries, payloads, args.nodes)
         if too_big:
             print(too_big, file=sys.stderr)
             return 2
     if args.peer == "pysyncobj":
-        from openraft_fast.bench_pysyncobj import available
+        from openraft_fast.bench.peers.pysyncobj import available
         if not available():
             print("--peer pysyncobj: the pysyncobj package is not installed "
                   "(pip install 'openraft-fast[bench]' or pip install pysyncobj)", file=sys.stderr)
@@ -143,20 +87,20 @@ def _bench(args) -> int:
         results = []
         for nodes in args.nodes:
             if tcp:
-                from openraft_fast.bench import bench_tcp
+                from openraft_fast.bench.tcp import bench_tcp
                 results += run(bench_tcp(nodes, clients, args.batch, payloads, args.seconds, args.peer, show,
                                          use_uvloop=use_uvloop), use_uvloop=use_uvloop)
                 continue
             for size in payloads:
                 if args.log_entries:
-                    from openraft_fast.bench_scale import bench_log_entries
+                    from openraft_fast.bench.scale import bench_log_entries
                     rows, fill = run(bench_log_entries(nodes, clients, args.batch, size, args.seconds,
                                                        args.log_entries, show, freeze_gc=freeze_gc),
                                                      use_uvloop=use_uvloop)
                     results += rows
                     fills.append(fill)
                 else:
-                    from openraft_fast.bench import bench_local
+                    from openraft_fast.bench.local import bench_local
                     results += run(bench_local(nodes, clients, args.batch, size, args.seconds, show,
                                                store=args.store, data=args.data, floors=args.floors,
                                                freeze_gc=freeze_gc),
@@ -166,7 +110,7 @@ def _bench(args) -> int:
     from openraft_fast.errors import RaftError
     try:
         if args.profile:
-            from openraft_fast.bench_profile import profiled
+            from openraft_fast.bench.profiling import profiled
             with profiled(args.profile):
                 results = measure()
         else:
@@ -178,13 +122,13 @@ def _bench(args) -> int:
         sys.stderr.write("\n")
     print(format_table(results))
     if tcp or args.floors:
-        from openraft_fast.bench import format_ratios
+        from openraft_fast.bench.results import format_ratios
         print(format_ratios(results))
     if len(args.nodes) > 1 and not args.log_entries:
-        from openraft_fast.bench_scale import format_node_costs
+        from openraft_fast.bench.scale import format_node_costs
         print(format_node_costs(results))
     if args.log_entries:
-        from openraft_fast.bench_scale import format_log_costs
+        from openraft_fast.bench.scale import format_log_costs
         print(format_log_costs(results, fills))
     if args.profile:
         print(f"profiled: {args.profile} (figures under cProfile are slower than without it)")
@@ -192,7 +136,3 @@ def _bench(args) -> int:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results_json(results), f, indent=2)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ import threading
 import time
 from array import array
 
-from openraft_fast.bench import BenchResult, percentile
+from openraft_fast.bench.results import BenchResult, percentile
 
 
 def _sync_loop(directory: str, stop: float, block: int, lats: array) -> None:

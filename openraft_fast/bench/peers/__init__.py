@@ -1,0 +1,1 @@
+"""Other Raft libraries run by the same harness as ours, on the same machine, in the same run."""
