@@ -332,6 +332,11 @@ class Raft:
     def timeout_now(self, msg):
         return self._rpc("timeout_now", msg)
 
+    def peer_connected(self, node_id: int) -> None:
+        """A network server accepted a connection from `node_id`: it is up, so this node's
+        client to it stops backing off (NetworkFactory.peer_up)."""
+        self._core.network_factory.peer_up(node_id)
+
     def read_index(self, req):
         """Handle a follower's ReadIndexRequest (this node should lead); resolves with the
         ReadIndexResponse."""

@@ -52,3 +52,8 @@ class Network(ABC):
 class NetworkFactory(ABC):
     @abstractmethod
     def new_client(self, target: int, node: Node) -> Network: ...
+
+    def peer_up(self, node_id: int) -> None:
+        """`node_id` just reached this node (a network server accepted its handshake): a
+        client that is backing off from it may try again at once. A restarted peer then
+        hears from its leader within a heartbeat. Optional: the default does nothing."""

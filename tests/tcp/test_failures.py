@@ -67,7 +67,9 @@ def test_refused_connection_backs_off_and_logs_once(run, caplog):
 
         srv = await asyncio.start_server(slam, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
-        f = TcpNetworkFactory(1, FAST.replace(backoff=0.02))
+        config = FAST.replace(backoff=0.02, heartbeat_interval=0.25, election_timeout_min=0.5,
+                              election_timeout_max=1.0)
+        f = TcpNetworkFactory(1, config)
         net = f.new_client(2, Node(f"127.0.0.1:{port}"))
         errors = []
         try:
@@ -78,11 +80,35 @@ def test_refused_connection_backs_off_and_logs_once(run, caplog):
             f.close()
             srv.close()
         assert all(isinstance(e, (Unreachable, NetworkError)) for e in errors), errors
-        # Growing backoff (0.02, 0.04, ... capped at 1 s): a handful of attempts, not 100.
-        assert 2 <= len(accepts) <= 10, len(accepts)
-        assert any("next attempt in" in str(e) for e in errors)
+        # Growing backoff (0.02, 0.04, ... capped at heartbeat_interval): a handful of attempts, not 100.
+        assert 2 <= len(accepts) <= 12, len(accepts)
+        waits = [float(str(e).rsplit("next attempt in ", 1)[1].rstrip("s")) for e in errors
+                 if "next attempt in" in str(e)]
+        assert waits and max(waits) <= config.heartbeat_interval, waits
         downs = [r for r in caplog.records if r.name == TCP_LOG and r.levelno >= logging.WARNING]
         assert len(downs) == 1, [r.getMessage() for r in downs]
+    run(body())
+
+
+def test_a_handshake_from_the_peer_ends_the_backoff_to_it(run):
+    """A restarted peer that reaches us (a pre-vote, a read) is up: the client to it stops
+    backing off at once, so it hears from us within a heartbeat, not after the backoff."""
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            (to_follower,) = [n for n in c.factories[lead]._clients if n.target == follower]
+            loop = asyncio.get_running_loop()
+            to_follower._failures, to_follower._retry_at = 5, loop.time() + 60.0     # as if backing off
+            back = c.factories[follower].new_client(lead, c.node(lead))
+            try:
+                await outcome(back.vote(VoteRequest(VOTE)))        # the follower's handshake reaches the leader
+            finally:
+                back.close()
+            assert to_follower._failures == 0 and to_follower._retry_at == 0.0
+            other = next(i for i in (1, 2, 3) if i not in (lead, follower))
+            (to_other,) = [n for n in c.factories[lead]._clients if n.target == other]
+            assert to_other._retry_at == 0.0                       # untouched: only the peer that came back
     run(body())
 
 

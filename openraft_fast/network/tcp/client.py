@@ -4,8 +4,11 @@ Requests are pipelined: each gets a correlation id, many are in flight on one co
 responses resolve their futures by id. A connection is opened lazily by the first request
 that needs it (the request is queued in the connection's buffer and flushed once the socket
 is up, right behind the handshake). Failed connections back off per target: the wait grows
-from `Config.backoff`, doubling up to a cap, and requests during the wait fail at once with
-Unreachable, so a dead node is not hammered. A link going down or up is logged once.
+from `Config.backoff`, doubling up to `Config.heartbeat_interval`, and requests during the wait
+fail at once with Unreachable, so a dead node is not hammered. The cap keeps a restarted node
+from waiting longer for its leader's first heartbeat than for any other, and a handshake from
+the peer itself (`TcpNetworkFactory.peer_up`) ends the wait at once. A link going down or up is
+logged once.
 """
 from __future__ import annotations
 
@@ -20,10 +23,6 @@ from openraft_fast.errors import InvalidArgument, InvalidArgumentType, NetworkEr
 from openraft_fast.network.base import Network, NetworkFactory
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
                                               FrameConnection, check_positive, check_ssl, log)
-
-# The longest wait between two connection attempts to one target, unless Config.backoff is longer.
-BACKOFF_CAP = 1.0
-
 
 def parse_addr(addr: str) -> Tuple[str, int]:
     """"host:port" (IPv6 hosts in brackets) -> (host, port); ValueError if malformed."""
@@ -297,6 +296,11 @@ class TcpNetwork(Network):
                 log.info("node %s: connected to node %s at %s", self.factory.node_id, self.target, self.addr)
             self._up = True
 
+    def peer_up(self) -> None:
+        """The target reached us: it is up again, so end any backoff now."""
+        self._failures = 0
+        self._retry_at = 0.0
+
     def lane_closed(self, conn: ClientConnection, reason: str) -> None:
         if self._conns[conn.lane] is conn:
             self._conns[conn.lane] = None
@@ -305,8 +309,9 @@ class TcpNetwork(Network):
         # Back off unless the lane closed after a working session (then one quick retry).
         if not conn.accepted or self._up is not True:
             self._failures += 1
-            cap = max(BACKOFF_CAP, self.factory.config.backoff)
-            self._retry_at = self.loop.time() + min(self.factory.config.backoff * 2 ** (self._failures - 1), cap)
+            cfg = self.factory.config
+            self._retry_at = self.loop.time() + min(cfg.backoff * 2 ** min(self._failures - 1, 30),
+                                                    cfg.heartbeat_interval)
         self._last_error = reason
         if self._up is not False:
             self._up = False
@@ -384,6 +389,11 @@ class TcpNetworkFactory(NetworkFactory):
         client = TcpNetwork(self, target, node.addr)
         self._clients.append(client)
         return client
+
+    def peer_up(self, node_id: int) -> None:
+        for c in self._clients:
+            if c.target == node_id and not c._closed:
+                c.peer_up()
 
     def close(self) -> None:
         """Close every client this factory made."""

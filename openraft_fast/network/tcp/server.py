@@ -165,6 +165,8 @@ class ServerConnection(FrameConnection):
             self.peer = msg.src
             self._handlers = self.server._handlers[msg.lane]
             self.send(codec.HandshakeReply(True, ""), HANDSHAKE_CORR)
+            if self.server.peer_up is not None:
+                self.server.peer_up(msg.src)
             return
         self.peer = msg.src
         self.send(codec.HandshakeReply(False, reason), HANDSHAKE_CORR)
@@ -209,6 +211,8 @@ class TcpServer:
         self._server: Optional[asyncio.AbstractServer] = None
         self._conns: Set[ServerConnection] = set()
         self._handlers = _lane_handlers(raft)
+        # Optional on the receiving side (a test double may leave it out).
+        self.peer_up: Optional[Callable[[int], None]] = getattr(raft, "peer_connected", None)
 
     async def close(self) -> None:
         """Stop listening and close every connection; peers' pending requests fail."""
