@@ -45,13 +45,18 @@ def i64_runs(fields):
     return [g[0] if isinstance(g, list) and len(g) == 1 else g for g in out]
 
 
+def i64_block(run, check, item, pos):
+    """A run of i64 fields: one bounds check for all, each at its offset, one advance."""
+    n = 8 * len(run)
+    return ([check.format(n=n)] + [item.format(at=f" + {8 * i}" if i else "", f=f.name) for i, f in enumerate(run)]
+            + [f"{pos} += {n}"])
+
+
 def encoder(schema, msg, m):
     lines = [f"{m} = <{msg.cls}>msg"]
     for g in i64_runs(msg.fields):
         if isinstance(g, list):
-            lines.append(f"w_reserve(w, {8 * len(g)})")
-            lines += [f"put_i64(w.buf + w.pos{f' + {8 * i}' if i else ''}, {m}.{f.name})" for i, f in enumerate(g)]
-            lines.append(f"w.pos += {8 * len(g)}")
+            lines += i64_block(g, "w_reserve(w, {n})", "put_i64(w.buf + w.pos{at}, %s.{f})" % m, "w.pos")
         elif g.kind == "opt_slice":
             lines += [f"if {m}.{g.name} is None:", "    w_u8(w, 0)", "else:",
                       "    w_u8(w, 1)", f"    w_slice(w, {m}.{g.name})"]
@@ -65,9 +70,7 @@ def decoder(schema, msg, m):
     lines = [f"{m} = {msg.cls}.__new__({msg.cls})"]
     for g in i64_runs(msg.fields):
         if isinstance(g, list):
-            lines.append(f"r_need(r, {8 * len(g)})")
-            lines += [f"{m}.{f.name} = get_i64(r.p + r.pos{f' + {8 * i}' if i else ''})" for i, f in enumerate(g)]
-            lines.append(f"r.pos += {8 * len(g)}")
+            lines += i64_block(g, "r_need(r, {n})", "%s.{f} = get_i64(r.p + r.pos{at})" % m, "r.pos")
         elif g.kind == "opt_slice":
             lines.append(f"{m}.{g.name} = r_slice(r) if r_bool(r) else None")
         elif g.kind == "enum":
