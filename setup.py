@@ -69,6 +69,18 @@ def c_sources_for(pyx):
     return []
 
 
+def generate_sources():
+    """codec_bodies.pxi (the codec's message bodies, included by codec.pyx) from
+    codec_schema.py: a build product, written before cythonize (only when it changes)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+    try:
+        import gen_codec
+    finally:
+        del sys.path[0]
+    gen_codec.write_pxi()
+
+
+generate_sources()
 PYX = sorted(glob.glob("openraft_fast/_core/*.pyx"))
 REQUIRED = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record",
             "engine", "walrec", "codec", "events", "writes", "applier", "peers", "inbox", "executor"]

@@ -54,21 +54,6 @@ DEF MAX_READ = 262144       # ... and at most, unless a known frame needs more
 DEF INITIAL_CAP = 65536
 DEF SHRINK_CAP = 1048576    # an idle buffer bigger than this is given back
 
-# Message types on the wire.
-DEF T_VOTE_REQUEST = 1
-DEF T_VOTE_RESPONSE = 2
-DEF T_APPEND_REQUEST = 3
-DEF T_APPEND_RESPONSE = 4
-DEF T_TIMEOUT_NOW = 5
-DEF T_READ_INDEX_REQUEST = 6
-DEF T_READ_INDEX_RESPONSE = 7
-DEF T_SNAPSHOT_RESPONSE = 8
-DEF T_SNAPSHOT_CHUNK = 9
-DEF T_HANDSHAKE = 10
-DEF T_HANDSHAKE_REPLY = 11
-DEF T_ERROR_REPLY = 12
-DEF T_LAST = 12
-
 # Flag bits of leader ids, votes and log ids.
 DEF F_STD = 1
 DEF F_COMMITTED = 2         # votes
@@ -407,116 +392,7 @@ cdef int w_meta(Writer* w, SnapshotMeta meta) except -1:
     return 0
 
 
-cdef int w_body(Writer* w, object msg) except -1:
-    """The body of `msg`; returns its message type."""
-    cdef type t = type(msg)
-    cdef AppendRequest m_ar
-    cdef AppendResponse m_aresp
-    cdef VoteRequest m_vr
-    cdef VoteResponse m_vresp
-    cdef TimeoutNow m_tn
-    cdef ReadIndexResponse m_rir
-    cdef SnapshotResponse m_sr
-    cdef SnapshotChunk m_sc
-    cdef Handshake m_hs
-    cdef HandshakeReply m_hr
-    cdef ErrorReply m_er
-    if t is AppendRequest:
-        m_ar = <AppendRequest>msg
-        w_vote(w, m_ar.vote)
-        w_opt_log_id(w, m_ar.prev_log_id)
-        w_opt_log_id(w, m_ar.commit)
-        w_reserve(w, 25)
-        put_i64(w.buf + w.pos, m_ar.msg_id)
-        put_i64(w.buf + w.pos + 8, m_ar.seq)
-        put_i64(w.buf + w.pos + 16, m_ar.sent_at)
-        w.pos += 24
-        if m_ar.entries is None:
-            w.buf[w.pos] = 0
-            w.pos += 1
-        else:
-            w.buf[w.pos] = 1
-            w.pos += 1
-            w_slice(w, m_ar.entries)
-        return T_APPEND_REQUEST
-    if t is AppendResponse:
-        m_aresp = <AppendResponse>msg
-        w_vote(w, m_aresp.vote)
-        w_u8(w, <uint8_t>m_aresp.result)
-        w_opt_log_id(w, m_aresp.matched)
-        w_reserve(w, 40)
-        put_i64(w.buf + w.pos, m_aresp.conflict)
-        put_i64(w.buf + w.pos + 8, m_aresp.hint_last)
-        put_i64(w.buf + w.pos + 16, m_aresp.msg_id)
-        put_i64(w.buf + w.pos + 24, m_aresp.seq)
-        put_i64(w.buf + w.pos + 32, m_aresp.sent_at)
-        w.pos += 40
-        return T_APPEND_RESPONSE
-    if t is VoteRequest:
-        m_vr = <VoteRequest>msg
-        w_vote(w, m_vr.vote)
-        w_opt_log_id(w, m_vr.last_log_id)
-        w_u8(w, m_vr.pre_vote)
-        w_u8(w, m_vr.transfer)
-        return T_VOTE_REQUEST
-    if t is VoteResponse:
-        m_vresp = <VoteResponse>msg
-        w_vote(w, m_vresp.vote)
-        w_u8(w, m_vresp.granted)
-        w_opt_log_id(w, m_vresp.last_log_id)
-        w_u8(w, m_vresp.pre_vote)
-        return T_VOTE_RESPONSE
-    if t is TimeoutNow:
-        m_tn = <TimeoutNow>msg
-        w_vote(w, m_tn.vote)
-        w_opt_log_id(w, m_tn.last_log_id)
-        return T_TIMEOUT_NOW
-    if t is ReadIndexRequest:
-        w_u8(w, <uint8_t>(<ReadIndexRequest>msg).policy)
-        return T_READ_INDEX_REQUEST
-    if t is ReadIndexResponse:
-        m_rir = <ReadIndexResponse>msg
-        w_u8(w, <uint8_t>m_rir.result)
-        w_opt_log_id(w, m_rir.read_log_id)
-        w_i64(w, m_rir.leader_id)
-        return T_READ_INDEX_RESPONSE
-    if t is SnapshotResponse:
-        m_sr = <SnapshotResponse>msg
-        w_vote(w, m_sr.vote)
-        w_u8(w, m_sr.ok)
-        w_i64(w, m_sr.msg_id)
-        w_i64(w, m_sr.seq)
-        w_i64(w, m_sr.sent_at)
-        return T_SNAPSHOT_RESPONSE
-    if t is SnapshotChunk:
-        m_sc = <SnapshotChunk>msg
-        w_vote(w, m_sc.vote)
-        w_meta(w, m_sc.meta)
-        w_i64(w, m_sc.offset)
-        w_u8(w, m_sc.last)
-        w_i64(w, m_sc.msg_id)
-        w_i64(w, m_sc.seq)
-        w_i64(w, m_sc.sent_at)
-        w_bytes(w, m_sc.data)
-        return T_SNAPSHOT_CHUNK
-    if t is Handshake:
-        m_hs = <Handshake>msg
-        w_u32(w, <uint32_t>m_hs.version)
-        w_str(w, m_hs.cluster_name)
-        w_i64(w, m_hs.src)
-        w_i64(w, m_hs.dst)
-        w_u8(w, <uint8_t>m_hs.lane)
-        return T_HANDSHAKE
-    if t is HandshakeReply:
-        m_hr = <HandshakeReply>msg
-        w_u8(w, m_hr.ok)
-        w_str(w, m_hr.reason)
-        return T_HANDSHAKE_REPLY
-    if t is ErrorReply:
-        m_er = <ErrorReply>msg
-        w_i64(w, m_er.code)
-        w_str(w, m_er.message)
-        return T_ERROR_REPLY
+cdef int w_unencodable(type t) except -1:
     raise CodecError(f"cannot encode a {t.__name__} (send an InstallSnapshotRequest as SnapshotChunks)"
                      if t.__name__ == "InstallSnapshotRequest" else f"cannot encode a {t.__name__}")
 
@@ -876,139 +752,19 @@ cdef SnapshotMeta r_meta(Reader* r):
     return meta
 
 
-cdef object r_body(int mtype, const unsigned char* body, Py_ssize_t blen):
-    cdef Reader rd
-    cdef Reader* r = &rd
-    rd.p = body
-    rd.pos = 0
-    rd.end = blen
-    cdef object msg
-    cdef int code
-    cdef AppendRequest m_ar
-    cdef AppendResponse m_aresp
-    cdef VoteRequest m_vr
-    cdef VoteResponse m_vresp
-    cdef TimeoutNow m_tn
-    cdef ReadIndexRequest m_rq
-    cdef ReadIndexResponse m_rir
-    cdef SnapshotResponse m_sr
-    cdef SnapshotChunk m_sc
-    cdef Handshake m_hs
-    cdef HandshakeReply m_hr
-    cdef ErrorReply m_er
-    if mtype == T_APPEND_REQUEST:
-        m_ar = AppendRequest.__new__(AppendRequest)
-        m_ar.vote = r_vote(r)
-        m_ar.prev_log_id = r_opt_log_id(r)
-        m_ar.commit = r_opt_log_id(r)
-        r_need(r, 24)
-        m_ar.msg_id = get_i64(r.p + r.pos)
-        m_ar.seq = get_i64(r.p + r.pos + 8)
-        m_ar.sent_at = get_i64(r.p + r.pos + 16)
-        r.pos += 24
-        if r_bool(r):
-            m_ar.entries = r_slice(r)
-            if m_ar.entries.start - 1 != (0 if m_ar.prev_log_id is None else m_ar.prev_log_id.index):  # start >= 1: no overflow
-                raise CodecError(f"entries start at {m_ar.entries.start}, not right after prev {m_ar.prev_log_id}")
-        else:
-            m_ar.entries = None
-        msg = m_ar
-    elif mtype == T_APPEND_RESPONSE:
-        m_aresp = AppendResponse.__new__(AppendResponse)
-        m_aresp.vote = r_vote(r)
-        code = r_u8(r)
-        if code < APPEND_OK or code > APPEND_HIGHER_VOTE:
-            raise CodecError(f"unknown append result {code}")
-        m_aresp.result = code
-        m_aresp.matched = r_opt_log_id(r)
-        r_need(r, 40)
-        m_aresp.conflict = get_i64(r.p + r.pos)
-        m_aresp.hint_last = get_i64(r.p + r.pos + 8)
-        m_aresp.msg_id = get_i64(r.p + r.pos + 16)
-        m_aresp.seq = get_i64(r.p + r.pos + 24)
-        m_aresp.sent_at = get_i64(r.p + r.pos + 32)
-        r.pos += 40
-        msg = m_aresp
-    elif mtype == T_VOTE_REQUEST:
-        m_vr = VoteRequest.__new__(VoteRequest)
-        m_vr.vote = r_vote(r)
-        m_vr.last_log_id = r_opt_log_id(r)
-        m_vr.pre_vote = r_bool(r)
-        m_vr.transfer = r_bool(r)
-        msg = m_vr
-    elif mtype == T_VOTE_RESPONSE:
-        m_vresp = VoteResponse.__new__(VoteResponse)
-        m_vresp.vote = r_vote(r)
-        m_vresp.granted = r_bool(r)
-        m_vresp.last_log_id = r_opt_log_id(r)
-        m_vresp.pre_vote = r_bool(r)
-        msg = m_vresp
-    elif mtype == T_TIMEOUT_NOW:
-        m_tn = TimeoutNow.__new__(TimeoutNow)
-        m_tn.vote = r_vote(r)
-        m_tn.last_log_id = r_opt_log_id(r)
-        msg = m_tn
-    elif mtype == T_READ_INDEX_REQUEST:
-        m_rq = ReadIndexRequest.__new__(ReadIndexRequest)
-        code = r_u8(r)
-        if code < 1 or code > 3:
-            raise CodecError(f"unknown read policy {code}")
-        m_rq.policy = code
-        msg = m_rq
-    elif mtype == T_READ_INDEX_RESPONSE:
-        m_rir = ReadIndexResponse.__new__(ReadIndexResponse)
-        code = r_u8(r)
-        if code < READ_OK or code > READ_NO_QUORUM:
-            raise CodecError(f"unknown read index result {code}")
-        m_rir.result = code
-        m_rir.read_log_id = r_opt_log_id(r)
-        m_rir.leader_id = r_i64(r)
-        msg = m_rir
-    elif mtype == T_SNAPSHOT_RESPONSE:
-        m_sr = SnapshotResponse.__new__(SnapshotResponse)
-        m_sr.vote = r_vote(r)
-        m_sr.ok = r_bool(r)
-        m_sr.msg_id = r_i64(r)
-        m_sr.seq = r_i64(r)
-        m_sr.sent_at = r_i64(r)
-        msg = m_sr
-    elif mtype == T_SNAPSHOT_CHUNK:
-        m_sc = SnapshotChunk.__new__(SnapshotChunk)
-        m_sc.vote = r_vote(r)
-        m_sc.meta = r_meta(r)
-        m_sc.offset = r_nonneg(r, "snapshot chunk offset")
-        m_sc.last = r_bool(r)
-        m_sc.msg_id = r_i64(r)
-        m_sc.seq = r_i64(r)
-        m_sc.sent_at = r_i64(r)
-        m_sc.data = r_bytes(r)
-        msg = m_sc
-    elif mtype == T_HANDSHAKE:
-        m_hs = Handshake.__new__(Handshake)
-        m_hs.version = r_u32(r)
-        m_hs.cluster_name = r_str(r)
-        m_hs.src = r_nonneg(r, "handshake src")
-        m_hs.dst = r_nonneg(r, "handshake dst")
-        code = r_u8(r)
-        if code > LANE_SNAPSHOT_:
-            raise CodecError(f"unknown lane {code}")
-        m_hs.lane = code
-        msg = m_hs
-    elif mtype == T_HANDSHAKE_REPLY:
-        m_hr = HandshakeReply.__new__(HandshakeReply)
-        m_hr.ok = r_bool(r)
-        m_hr.reason = r_str(r)
-        msg = m_hr
-    elif mtype == T_ERROR_REPLY:
-        m_er = ErrorReply.__new__(ErrorReply)
-        m_er.code = r_i64(r)
-        m_er.message = r_str(r)
-        msg = m_er
-    else:
-        raise CodecError(f"unknown message type {mtype}")
-    if rd.pos != rd.end:
-        raise CodecError(f"{rd.end - rd.pos} bytes of garbage after a type-{mtype} body")
-    return msg
+cdef inline int check_entries_start(AppendRequest m) except -1:
+    """A batch starts right after prev_log_id (at 1 without one)."""
+    if m.entries is not None and m.entries.start - 1 != (0 if m.prev_log_id is None else m.prev_log_id.index):
+        # start >= 1: no overflow
+        raise CodecError(f"entries start at {m.entries.start}, not right after prev {m.prev_log_id}")
+    return 0
+
+
+# ---- message bodies ------------------------------------------------------------------------------
+# w_body (encode) and r_body (decode) of every message type, and the T_* type codes: generated
+# from codec_schema.py by tools/gen_codec.py (setup.py runs it before cythonize).
+
+include "codec_bodies.pxi"
 
 
 # ---- the frame decoder ---------------------------------------------------------------------------
