@@ -51,7 +51,7 @@ MUTATIONS = {
 
 def make_mutant(name: str, workdir: str) -> None:
     """Copy the package with its built extensions, edit the engine, rebuild only what changed."""
-    for item in ("openraft_fast", "setup.py", "pyproject.toml", "README.md", os.path.join("tests", "sim")):
+    for item in ("openraft_fast", "csrc", "setup.py", "pyproject.toml", "README.md", os.path.join("tests", "sim")):
         src = os.path.join(ROOT, item)
         dst = os.path.join(workdir, item)
         if os.path.isdir(src):
