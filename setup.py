@@ -81,6 +81,10 @@ def generate_sources():
 
 
 generate_sources()
+
+
+# A module's `include`d .pxi files (engine.pyx: engine_*.pxi) are not extensions of their own:
+# cythonize follows the includes and recompiles the module when one of them changes.
 PYX = sorted(glob.glob("openraft_fast/_core/*.pyx"))
 REQUIRED = ["types", "quorum", "inflight", "progress", "tracker", "log", "messages", "commands", "record",
             "engine", "walrec", "codec", "events", "writes", "applier", "peers", "inbox", "executor"]

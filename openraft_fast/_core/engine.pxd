@@ -1,7 +1,9 @@
 # The Raft engine: one event in, a list of commands out; no I/O, no clock, no global state.
-# engine.pyi documents the Python-facing API; the sections of engine.pyx follow openraft's
-# handlers: vote/election, replication (leader), append (follower), commit/apply,
-# membership, snapshot, read, transfer, timers.
+# engine.pyi documents the Python-facing API. engine.pyx holds the class (construction,
+# accessors, shared helpers, timers, and one entry point per event); the rules live in one
+# engine_*.pxi per concern, after openraft's handlers: election, replication (leader), append
+# (follower), commit/apply, membership, snapshot, read (reads, leases, check-quorum), transfer.
+# Those are module-level functions of `Engine self`, so only the helpers are declared here.
 from libc.stdint cimport int64_t
 
 from openraft_fast._core.log cimport LogBuffer, LogSlice
@@ -105,40 +107,6 @@ cdef class Engine:
     cdef int64_t _committed_index(self)
     cdef void _reset_election_timer(self)
     cdef bint _is_voter(self)
-    cdef bint _update_vote(self, Vote v) except -1
-    cdef int _become_follower(self) except -1
-    cdef int _start_election(self, bint transfer) except -1
-    cdef int _start_pre_vote(self) except -1
-    cdef int _check_election(self) except -1
-    cdef int _become_leader(self) except -1
-    cdef int _leader_append(self, list payloads, int kind) except -1
-    cdef int _replicate_all(self) except -1
-    cdef int _replicate(self, object target, Progress p) except -1
-    cdef int _send_snapshot(self, object target, Progress p) except -1
-    cdef int _send_heartbeats(self) except -1
-    cdef int _try_commit(self, int64_t accepted) except -1
-    cdef int _set_committed(self, int64_t index) except -1
-    cdef int _apply(self) except -1
-    cdef int _truncate_after(self, int64_t after) except -1
-    cdef int _memberships_appended(self, int64_t start, int64_t stop) except -1
-    cdef int _effective_changed(self) except -1
-    cdef int _update_role(self) except -1
-    cdef bint _in_follower_lease(self) noexcept
     cdef int64_t _next_term(self) noexcept
     cdef void _see_term(self, int64_t term) noexcept
-    cdef int _flush_acks(self) except -1
-    cdef int _check_reads(self) except -1
-    cdef int _fail_reads(self) except -1
-    cdef int _maybe_timeout_now(self) except -1
-    cdef int _maybe_build_snapshot(self) except -1
-    cdef int _purge(self, int64_t upto) except -1
-    cdef int64_t _lease_time(self) noexcept
-    cdef int64_t _step_down_deadline(self) noexcept
-    cdef bint _lease_valid(self) noexcept
-    cdef bint _quorum_alive(self) noexcept
     cdef int _check_writable(self) except -1
-    cdef bint _lease_blocks(self, object from_id)
-    cdef _hand_over(self)
-    cdef _maybe_build_snapshot_now(self)
-    cdef _expire_reads(self)
-    cdef bint _accept_leader(self, object from_id, Vote vote) except -1

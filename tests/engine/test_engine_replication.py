@@ -1,9 +1,11 @@
-"""Engine tests: log replication, leader side (probe, bisect, stream, pipeline) and follower
-side (consistency check, skip, truncate, ack after flush, commit)."""
-from engine_helpers import (CONFLICT, HIGHER_VOTE, LID, OK, V, Apply, AppendLog, AppendRequest, AppendResponse,
-                            Membership, Node, Respond, S, SaveCommitted, SaveVote, Send, TruncateLog, VoteRequest,
-                            conflict_response, elect_leader, make_follower, make_leader, make_log, ok_response)
-from openraft_fast._core.engine import FOLLOWER
+"""Engine tests of engine_replication.pxi: log replication, leader side (probe, bisect, stream,
+pipeline), and heartbeats, retransmission and the timers driven by tick()."""
+import pytest
+
+from engine_helpers import (CONFLICT, HIGHER_VOTE, LID, OK, S, V, AppendLog, AppendRequest, AppendResponse, Membership,
+                            Node, Respond, SaveVote, Send, SendHeartbeat, conflict_response, elect_leader,
+                            make_follower, make_leader, make_log, ok_response, sends_to)
+from openraft_fast._core.engine import CANDIDATE, FOLLOWER
 from openraft_fast._core.progress import STATE_PROBE, STATE_REPLICATE
 
 
@@ -143,109 +145,84 @@ def test_leader_steps_down_on_a_higher_vote_append_response(mode):
     assert e2.state == FOLLOWER
 
 
-# ---------------------------------------------------------------------------- follower
-def follower_with_log(mode, n=3, **kw):
-    """Node 2, follower of T1-N1, holding [init, T1-N1 blank, "a".."] up to index 1 + n,
-    everything flushed, committed only up to the initialize entry."""
-    entries = [(1, 1, None)] + [(1, 1, chr(ord("a") + i)) for i in range(n - 1)]
-    return make_follower(mode, entries=entries, commit=False, **kw)
+# ---------------------------------------------------------------------------- heartbeats, retransmission and timers
+def ticking_leader(mode, **kw):
+    return make_leader(mode, now=1.0, enable_tick=True, **kw)
 
 
-def test_follower_rejects_append_past_its_last_entry_with_a_hint(mode):
-    e = follower_with_log(mode)                     # last T1-N1.4
+def test_leader_sends_heartbeats_at_heartbeat_interval_on_tick(mode):
+    e = ticking_leader(mode)
     lv = V(mode, 1, 1, True)
-    req = AppendRequest(lv, LID(mode, 1, 1, 7), S(mode, 8, (1, 1, "z")), LID(mode, 1, 1, 8), 5, 9, 0)
-    assert e.recv_append(1, req) == [Respond(1, AppendResponse(lv, CONFLICT, None, 7, 4, 5, 9, 0))]
-    assert e.last_log_id == LID(mode, 1, 1, 4) and e.committed == LID(mode, 0, None, 1)
+    assert e.next_deadline == 1.05
+    assert e.tick(1.049) == []
+    out = e.tick(1.05)
+    c = LID(mode, 1, 1, 2)
+    assert out == [SendHeartbeat(2, AppendRequest(lv, c, None, c, 0, 3, 1_050_000)),
+                   SendHeartbeat(3, AppendRequest(lv, c, None, c, 0, 4, 1_050_000))]
+    assert e.next_deadline == 1.1
+    assert e.tick(1.07) == []
 
 
-def test_follower_rejects_append_whose_prev_entry_differs(mode):
-    e = follower_with_log(mode)
-    lv = V(mode, 2, 3, True)
-    req = AppendRequest(lv, LID(mode, 2, 3, 3), S(mode, 4, (2, 3, "z")), None, 1, 1, 0)
-    assert e.recv_append(3, req) == [SaveVote(lv), Respond(3, AppendResponse(lv, CONFLICT, None, 3, -1, 1, 1, 0))]
-    assert e.last_log_id == LID(mode, 1, 1, 4)
+def test_heartbeats_are_their_own_command_type_and_carry_no_entries(mode):
+    e = ticking_leader(mode)
+    e.client_write(["a"])                           # in flight, not acked
+    out = e.tick(1.05)
+    assert [type(c) for c in out] == [SendHeartbeat, SendHeartbeat]
+    for c in out:
+        assert not isinstance(c, Send)
+        assert c.msg.entries is None and c.msg.msg_id == 0
+        # prev is what the target is known to hold, not the leader's last entry.
+        assert c.msg.prev_log_id == LID(mode, 1, 1, 2)
 
 
-def test_follower_skips_entries_it_already_holds(mode):
-    e = follower_with_log(mode)                     # 2: blank, 3: a, 4: b
-    lv = V(mode, 1, 1, True)
-    req = AppendRequest(lv, LID(mode, 0, None, 1), S(mode, 2, (1, 1, None), (1, 1, "a"), (1, 1, "b"), (1, 1, "c")),
-                        None, 3, 7, 0)
-    assert e.recv_append(1, req) == [AppendLog(S(mode, 5, (1, 1, "c")))]
-    # A request wholly held is acked at once and truncates nothing after it.
-    req2 = AppendRequest(lv, LID(mode, 0, None, 1), S(mode, 2, (1, 1, None), (1, 1, "a")), None, 4, 8, 0)
-    assert e.recv_append(1, req2) == [Respond(1, AppendResponse(lv, OK, LID(mode, 1, 1, 3), 0, -1, 4, 8, 0))]
-    assert e.last_log_id == LID(mode, 1, 1, 5)
+def test_no_heartbeats_when_disabled(mode):
+    e = ticking_leader(mode, enable_heartbeat=False)
+    assert e.tick(5.0) == []
 
 
-def test_follower_truncates_only_from_the_first_conflicting_entry(mode):
-    e = follower_with_log(mode, n=5)                # T1-N1 up to index 6
-    lv = V(mode, 2, 3, True)
-    # New leader T2-N3: same entries 2..3, its own from 4 on.
-    req = AppendRequest(lv, LID(mode, 0, None, 1),
-                        S(mode, 2, (1, 1, None), (1, 1, "a"), (2, 3, "x"), (2, 3, "y")), None, 1, 1, 0)
-    out = e.recv_append(3, req)
-    assert out == [SaveVote(lv), TruncateLog(3), AppendLog(S(mode, 4, (2, 3, "x"), (2, 3, "y")))]
-    assert e.last_log_id == LID(mode, 2, 3, 5)
-    assert e.log.log_id_at(3) == LID(mode, 1, 1, 3)
-
-
-def test_follower_acks_only_after_the_log_is_flushed(mode):
-    e = follower_with_log(mode)
-    lv = V(mode, 1, 1, True)
-    req = AppendRequest(lv, LID(mode, 1, 1, 4), S(mode, 5, (1, 1, "c"), (1, 1, "d")), None, 3, 5, 77)
-    assert e.recv_append(1, req) == [AppendLog(S(mode, 5, (1, 1, "c"), (1, 1, "d")))]
-    # Durable up to 5 is not enough for a request ending at 6.
-    assert e.on_log_flushed(LID(mode, 1, 1, 5)) == []
-    assert e.on_log_flushed(LID(mode, 1, 1, 6)) == [
-        Respond(1, AppendResponse(lv, OK, LID(mode, 1, 1, 6), 0, -1, 3, 5, 77))]
-    assert e.flushed == LID(mode, 1, 1, 6)
-
-
-def test_follower_commit_is_min_of_leader_commit_and_last_index_of_the_request(mode):
-    e = follower_with_log(mode)                     # holds up to T1-N1.4, committed 1
-    lv = V(mode, 1, 1, True)
-    # The leader committed 4, but this message only vouches for our log up to 2.
-    req = AppendRequest(lv, LID(mode, 1, 1, 2), None, LID(mode, 1, 1, 4), 0, 9, 0)
-    assert e.recv_append(1, req) == [
-        SaveCommitted(LID(mode, 1, 1, 2)),
-        Apply(S(mode, 2, (1, 1, None))),
-        Respond(1, AppendResponse(lv, OK, LID(mode, 1, 1, 2), 0, -1, 0, 9, 0)),
-    ]
+def test_heartbeat_response_updates_the_lease_but_not_the_progress_window(mode):
+    e = ticking_leader(mode)
+    out = e.client_write(["a"])                     # msg 2 to target 2 carries entry 3
+    hb = e.tick(1.14)                               # heartbeats; the lease (from 1.0) ran out at 1.135
+    assert e.lease_valid_until == pytest.approx(1.135)
+    (beat,) = sends_to(hb, 2, SendHeartbeat)
+    # Even if the heartbeat's answer claims more, it moves neither matched nor the window.
+    resp = AppendResponse(beat.msg.vote, OK, LID(mode, 1, 1, 3), 0, -1, 0, beat.msg.seq, beat.msg.sent_at)
+    assert e.recv_append_response(2, resp) == []
+    p = e.progress(2)
+    assert p.matched == 2 and len(p.inflight) == 1
     assert e.committed == LID(mode, 1, 1, 2)
-    req = AppendRequest(lv, LID(mode, 1, 1, 2), S(mode, 3, (1, 1, "a")), LID(mode, 1, 1, 4), 4, 10, 0)
-    assert e.recv_append(1, req) == [
-        SaveCommitted(LID(mode, 1, 1, 3)),
-        Apply(S(mode, 3, (1, 1, "a"))),
-        Respond(1, AppendResponse(lv, OK, LID(mode, 1, 1, 3), 0, -1, 4, 10, 0)),
-    ]
+    assert e.lease_valid_until == pytest.approx(1.14 + 0.135)
+    # The real answer to the append still moves the window.
+    e.recv_append_response(2, ok_response(out[1].msg))
+    assert p.matched == 3 and len(p.inflight) == 0
 
 
-def test_follower_refuses_append_from_a_smaller_vote(mode):
-    e = follower_with_log(mode)
-    e.recv_vote(3, VoteRequest(V(mode, 2, 3), e.last_log_id, False, True))   # votes for 3 (T2)
-    old = V(mode, 1, 1, True)
-    req = AppendRequest(old, LID(mode, 1, 1, 4), S(mode, 5, (1, 1, "z")), LID(mode, 1, 1, 5), 8, 8, 0)
-    assert e.recv_append(1, req) == [Respond(1, AppendResponse(V(mode, 2, 3), HIGHER_VOTE, None, 0, -1, 8, 8, 0))]
-    assert e.last_log_id == LID(mode, 1, 1, 4) and e.state == FOLLOWER
-
-
-def test_append_with_an_uncommitted_vote_is_refused(mode):
-    e = follower_with_log(mode)
-    v = V(mode, 5, 3)
-    req = AppendRequest(v, LID(mode, 1, 1, 4), None, None, 0, 1, 0)
-    assert e.recv_append(3, req) == [
-        Respond(3, AppendResponse(V(mode, 1, 1, True), HIGHER_VOTE, None, 0, -1, 0, 1, 0))]
-    assert e.vote == V(mode, 1, 1, True)
-
-
-def test_follower_commit_never_goes_backwards(mode):
-    e = follower_with_log(mode)
+def test_leader_reprobes_a_stalled_window_on_a_heartbeat_tick(mode):
+    e = ticking_leader(mode)
     lv = V(mode, 1, 1, True)
-    e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 4), None, LID(mode, 1, 1, 4), 0, 5, 0))
-    assert e.committed == LID(mode, 1, 1, 4)
-    # A late message carrying an older commit index changes nothing but is acked.
-    assert e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 2), None, LID(mode, 1, 1, 2), 0, 3, 0)) == [
-        Respond(1, AppendResponse(lv, OK, LID(mode, 1, 1, 2), 0, -1, 0, 3, 0))]
-    assert e.committed == LID(mode, 1, 1, 4)
+    e.client_write(["a"])                           # to 2 and 3 at 1.0; never answered
+    assert [type(c) for c in e.tick(1.15)] == [SendHeartbeat, SendHeartbeat]
+    out = e.tick(1.2)                               # stalled for more than election_timeout_min
+    c = LID(mode, 1, 1, 2)
+    probe = AppendRequest(lv, LID(mode, 1, 1, 3), None, c, 3, 0, 1_200_000)
+    assert out == [
+        SendHeartbeat(2, AppendRequest(lv, c, None, c, 0, 7, 1_200_000)),
+        SendHeartbeat(3, AppendRequest(lv, c, None, c, 0, 8, 1_200_000)),
+        Send(2, AppendRequest(lv, probe.prev_log_id, None, c, 3, 9, 1_200_000)),
+        Send(3, AppendRequest(lv, probe.prev_log_id, None, c, 3, 10, 1_200_000)),
+    ]
+    assert e.progress(2).state == STATE_PROBE
+
+
+def test_follower_heartbeat_resets_the_election_timer(mode):
+    e = make_follower(mode, now=1.0, enable_tick=True)
+    lv = V(mode, 1, 1, True)
+    e.tick(1.1)
+    c = LID(mode, 1, 1, 2)
+    assert e.recv_append(1, AppendRequest(lv, c, None, c, 0, 5, 1_100_000)) == [
+        Respond(1, AppendResponse(lv, OK, c, 0, -1, 0, 5, 1_100_000))]
+    assert 1.25 <= e.next_deadline <= 1.4
+    assert e.tick(1.249) == [] and e.state == FOLLOWER
+    out = e.tick(1.41)
+    assert e.state == CANDIDATE and out

@@ -3,9 +3,10 @@ copy, run the simulator's default seeds and its targeted scenarios on it, and ex
 
     python tests/sim/mutate.py [NAME ...] [--seeds N] [--steps M] [--jobs J] [--scenarios EXPR]
 
-Each mutation is an exact text edit of openraft_fast/_core/engine.pyx; the working tree is
-never touched. The scenarios are the tests of tests/sim that `pytest -k EXPR` selects (default:
-the Figure 8 ones), run in the copy; a mutant is caught when the seeds or the scenarios fail.
+Each mutation is an exact text edit of the engine's sources (engine.pyx and the engine_*.pxi it
+includes); the working tree is never touched. The scenarios are the tests of tests/sim that
+`pytest -k EXPR` selects (default: the Figure 8 ones), run in the copy; a mutant is caught when
+the seeds or the scenarios fail.
 Exit status 0 when every mutant was caught. A build takes ~15 s to 1 minute.
 """
 import argparse
@@ -18,14 +19,20 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINE = os.path.join("openraft_fast", "_core", "engine.pyx")
+CORE = os.path.join("openraft_fast", "_core")
+
+
+def engine_sources(root: str):
+    """engine.pyx and the engine_*.pxi files it includes, where the engine's rules live."""
+    pxi = sorted(f for f in os.listdir(os.path.join(root, CORE)) if f.startswith("engine_") and f.endswith(".pxi"))
+    return [os.path.join(CORE, f) for f in ["engine.pyx"] + pxi]
 
 # name -> (what the rule is, [(exact text, replacement), ...])
 MUTATIONS = {
     "commit_older_term": (
         "a leader commits an entry of an older term by counting replicas (Raft 5.4.2)",
-        [("        if accepted > self._committed_index() and accepted >= self.leader_first_log_id.index:\n",
-          "        if accepted > self._committed_index():\n")],
+        [("    if accepted > self._committed_index() and accepted >= self.leader_first_log_id.index:\n",
+          "    if accepted > self._committed_index():\n")],
     ),
     "skip_vote_persist": (
         "votes are not persisted (SaveVote never emitted)",
@@ -34,17 +41,17 @@ MUTATIONS = {
     "truncate_committed": (
         "a follower truncates from the first entry it receives, even entries it holds and that "
         "are committed (no skip of matching entries, no committed guard)",
-        [("            first_conflict = self.log.c_first_conflict(entries)\n",
-          "            first_conflict = entries.start if entries.start >= self.log.first_index else self.log.first_index\n"),
-         ("        if after < self._committed_index():\n            raise AssertionError(",
-          "        if False:\n            raise AssertionError(")],
+        [("        first_conflict = self.log.c_first_conflict(entries)\n",
+          "        first_conflict = entries.start if entries.start >= self.log.first_index else self.log.first_index\n"),
+         ("    if after < self._committed_index():\n        raise AssertionError(",
+          "    if False:\n        raise AssertionError(")],
     ),
 }
 
 
 def make_mutant(name: str, workdir: str) -> None:
     """Copy the package with its built extensions, edit the engine, rebuild only what changed."""
-    for item in ("openraft_fast", "setup.py", "pyproject.toml", "README.md", os.path.join("tests", "sim")):
+    for item in ("openraft_fast", "csrc", "setup.py", "pyproject.toml", "README.md", os.path.join("tests", "sim")):
         src = os.path.join(ROOT, item)
         dst = os.path.join(workdir, item)
         if os.path.isdir(src):
@@ -53,20 +60,29 @@ def make_mutant(name: str, workdir: str) -> None:
             shutil.copy2(src, dst)
     if os.path.isdir(os.path.join(ROOT, "build")):
         shutil.copytree(os.path.join(ROOT, "build"), os.path.join(workdir, "build"))
-    path = os.path.join(workdir, ENGINE)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    texts = {}
+    for rel in engine_sources(workdir):
+        with open(os.path.join(workdir, rel), encoding="utf-8") as f:
+            texts[rel] = f.read()
+    edited = set()
     for old, new in MUTATIONS[name][1]:
-        if isinstance(old, re.Pattern):
-            text, n = old.subn(new, text)
-        else:
-            n = text.count(old)
-            text = text.replace(old, new)
+        n = 0
+        for rel, text in texts.items():
+            if isinstance(old, re.Pattern):
+                texts[rel], k = old.subn(new, text)
+            else:
+                k = text.count(old)
+                texts[rel] = text.replace(old, new)
+            if k:
+                edited.add(rel)
+            n += k
         if n == 0:
             raise SystemExit(f"mutation {name}: the engine no longer has the text it edits; update {__file__}")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.utime(path)
+    for rel in edited:
+        path = os.path.join(workdir, rel)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(texts[rel])
+        os.utime(path)
     subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "-j", "2"], cwd=workdir, check=True,
                    stdout=subprocess.DEVNULL)
 
