@@ -28,7 +28,7 @@ class Config:
     max_in_snapshot_log_to_keep: int = 1000
     purge_batch_size: int = 1
     leader_id_mode: str = "adv"
-    enable_pre_vote: bool = False
+    enable_pre_vote: bool = True
     enable_heartbeat: bool = True
     enable_elect: bool = True
     enable_tick: bool = True

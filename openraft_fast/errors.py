@@ -52,7 +52,9 @@ class OutcomeUnknown(RaftError):
 
 
 class ChangeMembershipError(RaftError):
-    """A membership change was refused: `reason` is "in_progress", "empty" or "learner_not_found"."""
+    """A membership change was refused: `reason` is "in_progress", "empty", "learner_not_found" or
+    "not_enough_healthy_voters" (fewer than a quorum of the new voters acked the leader within
+    election_timeout_max; the message names the others; `force=True` skips that check)."""
 
     def __init__(self, reason, detail=""):
         self.reason = reason

@@ -12,8 +12,8 @@ from openraft_fast.runtime import reads as _reads
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeUnknown, StorageError,
-                                  Stopped)
+from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeUnknown, RaftError, StorageError,
+                                  Stopped, Timeout)
 from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
 from openraft_fast._core.writes import as_payloads
@@ -52,6 +52,14 @@ def _node(name: str, value) -> Node:
     if not isinstance(value, Node):
         raise InvalidArgumentType(f"{name} must be a Node, got {type(value).__name__} {value!r}")
     return value
+
+
+def _optional_timeout(name: str, value) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidArgument(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
 
 
 def _flag(name: str, value) -> bool:
@@ -152,17 +160,24 @@ class Raft:
         engine = self._core.engine
         await self._core.call(lambda: (None, engine.initialize(m)))
 
-    async def add_learner(self, node_id: int, node: Node, blocking: bool = True) -> ClientWriteResponse:
-        """Add a non-voting member. With `blocking`, return once it has caught up: it lags
-        the leader by at most `Config.replication_lag_threshold` entries (not necessarily
-        none). A call on a leader elected a moment ago first waits, bounded, until the
-        membership a previous leader appended is committed. If this node loses leadership
-        while the learner catches up, it raises OutcomeUnknown("leadership_lost"): the
-        learner was added (the membership entry is applied; `detail` says so), whether it
-        caught up is unknown. It is never ForwardToLeader, which means nothing was appended."""
+    async def add_learner(self, node_id: int, node: Node, blocking: bool = True,
+                          timeout: Optional[float] = 30.0) -> ClientWriteResponse:
+        """Add a non-voting member. With `blocking`, return once it has caught up: it has
+        acknowledged an append and lags the leader by at most
+        `Config.replication_lag_threshold` entries (not necessarily none). If it has not
+        within `timeout` seconds (None: no bound), raise Timeout: the learner was added (its
+        membership entry is applied) but has not caught up, so it is not ready to be made a
+        voter (is it running, and reachable at `node.addr`?).
+
+        A call on a leader elected a moment ago first waits, bounded, until the membership a
+        previous leader appended is committed. If this node loses leadership while the
+        learner catches up, it raises OutcomeUnknown("leadership_lost"): the learner was
+        added (`detail` says so), whether it caught up is unknown. It is never
+        ForwardToLeader, which means nothing was appended."""
         _node_id("node_id", node_id)
         _node("node", node)
         _flag("blocking", blocking)
+        timeout = _optional_timeout("timeout", timeout)
         core = self._core
         engine = core.engine
         await self._previous_leaders_membership_committed()
@@ -170,24 +185,39 @@ class Raft:
         if idx is not None:
             await self._own_entry_applied(idx)
         if blocking:
-            await core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id))
+            try:
+                await asyncio.wait_for(
+                    core.wait_core(lambda c: not c.engine.is_leader() or c.engine.is_caught_up(node_id)), timeout)
+            except asyncio.TimeoutError:
+                lag = engine.replication_lag(node_id)
+                raise Timeout(f"learner {node_id} was added but has not caught up within {timeout:g}s "
+                              f"({'no append acknowledged' if not engine.has_acked(node_id) else f'{lag} entries behind'}"
+                              f"; is it running and reachable at {node.addr}?)") from None
             if not engine.is_leader():
                 raise OutcomeUnknown(OutcomeUnknown.LEADERSHIP_LOST,
                                      f"the learner was added (membership entry {idx} applied); leadership was lost "
                                      f"while it caught up (leader now {engine.leader_id})")
         return self._membership_response(idx)
 
-    async def change_membership(self, members: Iterable[int], retain: bool = False) -> ClientWriteResponse:
+    async def change_membership(self, members: Iterable[int], retain: bool = False,
+                                force: bool = False) -> ClientWriteResponse:
         """Make `members` the voters: through the joint config to the uniform one. With
-        `retain`, removed voters stay as learners."""
+        `retain`, removed voters stay as learners.
+
+        Refused with ChangeMembershipError("not_enough_healthy_voters") when fewer than a
+        quorum of `members` are healthy: the leader itself, and the voters and learners it
+        heard an acknowledgement from within `Config.election_timeout_max` (the message names
+        the others). Such a change would leave the cluster unable to commit. `force=True`
+        skips that check (etcd's --strict-reconfig-check, off)."""
         core = self._core
         engine = core.engine
         goal = _node_ids("members", members)
         _flag("retain", retain)
+        _flag("force", force)
         last = None
         await self._previous_leaders_membership_committed()
         while True:
-            idx = await core.call(self._membership_step, engine.change_membership, goal, retain)
+            idx = await core.call(self._membership_step, engine.change_membership, goal, retain, None, force)
             if idx is None:
                 break
             last = idx
@@ -289,10 +319,7 @@ class Raft:
         `timeout` seconds (on a follower, by default 10 x Config.election_timeout_max)."""
         if not isinstance(policy, int) or isinstance(policy, bool) or not 1 <= int(policy) <= 3:
             raise InvalidArgumentType(f"policy must be a ReadPolicy, got {policy!r}")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or not 0 < timeout < math.inf):
-            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
-        return await _reads.ensure_linearizable(self._core, int(policy), timeout)
+        return await _reads.ensure_linearizable(self._core, int(policy), _optional_timeout("timeout", timeout))
 
     # ------------------------------------------------------------------ state
     @property
@@ -308,10 +335,42 @@ class Raft:
     def is_leader(self) -> bool:
         return self._core.stopped is None and self._core.engine.is_leader()
 
-    async def shutdown(self) -> None:
-        """Stop the node: every pending call fails with Stopped."""
-        self._core.fatal(Stopped())
+    async def shutdown(self, transfer: bool = True) -> None:
+        """Stop the node: every pending call fails with Stopped.
+
+        On a leader, with `transfer` (the default), first hand leadership to the most
+        up-to-date voter it heard from within `Config.election_timeout_max`, and wait (at
+        most that long) until a new leader is known, so writers wait a round trip instead of
+        an election timeout. Writes arriving meanwhile are refused with ForwardToLeader
+        (LEADER_TRANSFERRING). Keep the node's network server open until this returns: the
+        new leader's vote request must reach it."""
+        _flag("transfer", transfer)
+        core = self._core
+        if transfer and core.stopped is None and core.engine.is_leader():
+            await self._hand_off()
+        core.fatal(Stopped())
         await asyncio.sleep(0)
+
+    async def _hand_off(self) -> None:
+        core = self._core
+        engine = core.engine
+        to = engine.hand_off_target()
+        if to is None:
+            _log.info("node %s: stopping as leader with no healthy voter to hand over to", core.node_id)
+            return
+        try:
+            await core.call(lambda: (None, engine.transfer_leader(to)))
+        except RaftError as exc:           # lost leadership meanwhile: nothing to hand over
+            _log.info("node %s: no hand-off to %s: %s", core.node_id, to, exc)
+            return
+        me = core.node_id
+        try:
+            await asyncio.wait_for(core.wait_core(lambda c: c.engine.leader_id not in (None, me)),
+                                   self.config.election_timeout_max)
+            _log.info("node %s: handed leadership to %s", me, engine.leader_id)
+        except asyncio.TimeoutError:
+            _log.warning("node %s: hand-off to %s did not finish within %ss; stopping anyway", me, to,
+                         self.config.election_timeout_max)
 
     # ------------------------------------------------------------------ receiving side
     def _rpc(self, kind: str, msg) -> "asyncio.Future":

@@ -47,7 +47,7 @@ crc32c_init()
 DEF HEAD = 24
 DEF MAGIC0 = 0xF7           # not ASCII, not valid UTF-8, not a TLS record type: foreign
 DEF MAGIC1 = 0x52           # protocols fail at the first byte
-DEF VERSION = 1
+DEF VERSION = 2
 DEF MAX_U32 = 0xFFFFFFFF
 DEF MIN_READ = 16384        # free space offered to a read at least
 DEF MAX_READ = 262144       # ... and at most, unless a known frame needs more

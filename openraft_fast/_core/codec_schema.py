@@ -56,7 +56,8 @@ MESSAGES = (
     Message(1, "VoteRequest", "messages", (
         F("vote", "vote"), F("last_log_id", "opt_log_id"), F("pre_vote", "bool"), F("transfer", "bool"))),
     Message(2, "VoteResponse", "messages", (
-        F("vote", "vote"), F("granted", "bool"), F("last_log_id", "opt_log_id"), F("pre_vote", "bool"))),
+        F("vote", "vote"), F("granted", "bool"), F("last_log_id", "opt_log_id"), F("pre_vote", "bool"),
+        F("not_member", "bool"))),
     Message(3, "AppendRequest", "messages", (
         F("vote", "vote"), F("prev_log_id", "opt_log_id"), F("commit", "opt_log_id"), F("msg_id", "i64"),
         F("seq", "i64"), F("sent_at", "i64"), F("entries", "opt_slice")),

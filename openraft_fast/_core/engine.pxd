@@ -18,6 +18,7 @@ cdef enum:
     ST_FOLLOWER = 1
     ST_CANDIDATE = 2
     ST_LEADER = 3
+    ST_NOT_MEMBER = 5       # in no membership it holds, or told so by an up-to-date voter
 
 cdef enum:
     POLICY_READ_INDEX = 1
@@ -73,6 +74,7 @@ cdef class Engine:
     cdef object leader_contact_node          # ... and from which node
     cdef int64_t seen_term                   # highest term seen in any vote traffic
     cdef LogId startup_reset                 # the snapshot a restart found past its log
+    cdef bint told_not_member                # an up-to-date voter answered "not a member"
     cdef bint startup_truncate
 
     # Candidate (and pre-vote) state.
@@ -93,6 +95,10 @@ cdef class Engine:
     cdef bint transfer_sent
     cdef int64_t elected_us                 # when this node last won an election (check-quorum grace)
     cdef bint lease_void                    # a TimeoutNow went out: lease reads are off for good
+    # Nodes the effective membership removed, still replicated to until they hold the entry
+    # that removes them (so they learn it and go quiet) or the deadline passes:
+    # target -> (Node, index of the removing entry, deadline us).
+    cdef dict leaving
 
     # Follower state.
     cdef list pending_acks                  # [(index to be flushed, target, response)]
@@ -107,6 +113,8 @@ cdef class Engine:
     cdef int64_t _committed_index(self)
     cdef void _reset_election_timer(self)
     cdef bint _is_voter(self)
+    cdef bint _may_campaign(self)
+    cdef bint _healthy(self, object target)
     cdef int64_t _next_term(self) noexcept
     cdef void _see_term(self, int64_t term) noexcept
     cdef int _check_writable(self) except -1

@@ -31,6 +31,7 @@ LEARNER: int
 FOLLOWER: int
 CANDIDATE: int
 LEADER: int
+NOT_MEMBER: int     # in no membership it holds, or told so by an up-to-date voter: never stands
 STATE_NAMES: Dict[int, str]
 # ensure_linearizable policies
 READ_INDEX: int
@@ -117,8 +118,17 @@ class Engine:
     def progress(self, target: int) -> Optional[Progress]: ...
     def replication_lag(self, target: int) -> Optional[int]:
         """Leader: entries `target` lacks (None when not leading or not a target)."""
+    def has_acked(self, target: int) -> bool:
+        """Leader: whether `target` has answered any of this leadership's appends."""
     def is_caught_up(self, target: int) -> bool:
-        """Leader: the add-learner condition, lag <= replication_lag_threshold."""
+        """Leader: the add-learner condition: `target` accepted an append and lags at most
+        replication_lag_threshold entries."""
+    def unhealthy(self, ids: Iterable[int]) -> List[int]:
+        """Leader: the ids it has not heard an ack from within election_timeout_max (sorted)."""
+    def hand_off_target(self) -> Optional[int]:
+        """Leader: the most up-to-date voter heard from within election_timeout_max, or None."""
+    def target_node(self, target: int) -> Optional[Node]:
+        """The address of a member, or of a node a membership change is removing."""
 
     # Time and triggers.
     def tick(self, now: float) -> List[Command]: ...
@@ -136,10 +146,11 @@ class Engine:
         """Raises InitializeError unless the node is pristine and a voter of `membership`."""
     def client_write(self, payloads: List[Any]) -> List[Command]: ...
     def change_membership(self, goal: Iterable[int], retain: bool = False,
-                          nodes: Optional[Dict[int, Node]] = None) -> List[Command]:
+                          nodes: Optional[Dict[int, Node]] = None, force: bool = False) -> List[Command]:
         """One step towards voter set `goal` (joint first, then uniform: call again once the
         returned step is committed). Raises ChangeMembershipError("in_progress" | "empty" |
-        "learner_not_found")."""
+        "learner_not_found" | "not_enough_healthy_voters": fewer than a quorum of `goal` healthy,
+        unless `force`)."""
     def add_learner(self, node_id: int, node: Node) -> List[Command]: ...
     def ensure_linearizable(self, req_ids: Any, policy: int = ...) -> List[Command]:
         """`req_ids`: one request id, or a list or tuple of them (one quorum round for all).

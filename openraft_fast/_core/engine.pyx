@@ -26,9 +26,11 @@ LEARNER = ST_LEARNER
 FOLLOWER = ST_FOLLOWER
 CANDIDATE = ST_CANDIDATE
 LEADER = ST_LEADER
+NOT_MEMBER = ST_NOT_MEMBER
 READ_INDEX = POLICY_READ_INDEX
 LEASE_READ = POLICY_LEASE_READ
-STATE_NAMES = {ST_LEARNER: "learner", ST_FOLLOWER: "follower", ST_CANDIDATE: "candidate", ST_LEADER: "leader"}
+STATE_NAMES = {ST_LEARNER: "learner", ST_FOLLOWER: "follower", ST_CANDIDATE: "candidate", ST_LEADER: "leader",
+               ST_NOT_MEMBER: "not_member"}
 
 
 cdef inline int64_t _us(double seconds) noexcept:
@@ -162,6 +164,8 @@ cdef class Engine:
         self.pending_acks = []
         self.pending_snapshot_acks = []
         self.stalled_since = {}
+        self.leaving = {}
+        self.told_not_member = False
         self.state = ST_LEARNER
         _effective_changed(self)
         self.seen_term = self.vote.leader_id.term
@@ -174,6 +178,11 @@ cdef class Engine:
             self.leader_contact_node = self.vote.leader_id.node_id
         self.heartbeat_deadline = self.now_us
         self._reset_election_timer()
+        if self.vote.leader_id.term > 0 or self.log.last_index > 0:
+            # A restart: give the cluster's leader a whole election_timeout_max to reach us
+            # before we stand (its link to us may still be backing off), so a restarted
+            # follower rejoins without an election.
+            self.election_deadline += self.et_max_us
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -222,7 +231,7 @@ cdef class Engine:
                 d = self.transfer_deadline
             if _step_down_deadline(self) < d:
                 d = _step_down_deadline(self)
-        elif self.elect_enabled and self._is_voter():
+        elif self.elect_enabled and self._may_campaign():
             d = self.election_deadline
         return d / 1e6
 
@@ -242,10 +251,45 @@ cdef class Engine:
         cdef Progress p = None if self.tracker is None else self.tracker.c_get(target)
         return None if p is None else self.log.last_index - p.matched
 
+    def has_acked(self, target):
+        """Leader: whether `target` has answered any of this leadership's appends."""
+        cdef Progress p = None if self.tracker is None else self.tracker.c_get(target)
+        return p is not None and p.acked_at >= 0
+
     def is_caught_up(self, target):
-        """Leader: whether `target` lags at most replication_lag_threshold entries."""
-        lag = self.replication_lag(target)
-        return lag is not None and lag <= self.lag_threshold
+        """Leader: whether `target` has accepted an append and lags at most
+        replication_lag_threshold entries (a target that never answered is not caught up,
+        however short the log)."""
+        cdef Progress p = None if self.tracker is None else self.tracker.c_get(target)
+        if p is None or p.acked_at < 0 or (p.matched == 0 and self.log.last_index > 0):
+            return False
+        return self.log.last_index - p.matched <= self.lag_threshold
+
+    def unhealthy(self, ids):
+        """Leader: the ids in `ids` it has not heard an ack from within election_timeout_max
+        (itself excluded), sorted."""
+        return sorted(t for t in ids if not self._healthy(t))
+
+    def hand_off_target(self):
+        """Leader: the voter to hand leadership to on shutdown: of the voters it heard from
+        within election_timeout_max, the one with the longest matching log (None if none)."""
+        cdef Progress p, best = None
+        if self.state != ST_LEADER or self.membership is None:
+            return None
+        for v in sorted(self.membership.voter_ids):
+            if v == self.node_id or not self._healthy(v):
+                continue
+            p = self.tracker.c_get(v)
+            if best is None or p.matched > best.matched:
+                best = p
+        return None if best is None else best.node_id
+
+    def target_node(self, target):
+        """The Node (address) to reach `target` at: a member's, or a leaving one's."""
+        node = None if self.membership is None else self.membership.get_node(target)
+        if node is None and target in self.leaving:
+            node = self.leaving[target][0]
+        return node
 
     # ------------------------------------------------------------------ helpers
     cdef list _take(self):
@@ -281,6 +325,18 @@ cdef class Engine:
         if self.membership is not None and self.node_id in self.membership.voter_ids:
             return True
         return self.committed_membership is not None and self.node_id in self.committed_membership.voter_ids
+
+    cdef bint _may_campaign(self):
+        """May stand (or pre-vote): a voter that has not learned it is not a member."""
+        return self.state != ST_NOT_MEMBER and self._is_voter()
+
+    cdef bint _healthy(self, object target):
+        """Leader: `target` is this node, or answered a message sent within election_timeout_max."""
+        cdef Progress p
+        if target == self.node_id:
+            return True
+        p = None if self.tracker is None else self.tracker.c_get(target)
+        return p is not None and p.acked_at >= 0 and self.now_us - p.acked_at <= self.et_max_us
 
     cdef void _see_term(self, int64_t term) noexcept:
         if term > self.seen_term:
@@ -344,8 +400,10 @@ cdef class Engine:
     def initialize(self, Membership membership not None):
         return initialize(self, membership)
 
-    def change_membership(self, goal, bint retain=False, dict nodes=None):
-        return change_membership(self, goal, retain, nodes)
+    def change_membership(self, goal, bint retain=False, dict nodes=None, bint force=False):
+        """Refused ("not_enough_healthy_voters") when fewer than a quorum of `goal` are
+        healthy (see unhealthy()), unless `force`."""
+        return change_membership(self, goal, retain, nodes, force)
 
     def add_learner(self, node_id, Node node not None):
         return add_learner(self, node_id, node)
@@ -398,6 +456,8 @@ cdef class Engine:
             if self.pending_reads:
                 _expire_reads(self)
             if self.heartbeat_enabled and self.now_us >= self.heartbeat_deadline:
+                if self.leaving:
+                    _expire_leaving(self)
                 _send_heartbeats(self)
                 # Messages lost on the way leave a window stuck: probe again.
                 for target, p in self.tracker.progress.items():
@@ -412,7 +472,7 @@ cdef class Engine:
                 # newer leader may exist. Stop leading; the runtime then settles this node's
                 # pending writes (applied, truncated, or OutcomeUnknown after its bound).
                 _become_follower(self)
-        elif self.elect_enabled and self._is_voter() and self.now_us >= self.election_deadline:
+        elif self.elect_enabled and self._may_campaign() and self.now_us >= self.election_deadline:
             if self.pre_vote_enabled:
                 _start_pre_vote(self)
             else:
@@ -431,9 +491,14 @@ cdef class Engine:
             self.out.append(PurgeLog(self.startup_reset))
             self.startup_reset = None
         _apply(self)
-        if self.vote.committed and self.vote.leader_id.node == self.node_id and self._is_voter() \
+        if self.vote.committed and self.vote.leader_id.node == self.node_id and self._may_campaign() \
                 and self.elect_enabled:
-            _start_election(self, False)
+            # At once: the voters it led answer its pre-vote (it was their leader), so with
+            # pre-vote this costs the cluster no term unless it wins.
+            if self.pre_vote_enabled:
+                _start_pre_vote(self)
+            else:
+                _start_election(self, False)
         return self._take()
 
 

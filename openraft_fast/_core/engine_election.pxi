@@ -4,6 +4,8 @@
 # no live leader's lease in the way unless the request is a leader transfer); how a node stands
 # (pre-vote first when enabled, terms above every term seen) and when it has won or lost; and
 # what becoming leader or follower resets (progress tracker, blank entry, reads, transfer).
+# Also: that a request from a node in none of the memberships held is answered "not a member"
+# (changing nothing here, not even the terms seen), and when a node believes such an answer.
 
 
 cdef bint _update_vote(Engine self, Vote v) except -1:
@@ -27,16 +29,17 @@ cdef int _become_follower(Engine self) except -1:
         self.tracker = None
         self.transfer_to = None
         self.stalled_since = {}
+        self.leaving = {}
     self.pre_voting = False
     self.granted = set()
     self.rejected = set()
-    self.state = ST_FOLLOWER if self._is_voter() else ST_LEARNER
+    self.state = _role(self)
     self._reset_election_timer()
     return 0
 
 
 cdef elect(Engine self):
-    if self._is_voter() and self.state != ST_LEADER and not _in_follower_lease(self):
+    if self._may_campaign() and self.state != ST_LEADER and not _in_follower_lease(self):
         if self.pre_vote_enabled:
             _start_pre_vote(self)
         else:
@@ -103,6 +106,11 @@ cdef bint _lease_blocks(Engine self, object from_id):
 
 cdef recv_vote(Engine self, from_id, VoteRequest req):
     cdef bint granted = False
+    if self.membership is not None and not _knows_member(self, from_id):
+        # A removed node (or a stranger): its term must not count here, and it should learn
+        # that it is out so it stops asking.
+        self.out.append(Respond(from_id, VoteResponse(self.vote, False, self._last_log_id(), req.pre_vote, True)))
+        return self._take()
     self._see_term(req.vote.leader_id.term)
     cdef bint log_ok = _log_id_ge(req.last_log_id, self._last_log_id())
     if req.pre_vote:
@@ -118,6 +126,14 @@ cdef recv_vote(Engine self, from_id, VoteRequest req):
 
 
 cdef recv_vote_response(Engine self, from_id, VoteResponse resp):
+    if resp.not_member:
+        # Believed only from a voter whose log holds at least ours: it has seen every
+        # membership we have, so the one without us is newer. A lagging voter that does not
+        # know of us yet must not silence a new member.
+        if self.state != ST_LEADER and _log_id_ge(resp.last_log_id, self._last_log_id()):
+            self.told_not_member = True
+            _become_follower(self)
+        return self._take()
     self._see_term(resp.vote.leader_id.term)
     if resp.pre_vote:
         if self.pre_voting and self.state != ST_LEADER:
@@ -155,6 +171,7 @@ cdef int _become_leader(Engine self) except -1:
     self.lease_void = False
     self.pending_reads = []
     self.stalled_since = {}
+    self.leaving = {}
     self.tracker = ProgressTracker(self.quorum, self.node_id, self.membership.node_ids(), self.log.last_index,
                                    self.max_inflight, self.max_inflight_bytes, None, _idx(self.flushed))
     # A vote grant promises nothing about leases (and may arrive late, after the voter

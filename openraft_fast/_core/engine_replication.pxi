@@ -103,6 +103,8 @@ cdef recv_append_response(Engine self, from_id, AppendResponse resp):
     if p is None:
         return self._take()
     self.tracker.c_ack(p.slot, resp.seq, resp.sent_at)
+    if resp.sent_at > p.acked_at:
+        p.acked_at = resp.sent_at
     if resp.msg_id != 0:
         if resp.result == APPEND_OK:
             moved = p.c_on_ack(resp.msg_id, _idx(resp.matched))
@@ -113,7 +115,11 @@ cdef recv_append_response(Engine self, from_id, AppendResponse resp):
             moved = p.c_on_reject(resp.msg_id, resp.conflict, resp.hint_last)
         if moved:
             self.stalled_since[from_id] = self.now_us
-    _replicate(self, from_id, p)
+    if self.leaving and from_id in self.leaving and self.state == ST_LEADER \
+            and p.matched >= <int64_t>(<tuple>self.leaving[from_id])[1]:
+        _stop_leaving(self, from_id)        # it holds the entry that removes it: it knows
+    else:
+        _replicate(self, from_id, p)
     _check_reads(self)
     _maybe_timeout_now(self)
     return self._take()

@@ -138,6 +138,8 @@ cdef recv_snapshot_response(Engine self, from_id, SnapshotResponse resp):
     if p is None:
         return self._take()
     self.tracker.c_ack(p.slot, resp.seq, resp.sent_at)
+    if resp.sent_at > p.acked_at:
+        p.acked_at = resp.sent_at
     if p.state == SNAPSHOT and p.c_on_snapshot(resp.msg_id, p.inflight.c_last_end(), resp.ok):
         self.stalled_since[from_id] = self.now_us
         _try_commit(self, self.tracker.c_update(p.slot, p.matched))

@@ -30,6 +30,9 @@ cdef class VoteResponse(Record):
     cdef readonly bint granted
     cdef readonly LogId last_log_id
     cdef readonly bint pre_vote
+    # The requester is in none of the memberships the responder holds (committed or pending):
+    # a removed node learns it from a responder whose log is at least as up to date as its own.
+    cdef readonly bint not_member
 
 
 cdef class AppendRequest(Record):

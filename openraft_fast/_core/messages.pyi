@@ -34,7 +34,7 @@ class VoteRequest(Record):
 @disjoint_base
 class VoteResponse(Record):
     def __init__(self, vote: Vote, granted: bool, last_log_id: Optional[LogId] = None,
-                 pre_vote: bool = False) -> None: ...
+                 pre_vote: bool = False, not_member: bool = False) -> None: ...
     @property
     def vote(self) -> Vote:
         """The responder's vote after handling the request."""
@@ -44,6 +44,9 @@ class VoteResponse(Record):
     def last_log_id(self) -> Optional[LogId]: ...
     @property
     def pre_vote(self) -> bool: ...
+    @property
+    def not_member(self) -> bool:
+        """The requester is in none of the memberships the responder holds."""
 
 
 @disjoint_base

@@ -24,13 +24,15 @@ cdef class VoteRequest(Record):
 
 
 cdef class VoteResponse(Record):
-    _fields = ("vote", "granted", "last_log_id", "pre_vote")
+    _fields = ("vote", "granted", "last_log_id", "pre_vote", "not_member")
 
-    def __init__(self, Vote vote not None, bint granted, LogId last_log_id=None, bint pre_vote=False):
+    def __init__(self, Vote vote not None, bint granted, LogId last_log_id=None, bint pre_vote=False,
+                 bint not_member=False):
         self.vote = vote
         self.granted = granted
         self.last_log_id = last_log_id
         self.pre_vote = pre_vote
+        self.not_member = not_member
 
 
 cdef class AppendRequest(Record):

@@ -30,8 +30,7 @@ cdef class Peers:
         """The client for `target`, or None when the membership has no address for it."""
         client = self.clients.get(target)
         if client is None:
-            m = self.engine.membership
-            node = None if m is None else m.get_node(target)
+            node = self.engine.target_node(target)
             if node is None:
                 return None
             client = self.clients[target] = self.factory.new_client(target, node)

@@ -34,6 +34,9 @@ cdef class Progress:
     # The range decided by the last c_next_send that returned SEND_LOGS: prev = send_start - 1.
     cdef readonly int64_t send_start
     cdef readonly int64_t send_end
+    # Send time (engine clock, us) of the newest of our messages the target answered; -1: none.
+    # A target is healthy while this is recent: leader hand-off and membership checks use it.
+    cdef public int64_t acked_at
 
     cdef int c_next_send(self, int64_t first_index, int64_t last_index, int64_t max_entries) noexcept
     cdef int64_t c_sent(self, int64_t nbytes) except -1

@@ -28,6 +28,8 @@ class Progress:
     @property
     def matched(self) -> int:
         """Last index known to match; 0 = none."""
+    acked_at: int
+    """Send time (engine clock, us) of the newest message the target answered; -1: none."""
     @property
     def next_index(self) -> int: ...
     @property

@@ -22,6 +22,7 @@ cdef class Progress:
         self.inflight = Inflights(max_inflight, max_inflight_bytes)
         self.next_msg_id = 1
         self.matched = matched
+        self.acked_at = -1
         self.c_restart_probe(last_index)
 
     cdef void c_restart_probe(self, int64_t last_index) noexcept:

@@ -19,6 +19,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_OUTCOME_UNKNOWN = 3
 ENDPOINTS_ENV = "OPENRAFT_FAST_ENDPOINTS"
+LEARNER_TIMEOUT = 30.0      # as the service's default (kv.server.LEARNER_TIMEOUT)
+# add-learner's --timeout bounds the catch-up on the server; the call itself gets this much more,
+# so the server's answer (caught up, or not in time) arrives before the client gives up.
+LEARNER_CALL_MARGIN = 10.0
 
 
 def _endpoints(text: str) -> List[str]:
@@ -47,12 +51,13 @@ _non_negative = bounded(int, 0, what="an integer")
 _seconds = bounded(float, 0, inclusive=False, what="seconds")
 
 
-def _common(p: argparse.ArgumentParser, endpoints_required: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, endpoints_required: bool = True, timeout: float = 10.0,
+            timeout_help: str = "deadline of the call, retries included (s)") -> None:
     env = os.environ.get(ENDPOINTS_ENV)
     p.add_argument("--endpoints", type=_endpoints, default=_endpoints(env) if env else None,
                    required=endpoints_required and not env, metavar="URL[,URL...]",
                    help=f"service HTTP endpoints (default ${ENDPOINTS_ENV})")
-    p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of the call, retries included (s)")
+    p.add_argument("--timeout", type=_seconds, default=timeout, help=timeout_help)
     p.add_argument("--tls-ca", metavar="PEM", help="CA to verify https endpoints")
     p.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
     p.add_argument("--tls-key", metavar="PEM", help="client certificate's key")
@@ -67,7 +72,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--node", type=_node_spec, action="append", required=True, metavar="ID=RAFT,HTTP",
                    help="a voter: id, its Raft address and HTTP address (repeat per node)")
     p = csub.add_parser("add-learner", help="add a non-voting node; returns once it has caught up")
-    _common(p)
+    _common(p, timeout=LEARNER_TIMEOUT,
+            timeout_help="how long the learner may take to catch up (s); past it, exit 1: it was added, "
+                         "but is not running, reachable or caught up")
     p.add_argument("--id", type=_non_negative, required=True)
     p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT")
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT")
@@ -75,6 +82,8 @@ def add_parsers(sub) -> None:
     _common(p)
     p.add_argument("--voters", type=id_list, required=True, metavar="ID[,ID...]")
     p.add_argument("--retain", action="store_true", help="keep removed voters as learners")
+    p.add_argument("--force", action="store_true",
+                   help="skip the check that a quorum of the new voters is healthy (acked the leader recently)")
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)
     p.add_argument("--to", type=_non_negative, required=True, metavar="ID")
@@ -118,7 +127,10 @@ def _client(args, endpoints=None):
     if args.tls_ca or args.tls_cert or args.tls_key:
         from openraft_fast.kv.tls import client_context
         ssl = client_context(args.tls_cert, args.tls_key, args.tls_ca)
-    return KvClient(endpoints or args.endpoints, timeout=args.timeout, request_timeout=args.timeout, ssl=ssl)
+    timeout = args.timeout
+    if getattr(args, "cluster_command", None) == "add-learner":
+        timeout += LEARNER_CALL_MARGIN
+    return KvClient(endpoints or args.endpoints, timeout=timeout, request_timeout=timeout, ssl=ssl)
 
 
 def _print(obj: Any) -> None:
@@ -158,9 +170,10 @@ async def _cluster(args) -> int:
         return 0
     async with _client(args) as kv:
         if cmd == "add-learner":
-            _print(await kv.add_learner(args.id, f"{args.raft[0]}:{args.raft[1]}", f"{args.http[0]}:{args.http[1]}"))
+            _print(await kv.add_learner(args.id, f"{args.raft[0]}:{args.raft[1]}", f"{args.http[0]}:{args.http[1]}",
+                                        args.timeout))
         elif cmd == "change-membership":
-            _print(await kv.change_membership(args.voters, args.retain))
+            _print(await kv.change_membership(args.voters, args.retain, args.force))
         elif cmd == "transfer-leader":
             _print(await kv.transfer_leader(args.to))
         elif cmd == "status":

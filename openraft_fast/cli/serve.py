@@ -4,8 +4,10 @@ The node keeps everything in `--data`: the WAL (`log/`), the latest state-machin
 (`snapshot/`, as `open_storage` lays them out) and `node.json` (the node id the directory belongs to: a directory is never
 reused under another id). It speaks Raft over TCP on `--raft` and the HTTP API on `--http`;
 with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require client
-certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): the HTTP server
-and the Raft listener close, the node shuts down, the log is flushed and released.
+certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): a leader first
+hands leadership to its most up-to-date healthy voter (bounded by election_timeout_max), then
+the node shuts down, the HTTP server and the Raft listener close, and the log is flushed and
+released.
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ def add_parser(sub) -> None:
                    default=(d.election_timeout_min, d.election_timeout_max), help="election timeout range (s)")
     p.add_argument("--snapshot-policy", type=_snapshot_policy, default=d.snapshot_policy, metavar="N|never",
                    help="snapshot after N applied entries")
+    p.add_argument("--pre-vote", action=argparse.BooleanOptionalAction, default=d.enable_pre_vote,
+                   help="stand for election only after a pre-vote round a quorum grants, so a restarted, "
+                        "isolated or removed node never raises the cluster's term (default: on)")
 
 
 def _timeout_range(text: str) -> Tuple[float, float]:
@@ -103,7 +108,8 @@ async def serve(args) -> int:
 
     config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat,
                     election_timeout_min=args.election_timeout[0], election_timeout_max=args.election_timeout[1],
-                    snapshot_policy=args.snapshot_policy)     # checked before the data directory is touched
+                    snapshot_policy=args.snapshot_policy, enable_pre_vote=args.pre_vote)
+    # (the config is checked before the data directory is touched)
     server_ssl, client_ssl = _tls(args)
     try:
         os.makedirs(args.data, exist_ok=True)
@@ -148,12 +154,14 @@ async def serve(args) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if raft is not None:
+            # First, while the Raft listener still serves: a leader hands over (the new leader's
+            # vote request must reach it), so writers wait a round trip, not an election.
+            await raft.shutdown(transfer=True)
         if http is not None:
             await http.close()
         if raft_server is not None:
             await raft_server.close()
-        if raft is not None:
-            await raft.shutdown()
         if factory is not None:
             factory.close()
         if log_store is not None:

@@ -149,15 +149,22 @@ class KvClient:
         spec = {str(i): {"raft": r, "http": h} for i, (r, h) in nodes.items()}
         return (await self._call("POST", "/v1/cluster/init", {"nodes": spec}, kind="cas", only=self.endpoints[0]))[1]
 
-    async def add_learner(self, node_id: int, raft: str, http: str) -> Dict[str, Any]:
-        """Add a learner; returns once it has caught up. Membership calls are not retried
-        after an ambiguous failure (KvOutcomeUnknown)."""
-        return (await self._call("POST", "/v1/cluster/learners", {"id": node_id, "raft": raft, "http": http},
-                                 kind="cas"))[1]
+    async def add_learner(self, node_id: int, raft: str, http: str, timeout: float = 30.0) -> Dict[str, Any]:
+        """Add a learner; returns once it has caught up. If it has not within `timeout`
+        seconds, raises KvRequestError("learner_not_caught_up"): it was added, but is not
+        running, reachable or caught up (make it a voter only once it is). Membership calls
+        are not retried after an ambiguous failure (KvOutcomeUnknown)."""
+        return (await self._call("POST", "/v1/cluster/learners",
+                                 {"id": node_id, "raft": raft, "http": http, "timeout": timeout}, kind="cas"))[1]
 
-    async def change_membership(self, voters: Sequence[int], retain: bool = False) -> Dict[str, Any]:
-        return (await self._call("PUT", "/v1/cluster/membership", {"voters": list(voters), "retain": retain},
-                                 kind="cas"))[1]
+    async def change_membership(self, voters: Sequence[int], retain: bool = False,
+                                force: bool = False) -> Dict[str, Any]:
+        """Make `voters` the voters. Refused (KvRequestError("not_enough_healthy_voters"))
+        when fewer than a quorum of them are healthy, unless `force`."""
+        body = {"voters": list(voters), "retain": retain}
+        if force:
+            body["force"] = True
+        return (await self._call("PUT", "/v1/cluster/membership", body, kind="cas"))[1]
 
     async def transfer_leader(self, to: int) -> Dict[str, Any]:
         return (await self._call("POST", "/v1/cluster/transfer-leader", {"to": to}, kind="cas"))[1]

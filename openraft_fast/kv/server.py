@@ -44,6 +44,10 @@ class ApiError(Exception):
         super().__init__(message)
 
 
+# How long POST /v1/cluster/learners waits for the learner to catch up, unless the body says.
+LEARNER_TIMEOUT = 30.0
+
+
 def error_status(exc: RaftError) -> Tuple[int, str]:
     """(HTTP status, error code) for a RaftError that is not a redirect."""
     if isinstance(exc, ForwardToLeader):
@@ -53,7 +57,11 @@ def error_status(exc: RaftError) -> Tuple[int, str]:
     if isinstance(exc, OutcomeUnknown):
         return 500, "outcome_unknown"
     if isinstance(exc, ChangeMembershipError):
-        return (409, "membership_in_progress") if exc.reason == "in_progress" else (400, f"membership_{exc.reason}")
+        if exc.reason == "in_progress":
+            return 409, "membership_in_progress"
+        if exc.reason == "not_enough_healthy_voters":
+            return 409, "not_enough_healthy_voters"
+        return 400, f"membership_{exc.reason}"
     if isinstance(exc, InitializeError):
         return 409, "init_refused"
     if isinstance(exc, LeaseExpired):
@@ -346,9 +354,16 @@ class KvServer:
         body = await self._json(request)
         node_id = _node_id(_field(body, "id", int))
         node = Node(_addr(body, "raft"), {"http": _addr(body, "http")})
+        timeout = _field(body, "timeout", (int, float), required=False, default=LEARNER_TIMEOUT)
+        if isinstance(timeout, bool) or not 0 < timeout <= self.membership_timeout:
+            raise ApiError(400, "bad_request", f"field 'timeout' must be seconds in (0, {self.membership_timeout:g}], "
+                                               f"got {timeout!r}")
         self._require_leader()
-        resp = await self._bounded(self.raft.add_learner(node_id, node, blocking=True), self.membership_timeout,
-                                   "add learner", True)
+        try:
+            resp = await self._bounded(self.raft.add_learner(node_id, node, blocking=True, timeout=timeout),
+                                       self.membership_timeout, "add learner", True)
+        except Timeout as exc:          # added, but not caught up: say so, it is no failure to retry
+            raise ApiError(409, "learner_not_caught_up", str(exc)) from None
         _log.info("node %s: learner %s added at %s", self.raft.node_id, node_id, node.addr)
         return web.json_response(self._membership_json(resp))
 
@@ -361,8 +376,9 @@ class KvServer:
             raise ApiError(400, "bad_request", f"field 'voters' must be a list of node ids (integers >= 0), got {voters!r}")
         ids = list(voters)
         retain = _field(body, "retain", bool, required=False, default=False)
+        force = _field(body, "force", bool, required=False, default=False)
         self._require_leader()
-        resp = await self._bounded(self.raft.change_membership(ids, retain), self.membership_timeout,
+        resp = await self._bounded(self.raft.change_membership(ids, retain, force), self.membership_timeout,
                                    "change membership", True)
         _log.info("node %s: membership changed: voters %s", self.raft.node_id, sorted(ids))
         return web.json_response(self._membership_json(resp))

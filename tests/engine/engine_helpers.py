@@ -66,8 +66,9 @@ def S(mode, start, *entries):
 
 
 def config(mode, **kw):
-    """A quiet config: no timers, no snapshots; tests switch on what they exercise."""
-    base = dict(enable_tick=False, snapshot_policy="never", leader_id_mode=mode)
+    """A quiet config: no timers, no snapshots, no pre-vote (elections in one round); tests
+    switch on what they exercise."""
+    base = dict(enable_tick=False, snapshot_policy="never", leader_id_mode=mode, enable_pre_vote=False)
     base.update(kw)
     return Config(**base)
 

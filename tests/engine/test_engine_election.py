@@ -3,10 +3,10 @@ import random
 
 import pytest
 
-from engine_helpers import (L, LID, OK, V, Apply, AppendLog, AppendRequest, AppendResponse, Membership, Respond, S,
+from engine_helpers import (L, LID, OK, V, Apply, AppendLog, AppendRequest, AppendResponse, Membership, Respond, S, flush,
                             SaveVote, Send, VoteRequest, VoteResponse, ack, config, make_candidate, make_follower,
                             make_leader, make_log, new_engine, restarted_out_of_lease)
-from openraft_fast._core.engine import CANDIDATE, FOLLOWER, LEADER, Engine, PersistedState
+from openraft_fast._core.engine import CANDIDATE, FOLLOWER, LEADER, NOT_MEMBER, Engine, PersistedState
 from openraft_fast.errors import ForwardToLeader
 
 
@@ -55,7 +55,7 @@ def test_vote_request_checks_log_before_vote(mode):
 
 
 def test_std_mode_grants_one_vote_per_term():
-    e = new_engine(2, "std")
+    e = new_engine(2, "std", voters=(0, 1, 2, 3))
     last = e.last_log_id
     assert e.recv_vote(1, VoteRequest(V("std", 1, 1), last)) == [
         SaveVote(V("std", 1, 1)), Respond(1, VoteResponse(V("std", 1, 1), True, last, False))]
@@ -67,7 +67,7 @@ def test_std_mode_grants_one_vote_per_term():
 
 
 def test_adv_mode_grants_a_greater_node_id_in_the_same_term():
-    e = new_engine(2, "adv")
+    e = new_engine(2, "adv", voters=(0, 1, 2, 3))
     last = e.last_log_id
     e.recv_vote(1, VoteRequest(V("adv", 1, 1), last))
     # (T1, N3) > (T1, N1): granted; (T1, N0) < (T1, N3): refused.
@@ -100,7 +100,8 @@ def test_election_timeout_is_drawn_from_the_rng_within_bounds(mode):
     for seed in range(8):
         e = new_engine(1, mode, seed=seed, now=10.0, enable_tick=True, election_timeout_min=0.2,
                        election_timeout_max=0.5)
-        assert 10.2 <= e.next_deadline <= 10.5
+        # A restart first waits election_timeout_max for the leader (see the restart tests).
+        assert 10.5 + 0.2 <= e.next_deadline <= 10.5 + 0.5
         deadlines.append(e.next_deadline)
         # The same seed gives the same deadline: the rng is the only source of randomness.
         again = Engine(1, cfg, PersistedState(log=make_log(mode, Membership({1, 2, 3})),
@@ -419,3 +420,93 @@ def test_candidate_terms_go_above_every_term_seen(mode):
     assert e.vote == V(mode, 1, 1, True)
     out = e.elect()
     assert out[0] == SaveVote(V(mode, 8, 2))
+
+
+# ---------------------------------------------------------------------------- stability (routine operations)
+def test_pre_vote_is_on_by_default():
+    from openraft_fast.config import Config
+    assert Config().enable_pre_vote is True
+
+
+def test_restarted_node_waits_election_timeout_max_for_a_leader_before_it_stands(mode):
+    """A follower restarted from saved state gives the leader a whole election_timeout_max
+    (its link to us may still be backing off) before a first pre-vote: no election."""
+    e = new_engine(2, mode, vote=V(mode, 1, 1, committed=True), log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)]),
+                   now=10.0, enable_tick=True, enable_pre_vote=True)
+    cfg = e.config
+    assert e.next_deadline >= 10.0 + cfg.election_timeout_max + cfg.election_timeout_min
+    assert e.tick(10.0 + cfg.election_timeout_max + cfg.election_timeout_min - 1e-3) == []
+    assert e.state == FOLLOWER and e.vote == V(mode, 1, 1, committed=True)
+    # The leader's heartbeat arrives in that window: it follows, nothing else happens.
+    last = e.last_log_id
+    out = e.recv_append(1, AppendRequest(V(mode, 1, 1, True), last, None, last, 0, 7, 10_100_000))
+    assert Respond(1, AppendResponse(V(mode, 1, 1, True), OK, last, 0, -1, 0, 7, 10_100_000)) in out
+    assert e.state == FOLLOWER and e.vote == V(mode, 1, 1, committed=True)
+
+
+def test_restarted_leader_pre_votes_at_once_when_pre_vote_is_on(mode):
+    log = make_log(mode, Membership({1, 2, 3}), [(1, 1, None)])
+    state = PersistedState(vote=V(mode, 1, 1, True), log=log, committed=LID(mode, 1, 1, 2),
+                           applied=LID(mode, 1, 1, 2))
+    e = Engine(1, config(mode, enable_pre_vote=True), state, random.Random(0), now=5.0)
+    req = VoteRequest(V(mode, 2, 1), LID(mode, 1, 1, 2), True, False)
+    assert e.startup() == [Send(2, req), Send(3, req)]
+    assert e.vote == V(mode, 1, 1, True) and e.state == FOLLOWER     # no term spent unless it wins
+
+
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_vote_request_from_a_non_member_is_answered_not_member_and_changes_nothing(mode, pre_vote):
+    e = voter(mode)
+    last = e.last_log_id
+    out = e.recv_vote(4, VoteRequest(V(mode, 40, 4), LID(mode, 9, 4, 9), pre_vote, False))
+    assert out == [Respond(4, VoteResponse(V(mode, 1, 1, True), False, last, pre_vote, True))]
+    assert e.vote == V(mode, 1, 1, True)
+    # Not even its term counts: our next candidacy is term 2, not 41.
+    assert e.elect()[0] == SaveVote(V(mode, 2, 2))
+
+
+def removed_candidate(mode):
+    """Node 3 of {1, 2, 3} whose leader removed it while it was away: it pre-votes."""
+    e = restarted_out_of_lease(3, mode, (1, 2, 3), dict(vote=V(mode, 1, 1, committed=True), enable_pre_vote=True,
+                               enable_tick=True, log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)])))
+    req = VoteRequest(V(mode, 2, 3), LID(mode, 1, 1, 2), True, False)
+    assert e.elect() == [Send(1, req), Send(2, req)]
+    return e
+
+
+def test_not_member_answer_from_an_up_to_date_voter_makes_the_node_not_member_and_quiet(mode):
+    e = removed_candidate(mode)
+    assert e.recv_vote_response(1, VoteResponse(V(mode, 1, 1, True), False, LID(mode, 1, 1, 4), True, True)) == []
+    assert e.state == NOT_MEMBER and e.state_name == "not_member"
+    assert e.vote == V(mode, 1, 1, True)
+    assert e.elect() == []                              # never stands
+    assert e.next_deadline > 1e9                        # no election timer
+    assert e.tick(1000.0) == [] and e.state == NOT_MEMBER
+
+
+def test_not_member_answer_from_a_lagging_voter_is_ignored(mode):
+    """A voter that does not know of us yet (its log is behind ours) must not silence us."""
+    e = removed_candidate(mode)
+    assert e.recv_vote_response(1, VoteResponse(V(mode, 1, 1, True), False, LID(mode, 0, None, 1), True, True)) == []
+    assert e.state == FOLLOWER
+
+
+def test_an_append_from_a_leader_takes_a_told_not_member_node_back(mode):
+    e = removed_candidate(mode)
+    e.recv_vote_response(1, VoteResponse(V(mode, 1, 1, True), False, LID(mode, 1, 1, 2), True, True))
+    assert e.state == NOT_MEMBER
+    last = e.last_log_id
+    e.recv_append(1, AppendRequest(V(mode, 1, 1, True), last, None, last, 0, 1, 0))
+    assert e.state == FOLLOWER
+
+
+def test_a_node_whose_log_removes_it_is_not_member_and_never_stands(mode):
+    e = make_follower(mode, node_id=3, enable_pre_vote=True)
+    last = e.last_log_id
+    s = S(mode, last.index + 1, (1, 1, Membership({1, 2})))
+    out = e.recv_append(1, AppendRequest(V(mode, 1, 1, True), last, s, s.last_log_id, 2, 2, 0))
+    # Held but not yet committed: still a voter of the committed config (see the membership tests).
+    assert e.state == FOLLOWER
+    flush(e, out)                                       # durable: the commit it was sent applies
+    assert e.state == NOT_MEMBER
+    assert e.elect() == []

@@ -4,10 +4,10 @@ import random
 
 import pytest
 
-from engine_helpers import (flush, LID, V, Apply, AppendLog, AppendRequest, Membership, Node, S, SaveCommitted, SaveVote,
+from engine_helpers import (ack, flush, LID, V, Apply, AppendLog, AppendRequest, Membership, Node, S, SaveCommitted, SaveVote,
                             Send, TruncateLog, VoteRequest, config, make_follower, make_leader, new_engine, ok_response,
                             sends_to, settle)
-from openraft_fast._core.engine import FOLLOWER, LEADER, LEARNER, Engine, PersistedState
+from openraft_fast._core.engine import FOLLOWER, LEADER, LEARNER, NOT_MEMBER, Engine, PersistedState
 from openraft_fast._core.messages import TimeoutNow
 from openraft_fast.errors import ChangeMembershipError, InitializeError
 
@@ -210,15 +210,22 @@ def test_leader_that_removed_itself_hands_over_to_the_most_up_to_date_voter(mode
         Send(3, TimeoutNow(lv, last)),
         Apply(S(mode, 4, (1, 1, Membership([{2, 3, 4}])))),
     ]
-    assert e.state == LEARNER and not e.is_leader()
+    assert e.state == NOT_MEMBER and not e.is_leader()     # in no membership it holds any more
 
 
 # ---------------------------------------------------------------------------- learners
 def test_learner_never_starts_an_election(mode):
-    e = new_engine(4, mode, enable_tick=True)           # not in {1, 2, 3}
+    e = new_engine(4, mode, enable_tick=True, membership=Membership([{1, 2, 3}], nodes=nodes(1, 2, 3, 4)))
     assert e.state == LEARNER
     assert e.tick(100.0) == [] and e.elect() == []
     assert e.state == LEARNER and e.vote == V(mode, 0)
+
+
+def test_a_node_in_no_membership_is_not_member_and_never_starts_an_election(mode):
+    e = new_engine(4, mode, enable_tick=True)           # not in {1, 2, 3}
+    assert e.state == NOT_MEMBER
+    assert e.tick(100.0) == [] and e.elect() == []
+    assert e.state == NOT_MEMBER and e.vote == V(mode, 0)
 
 
 def test_learner_becomes_a_voter_when_an_appended_membership_says_so(mode):
@@ -231,7 +238,7 @@ def test_learner_becomes_a_voter_when_an_appended_membership_says_so(mode):
     assert e.state == FOLLOWER
 
 
-def test_voter_removed_by_an_appended_membership_becomes_a_learner_once_it_commits(mode):
+def test_voter_removed_by_an_appended_membership_is_not_member_once_it_commits(mode):
     e = make_follower(mode, node_id=3)
     lv = V(mode, 1, 1, True)
     flush(e, e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 2), S(mode, 3, (1, 1, Membership({1, 2}))), None, 2, 2, 0)))
@@ -240,5 +247,94 @@ def test_voter_removed_by_an_appended_membership_becomes_a_learner_once_it_commi
     assert e.membership.voter_ids == {1, 2} and e.state == FOLLOWER
     flush(e, e.recv_append(1, AppendRequest(lv, LID(mode, 1, 1, 3), None, LID(mode, 1, 1, 3), 3, 3, 0)))
     assert e.committed_membership.voter_ids == {1, 2}
-    assert e.state == LEARNER
+    assert e.state == NOT_MEMBER
     assert e.elect() == []
+
+
+# ---------------------------------------------------------------------------- stability: healthy voters, leaving nodes
+def leader_with_silent_learner(mode, **kw):
+    """Leader 1 of {1, 2, 3} (all acked) with learner 4 added and committed; 4 never answered."""
+    e = make_leader(mode, **kw)
+    settle(e, e.add_learner(4, Node("n4")), targets=[2, 3])
+    assert e.committed_membership.learner_ids == {4}
+    return e
+
+
+def test_change_membership_is_refused_without_a_healthy_quorum_of_the_new_voters(mode):
+    e = leader_with_silent_learner(mode)
+    before = e.last_log_id
+    with pytest.raises(ChangeMembershipError) as ei:
+        e.change_membership({1, 4})
+    assert ei.value.reason == "not_enough_healthy_voters"
+    assert "[4]" in str(ei.value) and "force=True" in str(ei.value)
+    assert e.last_log_id == before                       # nothing appended
+    # {1, 2} of {1, 2, 4} is a quorum: the dead learner may join as long as a quorum is healthy.
+    assert e.change_membership({1, 2, 4})[0].__class__ is AppendLog
+
+
+def test_change_membership_force_skips_the_health_check(mode):
+    e = leader_with_silent_learner(mode)
+    out = e.change_membership({1, 4}, force=True)
+    assert out[0] == AppendLog(S(mode, 4, (1, 1, Membership([{1, 2, 3}, {1, 4}], nodes=nodes(1, 2, 3, n4="n4")))))
+
+
+def test_a_voter_silent_for_election_timeout_max_is_unhealthy(mode):
+    e = make_leader(mode, now=1.0, enable_tick=True, enable_heartbeat=False)
+    assert e.unhealthy({1, 2, 3}) == []
+    e.tick(1.0 + e.config.election_timeout_max * 0.9)
+    ack(e, 2, e.trigger_heartbeat())                     # 2 answers; 3 stays silent
+    e.tick(1.0 + e.config.election_timeout_max + 0.01)
+    assert e.unhealthy({1, 2, 3}) == [3]
+    with pytest.raises(ChangeMembershipError) as ei:
+        e.change_membership({1, 3})
+    assert ei.value.reason == "not_enough_healthy_voters"
+
+
+def test_learner_is_caught_up_only_once_it_has_accepted_an_append(mode):
+    e = make_leader(mode)
+    out = e.add_learner(4, Node("n4"))
+    assert not e.is_caught_up(4) and not e.has_acked(4)     # lag 3 <= 5000, but it never answered
+    settle(e, out)
+    assert e.has_acked(4) and e.is_caught_up(4)
+
+
+def test_leader_keeps_replicating_to_a_removed_node_until_it_holds_its_removal(mode):
+    e = make_leader(mode)
+    settle(e, e.change_membership({1, 2}))                  # joint, committed
+    out = e.change_membership({1, 2})                       # uniform {1, 2}: 3 removed
+    removal = e.last_log_id
+    assert e.progress(3) is not None and sends_to(out, 3)   # 3 still gets the entry that removes it
+    settle(e, out, targets=[2])
+    assert e.committed_membership == Membership([{1, 2}])
+    hb = e.trigger_heartbeat()
+    assert [c.target for c in hb] == [2, 3]                 # still replicated to: it has not got it
+    ack(e, 3, out)                                          # 3 holds the removal now
+    assert e.progress(3) is None and e.progress(2).matched == removal.index
+    assert [c.target for c in e.trigger_heartbeat()] == [2]
+
+
+def test_a_removed_node_that_never_answers_is_dropped_after_the_bound(mode):
+    e = make_leader(mode, now=1.0, enable_tick=True)
+    settle(e, e.change_membership({1, 2}))
+    settle(e, e.change_membership({1, 2}), targets=[2])
+    assert e.progress(3) is not None
+    t = 1.0
+    while t < 1.0 + 10 * e.config.election_timeout_max + 0.2:
+        t += e.config.heartbeat_interval
+        ack(e, 2, e.tick(t))                                # 2 keeps the lease; 3 is gone
+    assert e.progress(3) is None
+
+
+def test_hand_off_target_is_the_most_up_to_date_healthy_voter(mode):
+    e = make_leader(mode, voters=(1, 2, 3, 4), now=1.0, enable_tick=True, enable_heartbeat=False)
+    out = e.client_write(["a"])
+    flush(e, out)
+    ack(e, 3, out)                                          # 3 holds the write; 2 and 4 do not
+    assert e.hand_off_target() == 3
+    e.tick(1.0 + e.config.election_timeout_max * 0.9)
+    hb = e.trigger_heartbeat()
+    ack(e, 2, hb)
+    ack(e, 4, hb)
+    e.tick(1.0 + e.config.election_timeout_max + 0.01)     # 3 has been silent too long now
+    assert e.hand_off_target() in (2, 4)
+    assert make_follower(mode).hand_off_target() is None

@@ -65,9 +65,9 @@ class Cluster:
         return await self.wait_leader(ids)
 
     async def stop(self, i: int) -> None:
-        """Kill node i: cut it off, shut it down, take it out of the router."""
+        """Kill node i: cut it off, shut it down (a kill: no hand-off), take it out of the router."""
         self.router.isolate(i)
-        await self.rafts[i].shutdown()
+        await self.rafts[i].shutdown(transfer=False)
         self.router.remove(i)
         self.stopped.add(i)
 

@@ -1,0 +1,126 @@
+"""Routine operations that must not disturb a cluster (in process, through the public API):
+leader hand-off on shutdown, a removed node that learns it and goes quiet, membership calls that
+tell the truth about dead nodes. Real processes: tests/ops."""
+import asyncio
+
+import pytest
+
+from cluster_support import FAST, WAIT, Cluster, kv, node
+from openraft_fast import ChangeMembershipError, ForwardToLeader, Node, ServerState, Timeout
+
+
+def test_leader_shutdown_hands_leadership_over(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.write(lead, "a", 1)
+            term = c.rafts[lead].metrics.current_term
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await c.rafts[lead].shutdown()                  # transfer=True by default
+            handed = loop.time() - t0
+            c.router.remove(lead)
+            c.stopped.add(lead)
+            others = [i for i in (1, 2, 3) if i != lead]
+            new = await c.wait_leader(others, timeout=0.01 + FAST.election_timeout_min)
+            # One new leadership, at once: no election timeout was waited out.
+            assert c.rafts[new].metrics.current_term == term + 1
+            assert handed < FAST.election_timeout_max
+            r = await c.write(new, "b", 2)
+            await c.wait_applied(r.log_id.index, others)
+            c.assert_same_data(others, expect={"a": 1, "b": 2})
+    run(body())
+
+
+def test_shutdown_without_transfer_leaves_at_once(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.rafts[lead].shutdown(transfer=False)
+            c.stopped.add(lead)
+            others = [i for i in (1, 2, 3) if i != lead]
+            # Nobody was handed anything: the followers still name the stopped leader.
+            assert all(c.rafts[i].current_leader() == lead for i in others)
+            with pytest.raises(TypeError):
+                await c.rafts[others[0]].shutdown(transfer="yes")
+    run(body())
+
+
+def test_add_learner_that_is_not_running_times_out_saying_it_was_added(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            with pytest.raises(Timeout) as ei:
+                await c.rafts[lead].add_learner(4, node(4), timeout=0.5)
+            assert "learner 4 was added but has not caught up within 0.5s" in str(ei.value)
+            assert 4 in c.rafts[lead].metrics.membership.learner_ids
+    run(body())
+
+
+def test_change_membership_onto_a_dead_learner_is_refused_unless_forced(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            with pytest.raises(Timeout):
+                await c.rafts[lead].add_learner(4, node(4), timeout=0.3)
+            other = next(i for i in (1, 2, 3) if i != lead)
+            with pytest.raises(ChangeMembershipError) as ei:
+                await c.rafts[lead].change_membership({lead, 4})
+            assert ei.value.reason == "not_enough_healthy_voters" and "[4]" in str(ei.value)
+            assert c.rafts[lead].metrics.membership.voter_ids == {1, 2, 3}
+            # A quorum of {lead, other, 4} is healthy: allowed without force.
+            await c.rafts[lead].change_membership({lead, other, 4})
+            assert c.rafts[lead].metrics.membership.voter_ids == {lead, other, 4}
+            # Forced: the operator takes the risk (2 of {lead, 4}: the dead node is needed).
+            resp = await asyncio.wait_for(c.rafts[lead].change_membership({lead, other}, force=True), WAIT)
+            assert resp.membership.voter_ids == {lead, other}
+    run(body())
+
+
+def test_removed_node_left_running_learns_it_and_changes_no_term(run):
+    """Node 3 is removed while cut off, so it never receives its removal. Healed, it pre-votes;
+    the voters answer "not a member": it goes quiet (NOT_MEMBER) and no one's term moves."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            if lead == 3:
+                await c.rafts[3].trigger.transfer_leader(1)
+                lead = await c.wait_leader([1, 2])
+            c.router.isolate(3)
+            await c.rafts[lead].change_membership({1, 2}, force=True)
+            term = c.rafts[lead].metrics.current_term
+            await asyncio.sleep(FAST.election_timeout_max * 3)      # 3 times out, pre-votes into the void
+            assert c.rafts[3].metrics.current_term <= term
+            c.router.heal(3)
+            m = await c.rafts[3].wait(WAIT).state(ServerState.NOT_MEMBER)
+            assert m.current_term <= term
+            await asyncio.sleep(FAST.election_timeout_max * 5)      # it stays quiet
+            assert c.rafts[3].metrics.state == ServerState.NOT_MEMBER
+            assert c.rafts[lead].is_leader() and c.rafts[lead].metrics.current_term == term
+            for i in (1, 2):
+                assert c.rafts[i].metrics.current_term == term
+            with pytest.raises(ForwardToLeader):
+                await c.rafts[3].client_write(kv("x", 1))
+            # Taken back as a learner, it follows again.
+            await c.rafts[lead].add_learner(3, node(3), timeout=WAIT)
+            await c.rafts[3].wait(WAIT).state(ServerState.LEARNER)
+            assert c.rafts[lead].metrics.current_term == term
+    run(body())
+
+
+def test_removed_node_reachable_gets_its_removal_and_goes_quiet(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            if lead == 3:
+                await c.rafts[3].trigger.transfer_leader(1)
+                lead = await c.wait_leader([1, 2])
+            term = c.rafts[lead].metrics.current_term
+            await c.rafts[lead].change_membership({1, 2})
+            m = await c.rafts[3].wait(WAIT).state(ServerState.NOT_MEMBER)
+            assert 3 not in m.membership.node_ids()
+            await asyncio.sleep(FAST.election_timeout_max * 5)
+            assert c.rafts[3].metrics.state == ServerState.NOT_MEMBER
+            assert all(c.rafts[i].metrics.current_term == term for i in (1, 2, 3))
+            assert c.rafts[lead].metrics.replication.keys() == {1, 2} - {lead}
+    run(body())
