@@ -75,6 +75,7 @@ cdef class Engine:
     cdef int64_t seen_term                   # highest term seen in any vote traffic
     cdef LogId startup_reset                 # the snapshot a restart found past its log
     cdef bint told_not_member                # an up-to-date voter answered "not a member"
+    cdef bint leader_lost                    # pre-voting since: the committed vote names no live leader
     cdef bint startup_truncate
 
     # Candidate (and pre-vote) state.

@@ -166,6 +166,7 @@ cdef class Engine:
         self.stalled_since = {}
         self.leaving = {}
         self.told_not_member = False
+        self.leader_lost = False
         self.state = ST_LEARNER
         _effective_changed(self)
         self.seen_term = self.vote.leader_id.term
@@ -188,10 +189,11 @@ cdef class Engine:
     @property
     def leader_id(self):
         """The node id of the leader this node knows of, or None: never this node unless it
-        leads, never a node outside the membership."""
+        leads, never a node outside the membership, and not once this node has given up on it
+        (its election timeout passed and it pre-votes) until a leader is heard from again."""
         if self.state == ST_LEADER:
             return self.node_id
-        if self.vote.committed:
+        if self.vote.committed and not self.leader_lost:
             lid = self.vote.leader_id.node_id
             if lid != self.node_id and self.membership is not None and lid in self.membership.voter_ids:
                 return lid

@@ -20,6 +20,7 @@ cdef bint _accept_leader(Engine self, object from_id, Vote vote) except -1:
         _become_follower(self)
     self.leader_contact_us = self.now_us
     self.leader_contact_node = from_id
+    self.leader_lost = False
     self._reset_election_timer()
     if self.told_not_member:
         # A leader replicates to us: what its log says of our membership decides now.

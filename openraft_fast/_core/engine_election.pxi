@@ -18,6 +18,8 @@ cdef bint _update_vote(Engine self, Vote v) except -1:
         return False
     self.vote = v
     self.out.append(SaveVote(v))
+    if v.committed:
+        self.leader_lost = False
     if self.state == ST_LEADER or self.state == ST_CANDIDATE or self.pre_voting:
         _become_follower(self)
     return True
@@ -66,6 +68,7 @@ cdef int _start_election(Engine self, bint transfer) except -1:
 
 cdef int _start_pre_vote(Engine self) except -1:
     self.pre_voting = True
+    self.leader_lost = True         # no word from it for an election timeout: stop naming it
     self.pre_vote = Vote(make_leader_id(self._next_term(), self.node_id, self.std), False)
     self.granted = {self.node_id}
     self.rejected = set()

@@ -510,3 +510,16 @@ def test_a_node_whose_log_removes_it_is_not_member_and_never_stands(mode):
     flush(e, out)                                       # durable: the commit it was sent applies
     assert e.state == NOT_MEMBER
     assert e.elect() == []
+
+
+def test_a_node_that_pre_votes_names_no_leader_until_it_hears_from_one(mode):
+    """Its election timeout passed without word from the leader: clients must not be sent to a
+    leader that may be dead (etcd's pre-candidate forgets its leader too)."""
+    e = removed_candidate(mode)                         # pre-voting, vote still leader 1's
+    assert e.vote == V(mode, 1, 1, True) and e.leader_id is None
+    for n in (1, 2):                                    # the round is lost: still no leader named
+        e.recv_vote_response(n, VoteResponse(V(mode, 1, 1, True), False, LID(mode, 1, 1, 2), True))
+    assert e.leader_id is None
+    last = e.last_log_id
+    e.recv_append(1, AppendRequest(V(mode, 1, 1, True), last, None, last, 0, 1, 0))
+    assert e.leader_id == 1
