@@ -162,6 +162,13 @@ def test_bad_requests_answer_json_errors(run):
                 ("PUT", "/v1/cluster/membership", {"voters": []}, None, 400, "bad_request"),
                 ("PUT", "/v1/cluster/membership", {"voters": [1, True]}, None, 400, "bad_request"),
                 ("PUT", "/v1/cluster/membership", {"voters": [1, 2, 3], "retain": "yes"}, None, 400, "bad_request"),
+                ("PUT", "/v1/cluster/membership", {"voters": [1, 2, 3], "force": 1}, None, 400, "bad_request"),
+                ("POST", "/v1/cluster/learners", {"id": 7, "raft": "a:1", "http": "a:2", "timeout": 0}, None, 400,
+                 "bad_request"),
+                ("POST", "/v1/cluster/learners", {"id": 7, "raft": "a:1", "http": "a:2", "timeout": "5"}, None, 400,
+                 "bad_request"),
+                ("POST", "/v1/cluster/learners", {"id": 7, "raft": "a:1", "http": "a:2", "timeout": 10 ** 6}, None,
+                 400, "bad_request"),
                 ("POST", "/v1/cluster/transfer-leader", {"to": 42}, None, 400, "bad_request"),
             ]
             for method, path, req, raw, status, code in cases:
@@ -253,6 +260,27 @@ def test_membership_routes_add_a_node_and_move_leadership(run):
     run(body())
 
 
+def test_a_learner_that_is_not_running_answers_409_and_cannot_become_a_voter_unless_forced(run):
+    async def body():
+        async with KvCluster() as c:
+            lead = await c.start_kv([1, 2, 3])
+            u = c.url(lead)
+            st, b, _ = await call("POST", u + "/v1/cluster/learners",
+                                  {"id": 4, "raft": "127.0.0.1:1", "http": "127.0.0.1:2", "timeout": 0.5})
+            assert (st, b["error"]["code"]) == (409, "learner_not_caught_up"), b
+            assert "learner 4 was added but has not caught up within 0.5s" in b["error"]["message"]
+            st, b, _ = await call("PUT", u + "/v1/cluster/membership", {"voters": [lead, 4]})
+            assert (st, b["error"]["code"]) == (409, "not_enough_healthy_voters"), b
+            assert "[4]" in b["error"]["message"]
+            # Forced, the change goes ahead: the joint config is appended. It needs 4's acks, so
+            # the leader then loses its quorum (check-quorum): the risk --force takes.
+            st, b, _ = await call("PUT", u + "/v1/cluster/membership", {"voters": [lead, 4], "force": True})
+            assert (st, b["error"]["code"]) == (500, "outcome_unknown"), b
+            m = c.rafts[lead].metrics.membership
+            assert m.is_joint and m.voter_ids == {1, 2, 3, 4}
+    run(body())
+
+
 def test_membership_in_progress_answers_409(run, monkeypatch):
     async def body():
         async with KvCluster() as c:
@@ -274,6 +302,7 @@ def test_every_raft_error_has_a_deliberate_status():
     assert error_status(OutcomeUnknown("truncated")) == (500, "outcome_unknown")
     assert error_status(ChangeMembershipError("in_progress")) == (409, "membership_in_progress")
     assert error_status(ChangeMembershipError("empty")) == (400, "membership_empty")
+    assert error_status(ChangeMembershipError("not_enough_healthy_voters")) == (409, "not_enough_healthy_voters")
     assert error_status(InitializeError("x")) == (409, "init_refused")
     assert error_status(LeaseExpired("x")) == (503, "lease_expired")
     assert error_status(QuorumNotEnough("x")) == (503, "no_quorum")
