@@ -19,6 +19,7 @@ from openraft_fast.config import Config
 from openraft_fast.errors import RaftError
 
 from openraft_fast.testing.sim.checker import Checker, SimViolation
+from openraft_fast.testing.sim.elections import ElectionLog
 from openraft_fast.testing.sim.network import Network, NetworkFaults
 from openraft_fast.testing.sim.storage import ContractError, NodeStorage
 from openraft_fast.testing.sim.workload import Workload
@@ -170,6 +171,8 @@ class Simulation:
         if not faults:
             self.network.faults.calm()
         self.checker = Checker(mode == "std", LEADER, self.nodes)
+        self.elections = ElectionLog(self)
+        self.network.on_change = self.elections.note_fault
         self.workload = Workload(self, faults=faults, actions=workload)
         if hr is not None:
             if faults:
@@ -422,6 +425,7 @@ class Simulation:
                     return
                 self.execute(node, cmds)
         self.checker.after_call(node)
+        self.elections.observe(node)
         self._arm_tick(node, local_now)
         if error is not None:
             raise error
@@ -483,6 +487,7 @@ class Simulation:
             try:
                 if code == C.SEND or code == C.SEND_HEARTBEAT or code == C.RESPOND:
                     checker.on_outgoing(node, c.msg)
+                    self.elections.on_send(c.msg)
                     self._send(node, c.target, c.msg)
                 elif code == C.APPEND_LOG:
                     checker.on_append(node.id, store.log, c.entries)
@@ -615,6 +620,7 @@ class Simulation:
         self.checker.after_restart(node, durable["vote"], durable["committed"], durable["applied"])
         self.execute(node, cmds)
         self.checker.after_call(node)
+        self.elections.observe(node)
         self._arm_tick(node, node.clock(self.now))
 
     def crash(self, node_id):
@@ -623,6 +629,7 @@ class Simulation:
             return
         self.trace.append((self.steps, self.now, node_id, "crash", ()))
         self.stats["crash"] += 1
+        self.elections.note_fault("leader_crash" if node.engine.state == LEADER else "crash", node_id)
         node.crashed = True
         node.engine = None
         node.tick_at = None
@@ -637,7 +644,14 @@ class Simulation:
         node.crashed = False
         node.incarnation += 1
         self.stats["restart"] += 1
+        self.elections.note_fault("restart", node_id)
         self._start_engine(node)
+
+    # -- elections --
+    def expect_quiet(self, what, allow=0, faults=None):
+        """A window from now until its check(): at most `allow` elections (0: no vote changes
+        at all) and only the fault kinds in `faults` (see elections.py). Also a context manager."""
+        return self.elections.window(what, allow, faults)
 
     # -- views --
     def alive(self):
