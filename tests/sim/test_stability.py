@@ -3,14 +3,17 @@
 Each scenario runs with pre-vote on and the default timeouts, in both leader-id modes, and wraps
 the routine operation in a window (`sim.expect_quiet`) that fails on any election or term
 change no fault explains (see openraft_fast/testing/sim/elections.py). Failures print the
-scenario's mode and the violated window.
+scenario's mode and the violated window; the random "stability" profile
+(test_stability_profile_runs_clean) prints a replay line.
 """
+import os
+
 import pytest
 
 from openraft_fast._core.engine import LEADER, NOT_MEMBER
 from openraft_fast._core.messages import VoteRequest
 from openraft_fast._core.types import LeaderId, Vote
-from openraft_fast.testing.sim import Simulation, SimViolation
+from openraft_fast.testing.sim import Simulation, SimViolation, run_seed
 
 from tests.sim.test_sim import MODES, change_membership, committed_writes
 
@@ -221,3 +224,34 @@ def test_quiet_window_catches_an_election(mode):
     sim.call(f_node, "VoteRequest", f_node.engine.recv_vote, new.id, req)
     with pytest.raises(SimViolation, match="a stray vote request"):
         w2.check()
+# -- the random "stability" profile --------------------------------------------------------------
+
+SEEDS = int(os.environ.get("SIM_SEEDS", "80")) // 20 or 1
+STEPS = int(os.environ.get("SIM_STEPS", "15000")) // 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stability_profile_runs_clean(mode):
+    """Random seeds of the "stability" profile: routine operations only (restart storms,
+    removed nodes left running, bridges, one-way cuts, healing) under load; the safety
+    invariants, liveness, and (pre-vote on) no election no fault explains. Sweeps by CLI."""
+    for seed in range(SEEDS):
+        r = run_seed(seed, STEPS, mode, trace_lines=60, params={"profile": "stability"})
+        assert r.ok, f"{r.error}\n{r.description}\n{r.trace}\nreplay: {r.minimal_replay}"
+        assert "--profile stability" in r.replay
+        assert sum(v for k, v in r.stats.items() if k.startswith("stability.phase.")) >= 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stability_profile_checks_windows(mode):
+    """With pre-vote on, a phase that sees an election it does not allow fails the run."""
+    sim = Simulation(0, mode, params={"profile": "stability"}, config={"enable_pre_vote": True})
+    assert sim.workload.routine is not None and sim.workload.routine.check_quiet
+    assert sim.batch_crash == 0.0 and sim.network.faults.drop <= 0.01
+    sim.run(300)
+    r = sim.workload.routine
+    sim.run_until(lambda: r.window is not None, 5.0, "a stability phase")
+    leader = sim.leader()
+    sim.crash(leader.id)                     # not a routine operation: the window fails
+    with pytest.raises(SimViolation, match="unexplained election: stability phase"):
+        sim.run(20000)
