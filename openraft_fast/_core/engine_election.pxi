@@ -109,9 +109,13 @@ cdef bint _lease_blocks(Engine self, object from_id):
 
 cdef recv_vote(Engine self, from_id, VoteRequest req):
     cdef bint granted = False
-    if self.membership is not None and not _knows_member(self, from_id):
+    if self.membership is not None and not _knows_member(self, from_id) \
+            and _log_id_ge(self._last_log_id(), req.last_log_id):
         # A removed node (or a stranger): its term must not count here, and it should learn
-        # that it is out so it stops asking.
+        # that it is out so it stops asking. Only when our log holds at least the requester's:
+        # a requester with a longer log may hold a newer membership that has us both (we are a
+        # lagging voter), and it would not believe the answer anyway; refusing it could leave
+        # a joint config without a quorum of voters that know the candidate (no leader ever).
         self.out.append(Respond(from_id, VoteResponse(self.vote, False, self._last_log_id(), req.pre_vote, True)))
         return self._take()
     self._see_term(req.vote.leader_id.term)

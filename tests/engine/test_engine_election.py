@@ -458,11 +458,23 @@ def test_restarted_leader_pre_votes_at_once_when_pre_vote_is_on(mode):
 def test_vote_request_from_a_non_member_is_answered_not_member_and_changes_nothing(mode, pre_vote):
     e = voter(mode)
     last = e.last_log_id
-    out = e.recv_vote(4, VoteRequest(V(mode, 40, 4), LID(mode, 9, 4, 9), pre_vote, False))
+    out = e.recv_vote(4, VoteRequest(V(mode, 40, 4), last, pre_vote, False))
     assert out == [Respond(4, VoteResponse(V(mode, 1, 1, True), False, last, pre_vote, True))]
     assert e.vote == V(mode, 1, 1, True)
     # Not even its term counts: our next candidacy is term 2, not 41.
     assert e.elect()[0] == SaveVote(V(mode, 2, 2))
+
+
+@pytest.mark.parametrize("pre_vote", [False, True])
+def test_vote_request_from_an_unknown_node_with_a_longer_log_is_handled_as_usual(mode, pre_vote):
+    """A lagging voter does not know the candidate yet, but the candidate's longer log may hold
+    a membership that has them both: no not_member answer (the candidate would not believe it
+    anyway), the usual vote rules. Else a joint config whose new half includes lagging voters
+    never elects anyone (sim: --seed 533 --steps 5000 --mode adv --profile harsh)."""
+    e = voter(mode)
+    out = e.recv_vote(4, VoteRequest(V(mode, 40, 4), LID(mode, 9, 4, 9), pre_vote, False))
+    assert len(out) >= 1 and isinstance(out[-1], Respond)
+    assert out[-1].msg.not_member is False
 
 
 def removed_candidate(mode):

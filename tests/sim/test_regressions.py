@@ -55,3 +55,19 @@ REGRESSIONS = [
 def test_regression_seed(seed, steps, mode, what):
     r = run_seed(seed, steps, mode, trace_lines=60)
     assert r.ok, f"regression ({what}):\n{r.error}\n{r.trace}\nreplay: {r.minimal_replay}"
+
+
+# (seed, steps, mode, profile, what the seed found)
+PROFILE_REGRESSIONS = [
+    # Fixed: a voter answers "not a member" only when its log holds at least the requester's.
+    (533, 5000, "adv", "harsh", "no leader ever: the joint config {8,9,10}+{1,2,9,10} needed a vote from node 1 "
+                                "or 10, whose logs predated the membership that added node 9; they answered "
+                                "the only possible candidate (9, longest log) not_member"),
+]
+
+
+@pytest.mark.parametrize("seed,steps,mode,profile,what", PROFILE_REGRESSIONS,
+                         ids=[f"{m}-{p}-seed{s}-{n}" for s, n, m, p, _ in PROFILE_REGRESSIONS])
+def test_regression_profile_seed(seed, steps, mode, profile, what):
+    r = run_seed(seed, steps, mode, trace_lines=60, params={"profile": profile})
+    assert r.ok, f"regression ({what}):\n{r.error}\n{r.trace}\nreplay: {r.minimal_replay}"

@@ -18,7 +18,10 @@ emerges and every write commits everywhere.
 Modules: core (Simulation: nodes, events, command execution, crash/restart, liveness),
 storage (durable/volatile log, state machine, snapshot), network (delays, drops, duplicates,
 partitions), workload (client load, membership changes, faults, client-side checks),
-checker (invariants), runner and cli.
+checker (invariants), elections (elections and term changes no fault explains: quiet windows,
+Simulation.expect_quiet), routine (the "stability" profile's routine operations), runner and cli.
+
+    python -m openraft_fast.testing.sim --profile stability --seeds 200 --steps 5000 --mode both
 """
 from openraft_fast.testing.sim.checker import SimViolation
 from openraft_fast.testing.sim.core import Simulation, replay_command

@@ -28,8 +28,10 @@ def main(argv=None):
                    help="InstallSnapshot durable before the next command (sync) or completing later")
     p.add_argument("--strict-truncate", action="store_true",
                    help="refuse truncating committed entries even right before a covering InstallSnapshot")
-    p.add_argument("--profile", choices=("default", "harsh"), default="default",
-                   help="harsh: 5/7 voters, more drops, duplicates, late acks, long partitions, crashes")
+    p.add_argument("--profile", choices=("default", "harsh", "stability"), default="default",
+                   help="harsh: 5/7 voters, more drops, duplicates, late acks, long partitions, crashes; "
+                        "stability: routine operations only (restart storms, removed nodes left running, "
+                        "bridges, one-way cuts, healing), no election no fault explains")
     a = p.parse_args(argv)
 
     modes = ("adv", "std") if a.mode == "both" else (a.mode,)

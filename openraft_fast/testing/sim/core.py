@@ -19,7 +19,9 @@ from openraft_fast.config import Config
 from openraft_fast.errors import RaftError
 
 from openraft_fast.testing.sim.checker import Checker, SimViolation
+from openraft_fast.testing.sim.elections import ElectionLog
 from openraft_fast.testing.sim.network import Network, NetworkFaults
+from openraft_fast.testing.sim.routine import RoutineFaults
 from openraft_fast.testing.sim.storage import ContractError, NodeStorage
 from openraft_fast.testing.sim.workload import Workload
 
@@ -126,9 +128,12 @@ class Simulation:
         # leaderships), acks delayed close to the lease, long partitions, more crashes, a small
         # clock-drift margin. Drawn from its own stream: the default draws stay as they were.
         self.profile = params.pop("profile", "default")
-        if self.profile not in ("default", "harsh"):
+        if self.profile not in ("default", "harsh", "stability"):
             raise TypeError(f"unknown simulation profile {self.profile!r}")
         hr = random.Random(f"openraft-sim-harsh:{mode}:{seed}") if self.profile == "harsh" else None
+        # "stability": routine operations only (routine.py), a mild network, no mid-batch
+        # crashes; pre-vote on in most seeds (the quiet windows are checked only with it).
+        sr = random.Random(f"openraft-sim-stability:{mode}:{seed}") if self.profile == "stability" else None
         if hr is not None and "voters" not in params:
             n_voters = hr.choice((5, 7))
         self.crash_points = set()       # (node id, command class name): see crash_after
@@ -147,10 +152,12 @@ class Simulation:
         if hr is not None:
             cfg["enable_pre_vote"] = hr.random() < 0.5
             cfg["max_clock_drift"] = hr.choice((0.03, 0.05))
+        if sr is not None:
+            cfg["enable_pre_vote"] = sr.random() < 0.75
         cfg.update(config or {})
         batch_crash = rng.choice((0.0, 0.0005, 0.002))
         if self.batch_crash is None:
-            self.batch_crash = batch_crash if faults else 0.0
+            self.batch_crash = batch_crash if faults and sr is None else 0.0
         self.config = Config(**cfg)
 
         self.now = 0.0
@@ -170,6 +177,8 @@ class Simulation:
         if not faults:
             self.network.faults.calm()
         self.checker = Checker(mode == "std", LEADER, self.nodes)
+        self.elections = ElectionLog(self)
+        self.network.on_change = self.elections.note_fault
         self.workload = Workload(self, faults=faults, actions=workload)
         if hr is not None:
             if faults:
@@ -186,6 +195,15 @@ class Simulation:
             w.fault_interval = hr.choice((0.1, 0.2, 0.5))
             w.max_crashed = hr.choice((2, 3)) if n_voters >= 7 else 2
             w.partition_max = hr.choice((2.0, 4.0))
+        if sr is not None:
+            if faults:
+                f = self.network.faults
+                f.drop = sr.choice((0.0, 0.0, 0.01))
+                f.duplicate = sr.choice((0.0, 0.01))
+                f.slow_prob = sr.choice((0.0, 0.02))
+            w = self.workload
+            w.action_interval = sr.choice((0.02, 0.05, 0.1))
+            w.routine = RoutineFaults(w)
 
         for node in self.nodes.values():
             self._start_engine(node)
@@ -422,6 +440,7 @@ class Simulation:
                     return
                 self.execute(node, cmds)
         self.checker.after_call(node)
+        self.elections.observe(node)
         self._arm_tick(node, local_now)
         if error is not None:
             raise error
@@ -483,6 +502,7 @@ class Simulation:
             try:
                 if code == C.SEND or code == C.SEND_HEARTBEAT or code == C.RESPOND:
                     checker.on_outgoing(node, c.msg)
+                    self.elections.on_send(c.msg)
                     self._send(node, c.target, c.msg)
                 elif code == C.APPEND_LOG:
                     checker.on_append(node.id, store.log, c.entries)
@@ -615,6 +635,7 @@ class Simulation:
         self.checker.after_restart(node, durable["vote"], durable["committed"], durable["applied"])
         self.execute(node, cmds)
         self.checker.after_call(node)
+        self.elections.observe(node)
         self._arm_tick(node, node.clock(self.now))
 
     def crash(self, node_id):
@@ -623,6 +644,7 @@ class Simulation:
             return
         self.trace.append((self.steps, self.now, node_id, "crash", ()))
         self.stats["crash"] += 1
+        self.elections.note_fault("leader_crash" if node.engine.state == LEADER else "crash", node_id)
         node.crashed = True
         node.engine = None
         node.tick_at = None
@@ -637,7 +659,14 @@ class Simulation:
         node.crashed = False
         node.incarnation += 1
         self.stats["restart"] += 1
+        self.elections.note_fault("restart", node_id)
         self._start_engine(node)
+
+    # -- elections --
+    def expect_quiet(self, what, allow=0, faults=None):
+        """A window from now until its check(): at most `allow` elections (0: no vote changes
+        at all) and only the fault kinds in `faults` (see elections.py). Also a context manager."""
+        return self.elections.window(what, allow, faults)
 
     # -- views --
     def alive(self):

@@ -30,6 +30,11 @@ class Network:
         self.faults = faults
         self.cut = set()                 # directed links (src, dst) that lose every message
         self.sent = self.dropped = self.duplicated = 0
+        self.on_change = None            # on_change(kind, detail): "cut" or "heal" (for the election log)
+
+    def _changed(self, kind, detail):
+        if self.on_change is not None:
+            self.on_change(kind, detail)
 
     def delays(self, src, dst, allow_duplicate=True):
         """Delays of the copies of one message that reach `dst` (empty: lost)."""
@@ -59,21 +64,25 @@ class Network:
 
     # -- partitions --
     def isolate(self, node, others):
+        self._changed("cut", f"isolate {node}")
         for o in others:
             if o != node:
                 self.cut.add((node, o))
                 self.cut.add((o, node))
 
     def split(self, group_a, group_b):
+        self._changed("cut", f"split {sorted(group_a)} | {sorted(group_b)}")
         for a in group_a:
             for b in group_b:
                 self.cut.add((a, b))
                 self.cut.add((b, a))
 
     def cut_link(self, src, dst):
+        self._changed("cut", f"{src}->{dst}")
         self.cut.add((src, dst))
 
     def heal(self, links=None):
+        self._changed("heal", "all" if links is None else sorted(links))
         if links is None:
             self.cut.clear()
         else:

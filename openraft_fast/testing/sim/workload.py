@@ -79,12 +79,18 @@ class Workload:
         self.max_crashed = rng.choice((1, 1, 2))
         self.partition_max = 2.0        # longest partition, seconds
         self.quiet_until = 0.5          # no faults while the cluster forms
+        # The "stability" profile: routine operations instead of random faults, and no client
+        # action that forces an election (elect, transfer_leader) or a random membership change.
+        self.routine = None
 
     def start(self):
         if self.actions_on:
             self.sim.schedule(self.rng.expovariate(1 / self.action_interval), "action", self._action)
         if self.faults_on:
-            self.sim.schedule(self.quiet_until, "action", self._fault)
+            if self.routine is not None:
+                self.routine.start()
+            else:
+                self.sim.schedule(self.quiet_until, "action", self._fault)
 
     def stop(self):
         self.stopped = True
@@ -301,6 +307,8 @@ class Workload:
                 applied = node.engine.applied
                 upto = rng.randint(0, applied.index) if applied is not None else 0
                 self._trigger(node, "purge_log", node.engine.purge_log, upto)
+        elif self.routine is not None:
+            pass
         elif r < 0.89:
             if self.change is None:
                 self._start_change()
@@ -443,6 +451,15 @@ class Workload:
         self.stats[f"membership.start.{kind}"] += 1
         self._progress_change()
 
+    def start_change_to(self, leader, goal, kind):
+        """Change the membership to voters `goal` (adding the new ones as learners first)."""
+        goal = frozenset(goal)
+        m = leader.engine.membership
+        new = [n for n in sorted(goal) if n not in m.node_ids()]
+        self.change = MembershipChange(goal, False, None, new, leader, self.sim.now, kind)
+        self.stats[f"membership.start.{kind}"] += 1
+        self._progress_change()
+
     def _progress_change(self):
         ch = self.change
         sim = self.sim
@@ -486,3 +503,5 @@ class Workload:
         if outcome is not None:
             self.stats[f"membership.{outcome}"] += 1
         self.change = None
+        if self.routine is not None:
+            self.routine.on_change_end(outcome)
