@@ -53,7 +53,10 @@ class ElectionWatch:
             await self.poll()
 
     async def poll(self) -> None:
-        sts = await self.cluster.statuses()
+        try:
+            sts = await self.cluster.statuses()
+        except KeyError:            # a node was taken out of the cluster meanwhile
+            return
         now = time.monotonic()
         self.polls += 1
         self.last = sts
