@@ -133,7 +133,8 @@ async def _op_round(row: str, r: int, cluster: LocalCluster, watch: ElectionWatc
     elif row == "removed_running":
         # a fresh node joins (learner, then voter), is removed and keeps running for `hold`
         voters = sorted(cluster.nodes)
-        target = max(cluster.nodes) + 1
+        target = max(max(cluster.nodes), getattr(cluster, "_ops_last_id", 0)) + 1     # a fresh id each round
+        cluster._ops_last_id = target
         cluster.nodes[target] = NodeProcess(target, cluster.base_dir)
         await cluster.start_node(target)
         await cluster.wait_up(target)

@@ -10,9 +10,11 @@ outside: an `ElectionWatch` polls every node's status and records each rise of t
 - `cluster add-learner` of a node that is not running: exit 1, "was added but has not caught
   up"; `cluster change-membership` onto it: refused (not_enough_healthy_voters) unless --force.
 
-Every acknowledged write is read back at the end of each test. CI runs 3 nodes, one round per
-operation, the removed node kept 8 s (about a minute and a half in all). More:
+Every acknowledged write is read back at the end of each test. CI runs the restarts on 3 and 5
+nodes, the rest on 3, one round per operation, the removed node kept 8 s (about a minute and a
+half in all). More (OPS_NODES applies to every test):
     OPS_NODES=3,5 OPS_ROUNDS=3 OPS_REMOVED_SECONDS=20 python -m pytest tests/ops -q
+OPS_KEEP=1 keeps the node logs of passing tests too (a failing test always keeps them).
 """
 import asyncio
 import os
@@ -27,7 +29,12 @@ from openraft_fast.testing.localcluster import LocalCluster, NodeProcess
 from openraft_fast.testing.opswatch import ElectionWatch
 from openraft_fast.testing.serve_process import cli
 
-NODES = [int(x) for x in os.environ.get("OPS_NODES", "3").split(",") if x.strip()]
+def _sizes(default):
+    return [int(x) for x in os.environ.get("OPS_NODES", default).split(",") if x.strip()]
+
+
+RESTART_NODES = _sizes("3,5")
+NODES = _sizes("3")
 ROUNDS = int(os.environ.get("OPS_ROUNDS", "1"))
 REMOVED_SECONDS = float(os.environ.get("OPS_REMOVED_SECONDS", "8"))
 KEEP = os.environ.get("OPS_KEEP") == "1"
@@ -92,7 +99,7 @@ def _acked_after(work, t):
     return sum(1 for x in work.ack_times[-20000:] if x > t)
 
 
-@pytest.mark.parametrize("nodes", NODES)
+@pytest.mark.parametrize("nodes", RESTART_NODES)
 def test_rolling_restart_of_followers_makes_no_election(nodes):
     async def scenario(cluster, work, watch):
         leader = watch.leader
@@ -116,7 +123,7 @@ def test_rolling_restart_of_followers_makes_no_election(nodes):
     _run(scenario, nodes)
 
 
-@pytest.mark.parametrize("nodes", NODES)
+@pytest.mark.parametrize("nodes", RESTART_NODES)
 def test_rolling_restart_of_the_leader_by_sigterm_changes_leader_once(nodes):
     async def scenario(cluster, work, watch):
         for r in range(ROUNDS * 2):
