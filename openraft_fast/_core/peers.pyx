@@ -23,18 +23,40 @@ cdef class Peers:
         self.factory = factory
         self.engine = engine
         self.clients = {}
+        self.nodes = {}
+        self.membership = None
         self.on_append_response = engine.recv_append_response
         self.on_vote_response = engine.recv_vote_response
 
     cpdef object client(self, object target):
         """The client for `target`, or None when the membership has no address for it."""
+        if self.engine.membership is not self.membership:
+            self._check_addresses()
         client = self.clients.get(target)
         if client is None:
             node = self.engine.target_node(target)
             if node is None:
                 return None
             client = self.clients[target] = self.factory.new_client(target, node)
+            self.nodes[target] = node
         return client
+
+    cdef int _check_addresses(self) except -1:
+        """The membership changed: a node id it now maps to another address (a node removed
+        and added again elsewhere, or replaced) gets a new client; the old one is closed."""
+        self.membership = self.engine.membership
+        for target in list(self.clients):
+            node = self.engine.target_node(target)
+            old = self.nodes.get(target)
+            if node is not None and old is not None and node.addr != old.addr:
+                log.info("node %s: node %s moved from %s to %s", self.engine.node_id, target, old.addr, node.addr)
+                client = self.clients.pop(target)
+                del self.nodes[target]
+                try:
+                    client.close()
+                except Exception:
+                    log.exception("closing a network client")
+        return 0
 
     cdef int send(self, object target, object msg) except -1:
         client = self.client(target)
@@ -75,6 +97,7 @@ cdef class Peers:
             except Exception:
                 log.exception("closing a network client")
         self.clients.clear()
+        self.nodes.clear()
 
 
 def _ignore_result(fut):
