@@ -118,7 +118,10 @@ cdef recv_vote(Engine self, from_id, VoteRequest req):
         # a joint config without a quorum of voters that know the candidate (no leader ever).
         self.out.append(Respond(from_id, VoteResponse(self.vote, False, self._last_log_id(), req.pre_vote, True)))
         return self._take()
-    self._see_term(req.vote.leader_id.term)
+    if not req.pre_vote:
+        # A pre-vote's term is a proposal, never held by anyone: noting it would let failed
+        # pre-vote rounds push every node's next term up, one round after another.
+        self._see_term(req.vote.leader_id.term)
     cdef bint log_ok = _log_id_ge(req.last_log_id, self._last_log_id())
     if req.pre_vote:
         granted = log_ok and not _lease_blocks(self, from_id) and _vote_ge(req.vote, self.vote)

@@ -535,3 +535,15 @@ def test_a_node_that_pre_votes_names_no_leader_until_it_hears_from_one(mode):
     last = e.last_log_id
     e.recv_append(1, AppendRequest(V(mode, 1, 1, True), last, None, last, 0, 1, 0))
     assert e.leader_id == 1
+
+
+def test_failed_pre_vote_rounds_do_not_push_terms_up(mode):
+    """A pre-vote request's term is only proposed: the voter's next candidacy is still its own
+    term + 1, however many pre-vote rounds it refused (and the requester's next round too)."""
+    e = restarted_out_of_lease(2, mode, (1, 2, 3), dict(vote=V(mode, 1, 1, committed=True), enable_pre_vote=True,
+                               log=make_log(mode, Membership({1, 2, 3}), [(1, 1, None)])))
+    last = e.last_log_id
+    for term in (2, 3, 4, 5):                       # node 3 keeps pre-voting with higher proposals
+        e.recv_vote(3, VoteRequest(V(mode, term, 3), LID(mode, 0, None, 1), True, False))
+    assert e.elect() == [Send(1, VoteRequest(V(mode, 2, 2), last, True, False)),
+                         Send(3, VoteRequest(V(mode, 2, 2), last, True, False))]
