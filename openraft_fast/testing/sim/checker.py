@@ -192,7 +192,10 @@ class Checker:
                 if mc is None or c.index > mc.index:
                     if not log_holds(eng.log, mc):
                         self.fail(f"node {nid} commits {c} but its log lacks {mc}, committed earlier")
-                    if self.commit_rule and vote.committed and vote.leader_id.node_id == nid:
+                    # Only a leader decides a commit. A node restarted with its own committed vote
+                    # reports a commit it decided before a crash in the same call (checked
+                    # then: before_crash), with the memberships it held in memory lost.
+                    if self.commit_rule and eng.state == self.LEADER:
                         self._check_commit_rule(nid, eng, c)
                     self.max_committed = c
                     # The node knows it from its leader, or is that leader: its vote names it.
@@ -235,6 +238,15 @@ class Checker:
 
         if eng.state == self.LEADER:
             self._check_leader(node, eng)
+
+    def before_crash(self, node):
+        """A node dies in the middle of a call: a commit it decided in that call is checked now,
+        while its engine (and the memberships it held, maybe not yet durable) still exists."""
+        eng = node.engine
+        c = eng.committed
+        mc = self.max_committed
+        if self.commit_rule and eng.state == self.LEADER and c is not None and (mc is None or c.index > mc.index):
+            self._check_commit_rule(node.id, eng, c)
 
     def _check_commit_rule(self, nid, eng, c):
         """Leader `nid` newly commits up to `c` (beyond anything committed before): a quorum of

@@ -425,6 +425,7 @@ class Simulation:
                     self.execute(node, cmds[:k], partial=True)
                     self.stats["crash.at_point"] += 1
                     self.trace.append((self.steps, self.now, node.id, "crash at point", (k, len(cmds))))
+                    self.checker.before_crash(node)
                     self.crash(node.id)
                     return
                 if (self.batch_crash and not client and len(cmds) > 1 and self.workload.may_crash()
@@ -435,6 +436,7 @@ class Simulation:
                     self.execute(node, cmds[:k], partial=True)
                     self.stats["crash.mid_batch"] += 1
                     self.trace.append((self.steps, self.now, node.id, "crash mid-batch", (k, len(cmds))))
+                    self.checker.before_crash(node)
                     self.crash(node.id)
                     self.workload.schedule_restart(node.id)
                     return
