@@ -1,6 +1,7 @@
 """KvStateMachine: the replicated key-value state (see `commands` for what entries hold)."""
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import os
@@ -20,6 +21,8 @@ from openraft_fast.storage.wal import WalLogStore
 _log = logging.getLogger("openraft_fast.kv")
 
 SNAPSHOT_FORMAT = 1
+# Keys packed per turn of the event loop while a snapshot is built (a few ms each).
+SNAPSHOT_SLICE = 4096
 
 
 class KvItem(NamedTuple):
@@ -127,8 +130,21 @@ class KvStateMachine(_MemStateMachineBase):
         return out
 
     # ------------------------------------------------------------------ snapshots
-    def _state_bytes(self) -> bytes:
-        return msgpack.packb([SNAPSHOT_FORMAT, [[k, v[0], v[1]] for k, v in self.data.items()]])
+    async def _snapshot_bytes(self) -> bytes:
+        """`[SNAPSHOT_FORMAT, [[key, value, revision], ...]]` in msgpack, packed SNAPSHOT_SLICE
+        keys at a time with the event loop let run in between: packing a few hundred thousand
+        keys in one go blocks it for longer than a heartbeat interval, and when every node
+        snapshots at once (they reach the policy together) the leader misses its quorum. The
+        state is fixed first: the items are taken before any await, and a write replaces a
+        key's [value, revision] list rather than changing it."""
+        items = list(self.data.items())
+        packer = msgpack.Packer()
+        pack = packer.pack
+        parts = [packer.pack_array_header(2), pack(SNAPSHOT_FORMAT), packer.pack_array_header(len(items))]
+        for i in range(0, len(items), SNAPSHOT_SLICE):
+            parts.extend([pack([k, v[0], v[1]]) for k, v in items[i:i + SNAPSHOT_SLICE]])
+            await asyncio.sleep(0)
+        return b"".join(parts)
 
     def _load_state(self, data: bytes) -> None:
         fmt, items = msgpack.unpackb(data) if data else (SNAPSHOT_FORMAT, [])

@@ -96,6 +96,11 @@ class _MemStateMachineBase(StateMachine):
     def _state_bytes(self) -> bytes:
         return b""
 
+    async def _snapshot_bytes(self) -> bytes:
+        """The state as it is when called (before any await), as snapshot bytes. A large state
+        overrides this to pack in slices and let the event loop run between them."""
+        return self._state_bytes()
+
     def _load_state(self, data: bytes) -> None:
         pass
 
@@ -109,7 +114,7 @@ class _MemStateMachineBase(StateMachine):
         mid, m = self.last_membership if self.last_membership else (None, None)
         last = self.applied
         meta = SnapshotMeta(last, mid, m, f"{last}-{self._snapshot_seq}")
-        snap = Snapshot(meta, self._state_bytes())
+        snap = Snapshot(meta, await self._snapshot_bytes())
         if self.snapshot_store is not None:
             await asyncio.to_thread(self.snapshot_store.save, meta, snap.data)
             self._snapshot_meta = meta

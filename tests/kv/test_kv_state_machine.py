@@ -142,6 +142,42 @@ def test_snapshot_round_trip_in_memory(run):
     run(body())
 
 
+def test_a_large_snapshot_is_packed_in_slices_of_the_state_when_it_began(run):
+    """Packing many keys lets the event loop run between slices (heartbeats and votes go on),
+    and writes applied meanwhile are not in it: the snapshot is the state at its applied id."""
+    import asyncio
+    from openraft_fast.kv.state_machine import SNAPSHOT_FORMAT, SNAPSHOT_SLICE
+
+    async def body():
+        sm = KvStateMachine()
+        n = SNAPSHOT_SLICE * 3 + 5
+        await apply(sm, *[commands.put(f"k{i:06d}", f"v{i}") for i in range(n)])
+        expected = msgpack.packb([SNAPSHOT_FORMAT, [[k, v, r] for k, v, r in sm.list()]])
+        turns = 0
+        writes = 0
+
+        async def others():
+            nonlocal turns, writes
+            while True:
+                turns += 1
+                if writes < 3:          # a write applied while the snapshot is being packed
+                    writes += 1
+                    await apply(sm, commands.put(f"k{writes:06d}", "changed"), commands.put(f"new{writes}", "x"))
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(others())            # runs once build_snapshot first yields
+        snap = await sm.build_snapshot()
+        task.cancel()
+        assert turns >= 3 and writes == 3                  # the loop ran, and wrote, while it packed
+        assert snap.meta.last_log_id == LogId(LEADER, n)   # the state when it began...
+        assert snap.data == expected                       # ...in the same bytes as one packb of it
+        other = KvStateMachine()
+        await other.install_snapshot(snap.meta, snap.data)
+        assert other.get("k000001") == KvItem("k000001", "v1", 2) and other.get("new1") is None
+        assert sm.get("k000001") == KvItem("k000001", "changed", n + 1)
+    run(body())
+
+
 def test_snapshot_on_disk_survives_a_restart(run, tmp_path):
     async def body():
         d = str(tmp_path / "snap")
