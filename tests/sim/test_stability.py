@@ -157,6 +157,19 @@ def test_isolated_leader_healed(mode, voters):
     assert old.engine.vote.leader_id == new_lid
 
 
+def quiet_then_healed(sim, what):
+    """After a fault's first election (if any): no other one while it lasts, nor once healed;
+    the leader keeps committing."""
+    cur = sim.wait_leader()
+    with sim.expect_quiet(f"{what}, after its first election", faults=()):
+        sim.run_for(LONG)
+        committed_writes(sim, cur, 2)
+    with sim.expect_quiet(f"{what} healed", faults=("heal",)):
+        sim.network.heal()
+        sim.run_for(LONG)
+        committed_writes(sim, cur, 2)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("leader_is_bridge", [True, False])
 def test_bridge(mode, leader_is_bridge):
@@ -169,14 +182,7 @@ def test_bridge(mode, leader_is_bridge):
         sim.network.cut_link(b, c)
         sim.network.cut_link(c, b)
         sim.run_for(LONG)
-    cur = sim.wait_leader()
-    with sim.expect_quiet("bridge, after its first election", faults=()):
-        sim.run_for(LONG)
-        committed_writes(sim, cur, 2)
-    with sim.expect_quiet("bridge healed", faults=("heal",)):
-        sim.network.heal()
-        sim.run_for(LONG)
-        committed_writes(sim, cur, 2)
+    quiet_then_healed(sim, "bridge")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -190,14 +196,7 @@ def test_one_way_cut(mode, direction):
     with sim.expect_quiet(f"one-way cut {src}->{dst}", allow=1, faults=("cut",)):
         sim.network.cut_link(src, dst)
         sim.run_for(LONG)
-    cur = sim.wait_leader()
-    with sim.expect_quiet("one-way cut, after its first election", faults=()):
-        sim.run_for(LONG)
-        committed_writes(sim, cur, 2)
-    with sim.expect_quiet("one-way cut healed", faults=("heal",)):
-        sim.network.heal()
-        sim.run_for(LONG)
-        committed_writes(sim, cur, 2)
+    quiet_then_healed(sim, "one-way cut")
 
 
 # -- the election log itself ---------------------------------------------------------------------
