@@ -180,7 +180,7 @@ async def _round_trip(cluster: LocalCluster, n: int = 50) -> float:
 
 
 async def ops_bench(rows, rounds: int, nodes: int, writers: int, hold: float, removed_hold: float,
-                    linger: float, out=sys.stdout) -> dict:
+                    linger: float, out=sys.stdout, keep: bool = False) -> dict:
     results: list = []
     info: dict = {"nodes": nodes, "rounds": rounds, "writers": writers, "heartbeat_s": HEARTBEAT,
                   "election_timeout_max_s": ET_MAX, "hold_s": hold, "removed_hold_s": removed_hold}
@@ -226,7 +226,7 @@ async def ops_bench(rows, rounds: int, nodes: int, writers: int, hold: float, re
             await cluster.close()
             if net is not None:
                 await net.close()
-            if ok:
+            if ok and not keep:
                 shutil.rmtree(base, ignore_errors=True)
             else:
                 out.write(f"node logs kept in {base}\n")
@@ -306,6 +306,7 @@ def main(argv=None) -> int:
     p.add_argument("--hold", type=float, default=1.0,
                    help="--ops: seconds a node stays down / a fault stays on")
     p.add_argument("--removed-hold", type=float, default=5.0, help="--ops: seconds the removed node runs")
+    p.add_argument("--keep", action="store_true", help="--ops: keep the nodes' data and logs")
     p.add_argument("--linger", type=float, default=0.5, help="--ops: seconds watched after the cluster settled")
     args = p.parse_args(argv)
     if args.ops:
@@ -333,7 +334,8 @@ def _ops_main(args, p) -> int:
     if bad or args.rounds < 1 or args.nodes < 3 or args.writers < 1 or args.hold <= 0 or args.removed_hold <= 0:
         p.error(f"unknown rows {bad}" if bad else "--rounds >= 1, --nodes >= 3, --writers >= 1, holds > 0")
     from openraft_fast._aio import run
-    r = run(ops_bench(rows, args.rounds, args.nodes, args.writers, args.hold, args.removed_hold, args.linger))
+    r = run(ops_bench(rows, args.rounds, args.nodes, args.writers, args.hold, args.removed_hold, args.linger,
+                      keep=args.keep))
     c = r["config"]
     print(f"\n{c['nodes']} nodes, {c['rounds']} rounds per row, {c['writers']} writers, default config "
           f"(heartbeat {HEARTBEAT * 1000:.0f} ms, election timeout max {ET_MAX * 1000:.0f} ms); client round trip "

@@ -2,7 +2,7 @@
 from openraft_fast._aio import new_event_loop, run
 from openraft_fast._core.types import Entry, LeaderId, LogId, Membership, Node, Vote
 from openraft_fast.config import Config
-from openraft_fast.errors import (ChangeMembershipError, ConfigError, Fatal, ForwardToLeader, InitializeError,
+from openraft_fast.errors import (ApplyError, ChangeMembershipError, ConfigError, Fatal, ForwardToLeader, InitializeError,
                                   InvalidArgument, InvalidArgumentType,
                                   LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough, RaftError, Stopped, StorageError,
                                   Timeout, Unreachable)
@@ -13,7 +13,7 @@ from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry", "Fatal",
+    "ApplyError", "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry", "Fatal",
     "ForwardToLeader", "InitializeError", "InvalidArgument", "InvalidArgumentType", "LeaderId", "LeaseExpired", "LogId", "Membership", "NetworkError", "Node",
     "OutcomeUnknown", "QuorumNotEnough", "Raft", "RaftError", "RaftMetrics", "ReadPolicy", "ServerState", "Stopped", "StorageError",
     "Timeout", "Unreachable", "Vote", "new_event_loop", "run",

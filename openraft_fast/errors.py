@@ -51,6 +51,33 @@ class OutcomeUnknown(RaftError):
         super().__init__(f"write outcome unknown ({reason}" + (f": {detail})" if detail else ")"))
 
 
+class ApplyError(RaftError):
+    """The state machine refused one entry, deterministically: the entry is committed and
+    applied (its index is used, every replica reaches the same verdict), but it changed
+    nothing and its writer gets this error instead of a response. The node goes on.
+
+    A state machine reports it by returning an ApplyError instance in that entry's slot of
+    `apply`'s result list (any other exception raised by `apply` is fatal for the node).
+    `kind` names the failure (for a replicated object's method, the exception's class name),
+    `message` says why, `data` is optional msgpack-able detail. It crosses the network
+    unchanged when the write was forwarded to the leader."""
+
+    def __init__(self, message: str = "", kind: str = "ApplyError", data=None):
+        self.message = message
+        self.kind = kind
+        self.data = data
+        super().__init__(f"{kind}: {message}" if message else kind)
+
+    def __reduce__(self):
+        return type(self), (self.message, self.kind, self.data)
+
+    def __eq__(self, other):
+        return (type(other) is type(self) and (self.message, self.kind, self.data)
+                == (other.message, other.kind, other.data))
+
+    __hash__ = RaftError.__hash__
+
+
 class ChangeMembershipError(RaftError):
     """A membership change was refused: `reason` is "in_progress", "empty", "learner_not_found" or
     "not_enough_healthy_voters" (fewer than a quorum of the new voters acked the leader within
