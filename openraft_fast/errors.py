@@ -44,6 +44,9 @@ class OutcomeUnknown(RaftError):
     # 2 x Config.election_timeout_max (or, for add_learner(blocking=True), lost leadership
     # while the learner caught up)
     LEADERSHIP_LOST = "leadership_lost"
+    # a write forwarded to the leader (client_write(..., forward=True)) may have reached it,
+    # and no answer came back (the connection broke or the answer timed out)
+    NO_RESPONSE = "no_response"
 
     def __init__(self, reason, detail=""):
         self.reason = reason

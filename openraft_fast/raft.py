@@ -288,24 +288,44 @@ class Raft:
         return ClientWriteResponse(log.log_id_at(idx), None, log.payload_at(idx))
 
     # ------------------------------------------------------------------ client requests
-    def client_write(self, data: Any) -> "asyncio.Future[ClientWriteResponse]":
+    def client_write(self, data: Any, forward: bool = False,
+                     timeout: Optional[float] = None) -> "asyncio.Future[ClientWriteResponse]":
         """Replicate `data` (bytes, bytearray or memoryview, kept as bytes) as one entry;
-        resolves once it is applied on this leader. Raises TypeError (InvalidArgumentType) for
-        any other payload, before anything is appended.
+        resolves once it is applied on the leader, with its log id and the state machine's
+        answer. Raises TypeError (InvalidArgumentType) for any other payload, before anything
+        is appended. If the state machine refuses the entry (its `apply` answers an
+        ApplyError for it), the write fails with that ApplyError; the entry is applied (a
+        no-op) on every replica and the node goes on.
+
+        On a node that does not lead it fails with ForwardToLeader, unless `forward=True`:
+        then the write goes to the leader over the Raft transport and the call returns the
+        leader's answer. A refusal (no leader known, the leader unreachable, or it refused:
+        nothing was appended) is retried inside the call, at the next leader, for up to
+        `timeout` seconds (None: 10 x Config.election_timeout_max), then raised. A write the
+        leader took but whose answer did not come back fails with OutcomeUnknown
+        ("no_response"). A forwarded answer crosses the network as msgpack: bytes, str,
+        numbers, lists (tuples arrive as lists), dicts and None.
 
         It never waits forever: if this node stops leading after the entry was appended, the
         write still resolves if the entry is applied here, fails with
         OutcomeUnknown("truncated") if it is overwritten, and otherwise fails with
         OutcomeUnknown("leadership_lost") once 2 x Config.election_timeout_max has passed
         since the node stopped leading (the entry may still be committed by another leader)."""
-        return self._core.write(data)      # (bound per instance to the executor's write: see __init__)
+        return self._core.write(data, forward, timeout)   # (bound per instance to the executor's write: see __init__)
 
-    def client_write_many(self, datas: Iterable) -> "asyncio.Future[BatchWriteResponses]":
+    def client_write_many(self, datas: Iterable, forward: bool = False,
+                          timeout: Optional[float] = None) -> "asyncio.Future[BatchWriteResponses]":
         """Replicate many entries in one submission; resolves with one response per entry.
         `datas` is an iterable of payloads, each bytes-like; a bytes-like `datas` is refused.
-        Losing leadership is handled as for client_write (OutcomeUnknown after the bound)."""
+        An entry the state machine refused has its ApplyError instance as its response data.
+        Losing leadership is handled as for client_write (OutcomeUnknown after the bound);
+        `forward` and `timeout` too (the whole batch goes to the leader at once)."""
         # A list is not copied: its items are taken (extended into the batch) before this returns.
         payloads = datas if type(datas) is list else list(_iterable("client_write_many's argument", datas, "payloads"))
+        if forward:
+            if not payloads:
+                return self._core.write_many([])
+            return self._core.executor.forward_write(as_payloads(payloads), True, timeout)
         return self._core.write_many(as_payloads(payloads))
 
     async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX, *,
@@ -390,6 +410,13 @@ class Raft:
 
     def timeout_now(self, msg):
         return self._rpc("timeout_now", msg)
+
+    def forward(self, req):
+        """Handle a follower's ForwardRequest (this node should lead): its client writes, as
+        this node's own; resolves with the ForwardResponse."""
+        fut = self._core.loop.create_future()
+        self._core.receive("forward", None, req, fut)
+        return fut
 
     def peer_connected(self, node_id: int) -> None:
         """A network server accepted a connection from `node_id`: it is up, so this node's

@@ -26,8 +26,8 @@ import msgpack
 from openraft_fast._core.log cimport LogSlice
 from openraft_fast._core.packing cimport get_i64, get_u32, put_i64, put_u32
 from openraft_fast._core.messages cimport (
-    APPEND_HIGHER_VOTE, APPEND_OK, READ_NO_QUORUM, READ_OK, AppendRequest, AppendResponse,
-    ReadIndexRequest, ReadIndexResponse, SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
+    APPEND_HIGHER_VOTE, APPEND_OK, FWD_OK, FWD_UNKNOWN, READ_NO_QUORUM, READ_OK, AppendRequest, AppendResponse,
+    ForwardRequest, ForwardResponse, ReadIndexRequest, ReadIndexResponse, SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest,
     VoteResponse,
 )
 from openraft_fast._core.record cimport Record

@@ -89,6 +89,10 @@ MESSAGES = (
             doc="The server's answer to a Handshake: `ok`, or the `reason` it refuses the connection."),
     Message(12, "ErrorReply", "codec", (F("code", "i64"), F("message", "str", default='""')),
             doc="The remote handler raised (e.g. the node is stopped)."),
+    Message(13, "ForwardRequest", "messages", (F("batch", "bool"), F("data", "bytes"))),
+    Message(14, "ForwardResponse", "messages", (
+        F("result", "enum", ("FWD_OK", "FWD_UNKNOWN", "forward result")), F("leader_id", "i64"),
+        F("data", "bytes"))),
 )
 
 # Tested first by the encoder's and the decoder's chains: the bulk of the traffic.

@@ -189,11 +189,12 @@ cdef class Engine:
     @property
     def leader_id(self):
         """The node id of the leader this node knows of, or None: never this node unless it
-        leads, never a node outside the membership, and not once this node has given up on it
-        (its election timeout passed and it pre-votes) until a leader is heard from again."""
+        leads, never a node outside the membership, and not once it has not heard from that
+        leader within the lease (Config.lease): then callers are not sent to a leader that may
+        be dead, and wait for the next one instead."""
         if self.state == ST_LEADER:
             return self.node_id
-        if self.vote.committed and not self.leader_lost:
+        if self.vote.committed and not self.leader_lost and _in_follower_lease(self):
             lid = self.vote.leader_id.node_id
             if lid != self.node_id and self.membership is not None and lid in self.membership.voter_ids:
                 return lid

@@ -23,6 +23,7 @@ cdef class Executor(EventQueue):
     cdef public object on_reply         # on_reply(req_id, value, error): a read point confirmed
     cdef public object on_send_snapshot # on_send_snapshot(target, InstallSnapshotRequest)
     cdef public object after_pump_hook  # after_pump_hook(): waiters and INFO logging (Python)
+    cdef public object forward_write    # forward_write(payloads, batch, timeout): a forwarded write (Python)
     cdef public list core_waiters       # [(predicate on the core, future)]
     cdef public list metric_waiters     # [(predicate on RaftMetrics, future)]
     # What the engine showed at the last pump, to call after_pump_hook for the INFO log only

@@ -50,7 +50,9 @@ cdef class Executor(EventQueue):
         self.inbox = RpcInbox(self, engine, None)
 
     # ------------------------------------------------------------------ client writes
-    def write(self, payload):
+    def write(self, payload, bint forward=False, timeout=None):
+        if forward:
+            return self.forward_write([as_payload(payload)], False, timeout)
         if type(payload) is not bytes:
             payload = as_payload(payload)       # raises, before anything is queued
         fut = self.loop.create_future()

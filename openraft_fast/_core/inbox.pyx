@@ -9,13 +9,14 @@ from openraft_fast.errors import RaftError, Stopped
 
 
 cdef class RpcInbox:
-    def __init__(self, EventQueue q, engine, serve_read_index):
+    def __init__(self, EventQueue q, engine, serve_read_index, serve_forward=None):
         self.q = q
         self.recv_append = engine.recv_append
         self.recv_vote = engine.recv_vote
         self.recv_snapshot = engine.recv_snapshot
         self.recv_timeout_now = engine.recv_timeout_now
         self.serve_read_index = serve_read_index
+        self.serve_forward = serve_forward
         self.waiters = {}
 
     def receive(self, kind, src, msg, fut):
@@ -38,6 +39,8 @@ cdef class RpcInbox:
             self.q.push(self.recv_timeout_now, (src, msg))
         elif kind == "read_index":
             self.serve_read_index(msg, fut)
+        elif kind == "forward":
+            self.serve_forward(msg, fut)
         else:
             fut.set_exception(RaftError(f"unknown rpc kind {kind!r}"))
 

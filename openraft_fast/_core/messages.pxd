@@ -17,6 +17,11 @@ cdef enum:
     READ_NOT_LEADER = 1        # the asked node does not lead; leader_id names one it knows (-1: none)
     READ_NO_QUORUM = 2         # the leader could not confirm its leadership (no quorum, lease expired)
 
+cdef enum:
+    FWD_OK = 0                 # applied on the leader; `data` holds the responses
+    FWD_REFUSED = 1            # not appended (ForwardToLeader); leader_id names one it knows (-1: none)
+    FWD_UNKNOWN = 2            # appended, outcome unknown (OutcomeUnknown)
+
 
 cdef class VoteRequest(Record):
     cdef readonly Vote vote
@@ -96,3 +101,15 @@ cdef class ReadIndexResponse(Record):
     cdef readonly int result            # READ_OK / READ_NOT_LEADER / READ_NO_QUORUM
     cdef readonly LogId read_log_id     # READ_OK: apply up to this, then read (None: empty log)
     cdef readonly int64_t leader_id     # READ_NOT_LEADER: a leader the responder knows, else -1
+
+
+cdef class ForwardRequest(Record):
+    # A follower hands client writes to the leader (Raft.client_write(..., forward=True)).
+    cdef readonly bint batch            # client_write_many (else one client_write)
+    cdef readonly object data           # msgpack: the list of payloads (bytes)
+
+
+cdef class ForwardResponse(Record):
+    cdef readonly int result            # FWD_OK / FWD_REFUSED / FWD_UNKNOWN
+    cdef readonly int64_t leader_id     # FWD_REFUSED: a leader the responder knows, else -1
+    cdef readonly object data           # msgpack: OK, the log ids and responses; else [reason, detail]

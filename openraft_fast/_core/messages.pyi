@@ -14,6 +14,9 @@ HIGHER_VOTE: int
 READ_INDEX_OK: int          # ReadIndexResponse.result
 READ_INDEX_NOT_LEADER: int
 READ_INDEX_NO_QUORUM: int
+FORWARD_OK: int             # ForwardResponse.result
+FORWARD_REFUSED: int
+FORWARD_UNKNOWN: int
 
 
 @disjoint_base
@@ -183,3 +186,29 @@ class ReadIndexResponse(Record):
     @property
     def leader_id(self) -> int:
         """NOT_LEADER: a leader the responder knows of, else -1."""
+
+
+@disjoint_base
+class ForwardRequest(Record):
+    """A follower hands client writes to the leader (Raft.client_write(..., forward=True))."""
+    def __init__(self, batch: bool, data: bytes) -> None: ...
+    @property
+    def batch(self) -> bool:
+        """client_write_many (else one client_write)."""
+    @property
+    def data(self) -> bytes:
+        """msgpack: the list of payloads."""
+
+
+@disjoint_base
+class ForwardResponse(Record):
+    def __init__(self, result: int, leader_id: int = -1, data: bytes = b"") -> None: ...
+    @property
+    def result(self) -> int:
+        """FORWARD_OK / FORWARD_REFUSED / FORWARD_UNKNOWN."""
+    @property
+    def leader_id(self) -> int:
+        """REFUSED: a leader the responder knows of, else -1."""
+    @property
+    def data(self) -> bytes:
+        """msgpack: OK, the log ids and responses; otherwise [reason, detail]."""

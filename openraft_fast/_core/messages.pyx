@@ -11,6 +11,9 @@ HIGHER_VOTE = APPEND_HIGHER_VOTE
 READ_INDEX_OK = READ_OK
 READ_INDEX_NOT_LEADER = READ_NOT_LEADER
 READ_INDEX_NO_QUORUM = READ_NO_QUORUM
+FORWARD_OK = FWD_OK
+FORWARD_REFUSED = FWD_REFUSED
+FORWARD_UNKNOWN = FWD_UNKNOWN
 
 
 cdef class VoteRequest(Record):
@@ -139,3 +142,26 @@ cdef class ReadIndexResponse(Record):
         self.result = result
         self.read_log_id = read_log_id
         self.leader_id = leader_id
+
+
+cdef class ForwardRequest(Record):
+    _fields = ("batch", "data")
+
+    def __init__(self, bint batch, data not None):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"forward request data must be bytes-like, got {type(data).__name__}")
+        self.batch = batch
+        self.data = data
+
+
+cdef class ForwardResponse(Record):
+    _fields = ("result", "leader_id", "data")
+
+    def __init__(self, int result, int64_t leader_id=-1, data=b""):
+        if result < FWD_OK or result > FWD_UNKNOWN:
+            raise ValueError(f"unknown forward result {result}")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"forward response data must be bytes-like, got {type(data).__name__}")
+        self.result = result
+        self.leader_id = leader_id
+        self.data = data

@@ -55,6 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--pre-vote", action=argparse.BooleanOptionalAction, default=d.enable_pre_vote,
                    help="stand for election only after a pre-vote round a quorum grants, so a restarted, "
                         "isolated or removed node never raises the cluster's term (default: on)")
+    p.add_argument("--stall-warn", type=bounded(float, 0, what="milliseconds"), default=100.0, metavar="MS",
+                   help="log a WARNING, with where it was, whenever the event loop is blocked longer than "
+                        "this: heartbeats are late then and followers may stand for election (0: off)")
 
 
 def _timeout_range(text: str) -> Tuple[float, float]:
@@ -105,6 +108,7 @@ async def serve(args) -> int:
     from openraft_fast.kv.server import KvServer
     from openraft_fast.kv.state_machine import open_kv_storage
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
+    from openraft_fast.stall_watch import StallWatch
 
     config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat,
                     election_timeout_min=args.election_timeout[0], election_timeout_max=args.election_timeout[1],
@@ -120,7 +124,7 @@ async def serve(args) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log_store = raft = raft_server = http = factory = None
+    log_store = raft = raft_server = http = factory = stall_watch = None
     code = 0
     try:
         log_store, sm = open_kv_storage(args.data)
@@ -132,6 +136,8 @@ async def serve(args) -> int:
         except OSError as exc:
             raise ServeError(f"cannot listen: {exc}") from None
         freeze_startup_heap()
+        if args.stall_warn > 0:
+            stall_watch = StallWatch(args.stall_warn / 1000).start()
         m = raft.metrics
         _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
                   args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,
@@ -166,6 +172,8 @@ async def serve(args) -> int:
             factory.close()
         if log_store is not None:
             await log_store.close()
+        if stall_watch is not None:
+            stall_watch.close()
     _log.info("node %s: stopped", args.id)
     return code
 

@@ -10,10 +10,15 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Awaitable
 
-from openraft_fast._core.messages import (AppendRequest, AppendResponse, InstallSnapshotRequest, ReadIndexRequest,
-                                          ReadIndexResponse, SnapshotResponse, TimeoutNow, VoteRequest, VoteResponse)
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, ForwardRequest, ForwardResponse,
+                                          InstallSnapshotRequest, ReadIndexRequest, ReadIndexResponse, SnapshotResponse,
+                                          TimeoutNow, VoteRequest, VoteResponse)
 from openraft_fast._core.types import Node
 from openraft_fast.errors import NetworkError
+
+
+class NotCarried(NetworkError):
+    """This network does not carry that kind of message (nothing was sent)."""
 
 
 class Network(ABC):
@@ -43,6 +48,16 @@ class Network(ABC):
         on followers fail with NetworkError (reads on the leader still work)."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         fut.set_exception(NetworkError(f"{type(self).__name__} does not carry follower reads (read_index)"))
+        return fut
+
+    def forward(self, req: ForwardRequest) -> Awaitable[ForwardResponse]:
+        """Hand client writes to the target (the leader): `Raft.client_write(..., forward=True)`
+        on a follower. The receiving side is `Raft.forward(req)`. Fail with Unreachable only
+        when the request was certainly not delivered (the caller then retries it); any other
+        failure after sending makes the write's outcome unknown. A network that does not
+        carry it leaves this default, and forwarded writes fail with ForwardToLeader."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut.set_exception(NotCarried(f"{type(self).__name__} does not carry forwarded writes"))
         return fut
 
     def close(self) -> None:

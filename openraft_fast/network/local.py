@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Set, Tuple
 from openraft_fast.errors import NetworkError, Unreachable
 from openraft_fast.network.base import Network, NetworkFactory
 
-KINDS = ("append", "heartbeat", "vote", "snapshot", "timeout_now", "read_index")
+KINDS = ("append", "heartbeat", "vote", "snapshot", "timeout_now", "read_index", "forward")
 
 
 class LocalRouter:
@@ -23,7 +23,7 @@ class LocalRouter:
     Faults: isolate(n) / heal(n) cut a node off both ways; cut(a, b) / restore(a, b) cut one
     directed link; set_delay(seconds) delays every message; set_drop(p) drops a fraction.
     `counts` counts RPCs by kind ("append", "heartbeat", "vote", "snapshot", "timeout_now",
-    "read_index").
+    "read_index", "forward").
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -180,6 +180,9 @@ class LocalNetwork(Network):
 
     def read_index(self, req):
         return self.router._send(self.src, self.dst, "read_index", req, self.loop)
+
+    def forward(self, req):
+        return self.router._send(self.src, self.dst, "forward", req, self.loop)
 
 
 class LocalNetworkFactory(NetworkFactory):

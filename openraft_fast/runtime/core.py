@@ -22,6 +22,7 @@ from openraft_fast._core.writes import fail_sinks
 from openraft_fast.errors import Fatal, OutcomeUnknown, RaftError, Stopped, StorageError
 from openraft_fast.metrics import RaftMetrics, ServerState
 from openraft_fast.runtime.read_batch import ReadBatch
+from openraft_fast.runtime.forward import forward_write, serve_forward
 from openraft_fast.runtime.reads import serve_read_index
 from openraft_fast.runtime.snapshot_send import send_snapshot
 
@@ -47,6 +48,8 @@ class RaftCore:
         ex.on_send_snapshot = self._send_snapshot
         ex.after_pump_hook = self._after_pump
         ex.inbox.serve_read_index = partial(serve_read_index, self)
+        ex.inbox.serve_forward = partial(serve_forward, self)
+        ex.forward_write = partial(forward_write, self)
         # The hot entry points, bound to the compiled executor.
         self.post = ex.post
         self.write = ex.write

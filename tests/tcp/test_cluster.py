@@ -253,3 +253,24 @@ def test_leader_transfer_over_tcp(run):
                 await c.rafts[i].wait(WAIT).applied_index(r.log_id.index)
                 assert c.rafts[i]._core.sm.data == {"a": 1, "b": 2}
     run(body())
+
+
+def test_forwarded_writes_over_tcp(run):
+    async def body():
+        async with TcpCluster() as c:
+            lead = await c.start([1, 2, 3])
+            follower = next(i for i in (1, 2, 3) if i != lead)
+            r1 = await c.rafts[follower].client_write(kv("f", 1), forward=True)
+            r2 = await c.rafts[follower].client_write(kv("f", 2), forward=True)
+            assert r1.data is None and r2.data == 1 and r2.log_id.index == r1.log_id.index + 1
+            big = [kv(f"b{i}", "x" * 1000) for i in range(2000)]       # ~2 MB in one forward
+            rs = await c.rafts[follower].client_write_many(big, forward=True)
+            assert len(rs) == 2000 and rs.last_log_id.index == r2.log_id.index + 2000
+            await c.rafts[follower].wait(WAIT).applied_index(rs.last_log_id.index)
+            assert c.rafts[follower]._core.sm.data["b1999"] == "x" * 1000
+            # the leader goes away: the follower's forwarded write waits for the next leader
+            await c.stop(lead)
+            del c.rafts[lead]
+            r3 = await c.rafts[follower].client_write(kv("f", 3), forward=True, timeout=WAIT)
+            assert r3.data == 2 and r3.log_id.leader_id.term > r1.log_id.leader_id.term
+    run(body())

@@ -5,7 +5,8 @@ import pytest
 
 from openraft_fast._core import codec
 from openraft_fast._core.log import LogSlice
-from openraft_fast._core.messages import (AppendRequest, AppendResponse, ReadIndexRequest, ReadIndexResponse,
+from openraft_fast._core.messages import (AppendRequest, AppendResponse, ForwardRequest, ForwardResponse,
+                                          ReadIndexRequest, ReadIndexResponse,
                                           SnapshotMeta, SnapshotResponse, TimeoutNow, VoteRequest, VoteResponse)
 from openraft_fast._core.types import BLANK, MEMBERSHIP, NORMAL, LeaderId, LogId, Membership, Node, Vote
 
@@ -53,6 +54,8 @@ def cases():
     out["handshake_reply"] = (codec.HandshakeReply(False, "cluster name mismatch"), 16)
     out["handshake_reply_ok"] = (codec.HandshakeReply(True), 17)
     out["error_reply"] = (codec.ErrorReply(-3, "node stopped"), 18)
+    out["forward_request"] = (ForwardRequest(True, b"\x91\xc4\x03abc"), 20)
+    out["forward_response"] = (ForwardResponse(1, 3, b"\x92\xaanot_leader\xa0"), 21)
     return out
 
 
@@ -216,13 +219,19 @@ GOLDEN = {
     "error_reply": (
         "f752020c1800000012000000000000004ad32b0c1edbbe5bfdffffffffffffff0c0000006e6f64652073746f70706564"
     ),
+    "forward_request": (
+        "f752020d0b0000001400000000000000424d023308db4cdd010600000091c403616263"
+    ),
+    "forward_response": (
+        "f752020e1a0000001500000000000000bc96aecc0a9048090103000000000000000d00000092aa6e6f745f6c6561646572a0"
+    ),
 }
 
 
 def test_every_message_type_is_covered():
     types = {type(msg) for msg, _ in cases().values()}
-    assert len(types) == 12 and set(cases()) == set(GOLDEN)
-    assert {codec.encode(msg, 0)[3] for msg, _ in cases().values()} == set(range(1, 13))
+    assert len(types) == 14 and set(cases()) == set(GOLDEN)
+    assert {codec.encode(msg, 0)[3] for msg, _ in cases().values()} == set(range(1, 15))
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))

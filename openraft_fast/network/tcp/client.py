@@ -204,6 +204,10 @@ class TcpNetwork(Network):
     def read_index(self, req):
         return self._rpc(LANE_CONTROL, req)
 
+    def forward(self, req):
+        # The append lane: idle while this node follows, and never ahead of votes or heartbeats.
+        return self._rpc(LANE_APPEND, req)
+
     def timeout_now(self, msg):
         # One-way: resolves once the message is queued on a live connection.
         try:

@@ -15,8 +15,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Set
 
 from openraft_fast._core import codec
-from openraft_fast._core.messages import (AppendRequest, InstallSnapshotRequest, ReadIndexRequest, SnapshotResponse,
-                                          TimeoutNow, VoteRequest)
+from openraft_fast._core.messages import (AppendRequest, ForwardRequest, InstallSnapshotRequest, ReadIndexRequest,
+                                          SnapshotResponse, TimeoutNow, VoteRequest)
 from openraft_fast.errors import Fatal, InvalidArgument, InvalidArgumentType, NetworkError
 from openraft_fast.network.tcp.frames import (HANDSHAKE_CORR, LANE_APPEND, LANE_CONTROL, LANE_NAMES, LANE_SNAPSHOT,
                                               FrameConnection, check_positive, check_ssl, log)
@@ -34,7 +34,7 @@ _CLOSE_WAIT = 2.0
 
 def _lane_handlers(raft) -> Dict[int, Dict[type, Callable]]:
     return {
-        LANE_APPEND: {AppendRequest: raft.append_entries},
+        LANE_APPEND: {AppendRequest: raft.append_entries, ForwardRequest: raft.forward},
         LANE_CONTROL: {AppendRequest: raft.append_entries, VoteRequest: raft.vote,
                        ReadIndexRequest: raft.read_index},
         LANE_SNAPSHOT: {},
