@@ -15,7 +15,7 @@ from openraft_fast._core.types import NORMAL
 from openraft_fast.kv.commands import CAS_REVISION, CAS_VALUE, DELETE, PUT
 from openraft_fast.errors import StorageError
 from openraft_fast.storage.base import Snapshot
-from openraft_fast.storage.memory import _MemStateMachineBase
+from openraft_fast.storage.snapshotting import SnapshottingStateMachine
 from openraft_fast.storage.wal import WalLogStore
 
 _log = logging.getLogger("openraft_fast.kv")
@@ -31,7 +31,7 @@ class KvItem(NamedTuple):
     revision: int
 
 
-class KvStateMachine(_MemStateMachineBase):
+class KvStateMachine(SnapshottingStateMachine):
     """Keys -> (value, revision), where a key's revision is the log index that last wrote it.
 
     With `snapshot_dir`, every snapshot (built here or installed from the leader) is saved
@@ -125,12 +125,11 @@ class KvStateMachine(_MemStateMachineBase):
                 append(None)
         if key_set_changed:
             self._sorted = None
-        self._note_memberships(entries)
-        self.applied = entries.last_log_id
+        self.record_applied(entries)
         return out
 
     # ------------------------------------------------------------------ snapshots
-    async def _snapshot_bytes(self) -> bytes:
+    async def serialize_async(self) -> bytes:
         """`[SNAPSHOT_FORMAT, [[key, value, revision], ...]]` in msgpack, packed SNAPSHOT_SLICE
         keys at a time with the event loop let run in between: packing a few hundred thousand
         keys in one go blocks it for longer than a heartbeat interval, and when every node
@@ -146,7 +145,7 @@ class KvStateMachine(_MemStateMachineBase):
             await asyncio.sleep(0)
         return b"".join(parts)
 
-    def _load_state(self, data: bytes) -> None:
+    def restore(self, data: bytes) -> None:
         fmt, items = msgpack.unpackb(data) if data else (SNAPSHOT_FORMAT, [])
         if fmt != SNAPSHOT_FORMAT:
             raise StorageError(f"unknown KV snapshot format {fmt!r}")

@@ -78,24 +78,86 @@ class LogStore(ABC):
 
 
 class StateMachine(ABC):
-    """The application's state, fed committed entries in order."""
+    """The application's state, fed committed entries in order.
+
+    The runtime calls it from one asyncio task at a time (the node's apply queue): `apply`,
+    `build_snapshot` and `install_snapshot` run strictly in the order they were queued, each
+    after the previous one has returned, so `apply` never overlaps a snapshot build or install.
+    A call that awaits holds the queue back: entries committed meanwhile wait (replication and
+    acknowledgements go on), so a large state should be packed cheaply or in slices that let
+    the event loop run (`SnapshottingStateMachine.serialize_async`). `applied_state` and
+    `get_current_snapshot` are read when the node starts (`Raft.start`), and
+    `get_current_snapshot` again whenever a follower needs the snapshot; they may run while the
+    queue works and must answer from what is already done.
+
+    Durability and restarts. A node starts from `applied_state()` and `get_current_snapshot()`:
+    the runtime replays the committed log after the later of the applied log id and the
+    snapshot's last log id (the entries it knows are committed at once, the rest once a leader
+    commits them again). A durable state machine therefore loads its current snapshot when it
+    is created and reports it from both (it may also persist more than the snapshot; then
+    `applied_state()` says how far). A state machine that forgets everything on a restart goes
+    with a log store that does too (MemLogStore): the log is purged behind every snapshot, so
+    a durable log cannot replay what a forgotten snapshot covered.
+
+    Every method that raises is fatal for the node: it stops with a StorageError naming the
+    call (see `apply` for refusing one entry instead).
+    """
 
     @abstractmethod
     async def applied_state(self) -> Tuple[Optional[LogId], Optional[Tuple[LogId, Membership]]]:
-        """(last applied log id, (log id, membership) of the last applied membership entry)."""
+        """`(last applied log id, (log id, membership) of the last applied membership entry)`:
+        `(None, None)` for a state machine that has applied nothing and installed no snapshot.
+        After `install_snapshot(meta, data)`: `(meta.last_log_id, (meta.membership_log_id,
+        meta.membership))`, or `(meta.last_log_id, None)` when the meta has no membership."""
 
     @abstractmethod
     async def apply(self, entries: LogSlice) -> List[Any]:
-        """Apply committed entries in order; one response per entry (None for blank and
-        membership entries). Membership entries must be remembered for applied_state()."""
+        """Apply committed entries, in log order, and answer one response per entry.
+
+        `entries` is a LogSlice: absolute indexes `entries.start` .. `entries.stop - 1`,
+        `entries.kinds` (bytes, one kind a byte), `entries.payloads` (a list),
+        `entries.log_id_at(index)` and `entries.last_log_id`. Walk it with::
+
+            for index, (kind, payload) in enumerate(zip(entries.kinds, entries.payloads), entries.start):
+                ...
+
+        Kinds: NORMAL (the payload is the bytes a client wrote), BLANK (payload None: a new
+        leader's first entry) and MEMBERSHIP (the payload is a Membership). Blank and
+        membership entries get the response None, and still count: the applied log id moves to
+        `entries.last_log_id`, and the last membership entry (its log id and Membership) must
+        be remembered for `applied_state()` and for the meta of the next snapshot.
+
+        Responses: a list of `len(entries)` items, in order; the writer of a NORMAL entry gets
+        its response (`ClientWriteResponse.data`). An `openraft_fast.ApplyError` instance in
+        an entry's slot refuses just that entry: it is still applied (its index is used and
+        every replica must reach the same verdict), it must have changed nothing, and its
+        writer gets the error. Any exception raised by `apply` is fatal for the node.
+
+        Apply deterministically: every replica applies the same entries and must reach the
+        same state and responses, whatever the batching."""
 
     @abstractmethod
     async def build_snapshot(self) -> Snapshot:
-        """A snapshot of everything applied so far."""
+        """A snapshot of everything applied so far: `Snapshot(meta, data)` with
+        `meta = SnapshotMeta(last applied log id, last membership log id, that Membership,
+        snapshot_id)` and `data` the state as bytes. It becomes the current snapshot
+        (`get_current_snapshot`), and must be durable before this returns: the runtime purges
+        the log up to it (less `Config.max_in_snapshot_log_to_keep`) right after.
+
+        `snapshot_id` is a string naming this snapshot, unique per build (e.g. the last log id
+        and a counter). The runtime does not interpret it: it travels with the meta to the
+        followers that install the snapshot and is kept with it, to tell snapshots apart in
+        logs and tools. (A transfer over TCP is matched by the leader's message id, not by it.)"""
 
     @abstractmethod
     async def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
-        """Replace the whole state with the snapshot."""
+        """Replace the whole state with a snapshot the leader sent (`data` as one
+        `build_snapshot` made it, bytes-like): afterwards `applied_state()` reports the meta's
+        log ids and `get_current_snapshot()` returns `(meta, data)`. Durable before it returns:
+        the runtime then drops the log the snapshot covers and acknowledges the leader."""
 
     @abstractmethod
-    async def get_current_snapshot(self) -> Optional[Snapshot]: ...
+    async def get_current_snapshot(self) -> Optional[Snapshot]:
+        """The last snapshot built or installed (the one loaded on open, for a durable state
+        machine), or None. Read on start and whenever a follower needs the snapshot; may run
+        while the apply queue works."""

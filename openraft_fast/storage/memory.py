@@ -2,16 +2,14 @@
 state machines keep their snapshots on disk when given a directory (durable with a WalLogStore)."""
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import msgpack
 
 from openraft_fast._core.log import LogBuffer, LogSlice
-from openraft_fast._core.messages import SnapshotMeta
-from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Vote
-from openraft_fast.storage.base import LogState, LogStore, Snapshot, StateMachine
-from openraft_fast.storage.snapshot_store import SnapshotStore
+from openraft_fast._core.types import LogId, Vote
+from openraft_fast.storage.base import LogState, LogStore
+from openraft_fast.storage.snapshotting import SnapshottingStateMachine
 
 
 class MemLogStore(LogStore):
@@ -61,96 +59,26 @@ class MemLogStore(LogStore):
         return copy
 
 
-class _MemStateMachineBase(StateMachine):
-    """State in memory. With `snapshot_dir`, durable through its snapshots: every snapshot it
-    builds or installs is saved there (SnapshotStore) before the call returns, and on open it
-    loads the current one. After a restart the node's state is that snapshot plus the committed
-    log after it, which the runtime replays. Only the current snapshot's meta stays in memory;
-    its bytes are read from disk when a follower needs them."""
-
-    def __init__(self, snapshot_dir=None) -> None:
-        self.applied: Optional[LogId] = None
-        self.last_membership: Optional[Tuple[Optional[LogId], Any]] = None
-        self.snapshot: Optional[Snapshot] = None
-        self._snapshot_seq = 0
-        self.snapshot_store: Optional[SnapshotStore] = None
-        self._snapshot_meta: Optional[SnapshotMeta] = None
-        if snapshot_dir is not None:
-            self.snapshot_store = SnapshotStore(snapshot_dir)
-            snap = self.snapshot_store.load()
-            if snap is not None:
-                self._set_state(snap.meta, snap.data)
-                self._snapshot_meta = snap.meta
-                seq = snap.meta.snapshot_id.rpartition("-")[2]
-                self._snapshot_seq = int(seq) if seq.isdigit() else 0
-
-    async def applied_state(self):
-        return self.applied, self.last_membership
-
-    def _note_memberships(self, entries: LogSlice) -> None:
-        kinds = entries.kinds
-        if MEMBERSHIP in kinds:
-            i = kinds.rindex(MEMBERSHIP)
-            self.last_membership = (entries.log_id_at(entries.start + i), entries.payloads[i])
-
-    def _state_bytes(self) -> bytes:
-        return b""
-
-    async def _snapshot_bytes(self) -> bytes:
-        """The state as it is when called (before any await), as snapshot bytes. A large state
-        overrides this to pack in slices and let the event loop run between them."""
-        return self._state_bytes()
-
-    def _load_state(self, data: bytes) -> None:
-        pass
-
-    def _set_state(self, meta: SnapshotMeta, data) -> None:
-        self._load_state(data)
-        self.applied = meta.last_log_id
-        self.last_membership = (meta.membership_log_id, meta.membership) if meta.membership is not None else None
-
-    async def build_snapshot(self) -> Snapshot:
-        self._snapshot_seq += 1
-        mid, m = self.last_membership if self.last_membership else (None, None)
-        last = self.applied
-        meta = SnapshotMeta(last, mid, m, f"{last}-{self._snapshot_seq}")
-        snap = Snapshot(meta, await self._snapshot_bytes())
-        if self.snapshot_store is not None:
-            await asyncio.to_thread(self.snapshot_store.save, meta, snap.data)
-            self._snapshot_meta = meta
-        else:
-            self.snapshot = snap
-        return snap
-
-    async def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
-        if self.snapshot_store is not None:
-            # On disk first: the state in memory is never ahead of what a restart finds.
-            await asyncio.to_thread(self.snapshot_store.save, meta, data)
-            self._snapshot_meta = meta
-        else:
-            self.snapshot = Snapshot(meta, data)
-        self._set_state(meta, data)
-
-    async def get_current_snapshot(self) -> Optional[Snapshot]:
-        if self.snapshot_store is None or self._snapshot_meta is None:
-            return self.snapshot
-        return await asyncio.to_thread(self.snapshot_store.load)
-
-
-class NoopStateMachine(_MemStateMachineBase):
+class NoopStateMachine(SnapshottingStateMachine):
     """Applies nothing, answers None: the benchmark state machine."""
 
     async def apply(self, entries: LogSlice) -> List[Any]:
-        self._note_memberships(entries)
-        self.applied = entries.last_log_id
+        self.record_applied(entries)
         return [None] * len(entries)
 
+    def serialize(self) -> bytes:
+        return b""
 
-class MemStateMachine(_MemStateMachineBase):
+    def restore(self, data: bytes) -> None:
+        pass
+
+
+class MemStateMachine(SnapshottingStateMachine):
     """A dict key-value store. An application entry is msgpack of [key, value] (set; answers
-    the previous value) or [key] (delete; answers the removed value); any other payload is
-    kept in `self.other` and answered with None. With `snapshot_dir` its snapshots are kept
-    on disk (see _MemStateMachineBase; `open_storage` sets it up)."""
+    the previous value) or [key] (delete; answers the removed value): make them with
+    `set_command` / `delete_command`. Any other payload is kept in `self.other` and answered
+    with None. With `snapshot_dir` its snapshots are kept on disk (SnapshottingStateMachine;
+    `open_storage` sets it up)."""
 
     def __init__(self, snapshot_dir=None) -> None:
         self.data: Dict[Any, Any] = {}
@@ -176,14 +104,26 @@ class MemStateMachine(_MemStateMachineBase):
             else:
                 self.other.append(payload)
                 out.append(None)
-        self._note_memberships(entries)
-        self.applied = entries.last_log_id
+        self.record_applied(entries)
         return out
 
-    def _state_bytes(self) -> bytes:
+    @staticmethod
+    def set_command(key, value) -> bytes:
+        """The payload that sets `key` to `value`: msgpack [key, value]. Keys and values are
+        any msgpack-able values (a list or tuple key is kept as a tuple). Its response is the
+        previous value (None if there was none)."""
+        return msgpack.packb([key, value], use_bin_type=True)
+
+    @staticmethod
+    def delete_command(key) -> bytes:
+        """The payload that deletes `key`: msgpack [key]. Its response is the removed value
+        (None if there was none)."""
+        return msgpack.packb([key], use_bin_type=True)
+
+    def serialize(self) -> bytes:
         return msgpack.packb([list(self.data.items()), self.other], use_bin_type=True)
 
-    def _load_state(self, data: bytes) -> None:
+    def restore(self, data: bytes) -> None:
         items, other = msgpack.unpackb(data, use_list=True) if data else ([], [])
         self.data = {_key(k): v for k, v in items}
         self.other = other
