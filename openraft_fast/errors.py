@@ -93,7 +93,13 @@ class ChangeMembershipError(RaftError):
 
 
 class InitializeError(RaftError):
-    """initialize() is allowed once, on a pristine node that is itself a voter."""
+    """initialize() refused; the node changed nothing. Only a pristine node can be
+    initialized: one that has never voted, holds no log entry and no snapshot, and is one of
+    the voters it is given. So it is raised on a node already initialized (including after a
+    restart from its saved state), on one that has heard from an initialized cluster (it
+    voted or received entries), and on one that is not among the voters. On a restart, start
+    the node and do not initialize it again: a node that holds a membership
+    (`raft.metrics.membership is not None`) is initialized (docs/embedding.md)."""
 
 
 class QuorumNotEnough(RaftError):

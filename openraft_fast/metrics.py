@@ -43,9 +43,10 @@ class RaftMetrics:
 
 class Wait:
     """`await raft.wait(timeout).state(ServerState.LEADER)` and friends: each returns the
-    metrics once the condition holds, or raises Timeout."""
+    metrics once the condition holds, or raises Timeout after `timeout` seconds (None: waits
+    with no bound); if the node stops meanwhile, its stop error."""
 
-    def __init__(self, core, timeout: float) -> None:
+    def __init__(self, core, timeout: Optional[float]) -> None:
         self._core = core
         self._timeout = timeout
 

@@ -76,7 +76,10 @@ class ReadPolicy(enum.IntFlag):
 
 
 class Trigger:
-    """Ask the node to do something now instead of when its timers or policies would."""
+    """Ask the node to do something now instead of when its timers or policies would
+    (`raft.trigger`). Each method returns once the node has taken the request, not once the
+    action is done: wait for its effect with `raft.wait()` (e.g. `.snapshot(index)`,
+    `.state(ServerState.LEADER)`). A node that has stopped raises its stop error."""
 
     def __init__(self, core: RaftCore) -> None:
         self._core = core
@@ -91,17 +94,30 @@ class Trigger:
         await self._run(self._core.engine.elect)
 
     async def heartbeat(self) -> None:
+        """On a leader, send every follower a heartbeat now (a no-op elsewhere)."""
         await self._run(self._core.engine.trigger_heartbeat)
 
     async def snapshot(self) -> None:
+        """Build a snapshot of what is applied now, unless one is being built or the current
+        one already covers it (see Config.snapshot_policy for the automatic ones). The
+        build is queued behind the entries already committed; `raft.wait().snapshot(index)`
+        waits for it."""
         await self._run(self._core.engine.trigger_snapshot)
 
     async def purge_log(self, upto: int) -> None:
-        """Purge the log up to index `upto` (at most what the snapshot covers)."""
+        """Purge the log up to index `upto`, but never past the current snapshot or what is
+        applied, and on a leader not past what a live replication stream still sends (the
+        rest is purged later). Raises InvalidArgumentType/InvalidArgument for a bad index."""
         _non_negative_int("upto", upto, "log index")
         await self._run(self._core.engine.purge_log, upto)
 
     async def transfer_leader(self, to: int) -> None:
+        """On the leader, hand leadership to voter `to` (this node itself: nothing to do).
+        Writes are refused meanwhile (ForwardToLeader "leader_transferring"); once `to`
+        holds the whole log it is told to stand at once. If it has not taken over within
+        Config.election_timeout_max, this leader takes writes again.
+        `raft.wait().current_leader(to)` waits for the change. Raises ForwardToLeader on a
+        node that does not lead, RaftError when `to` is not a voter."""
         _node_id("to", to)
         await self._run(self._core.engine.transfer_leader, to)
         _log.info("node %s: transferring leadership to %s", self._core.node_id, to)
@@ -112,7 +128,7 @@ class Raft:
 
     def __init__(self, core: RaftCore) -> None:
         self._core = core
-        self.trigger = Trigger(core)
+        self._trigger = Trigger(core)
         # The hot entry points are the compiled runtime's own (no Python frame between): the
         # in-process router's, and client_write (the method below documents it; the executor
         # checks the payload with writes.as_payload).
@@ -145,13 +161,31 @@ class Raft:
         return self._core.node_id
 
     @property
+    def trigger(self) -> Trigger:
+        """Ask this node to act now instead of on its timers and policies:
+        `await raft.trigger.elect()`, `.heartbeat()`, `.snapshot()`, `.purge_log(upto)`,
+        `.transfer_leader(to)` (see Trigger)."""
+        return self._trigger
+
+    @property
     def config(self) -> Config:
         return self._core.config
 
     # ------------------------------------------------------------------ cluster setup
     async def initialize(self, nodes: Union[Mapping[int, Node], Iterable[int]]) -> None:
-        """Initialize a new cluster with these voters: once, on one node (or on every node
-        with the same set). Raises InitializeError otherwise."""
+        """Initialize a new cluster with these voters (`{node id: Node}`, or node ids alone,
+        each with `Node()`): this node writes the first membership entry and stands for
+        election (unless Config.enable_elect is False).
+
+        Only a pristine node can be initialized: one that has never voted, holds no log entry
+        and no snapshot, and is one of `nodes`. Anything else raises InitializeError: a node
+        already initialized (also after a restart from its saved state: do not call it
+        again), one that has heard from an initialized cluster (it voted or got entries), or
+        one not in `nodes`. Call it once, on one node; calling it on several pristine nodes
+        with the same `nodes` (Node values included) is harmless (they write the same entry),
+        but those that already heard from the others raise InitializeError. On a restart: start every node, and
+        initialize only when the cluster is new, e.g. on one seed node when
+        `raft.metrics.membership is None` (see docs/embedding.md)."""
         if isinstance(nodes, Mapping):
             nodes = {_node_id("node id", i): _node(f"nodes[{i!r}]", n) for i, n in nodes.items()}
             m = Membership(set(nodes), nodes)
@@ -346,7 +380,17 @@ class Raft:
     def metrics(self) -> RaftMetrics:
         return self._core.metrics()
 
-    def wait(self, timeout: float = 5.0) -> Wait:
+    def wait(self, timeout: Optional[float] = 5.0) -> Wait:
+        """Wait for a condition on this node's metrics, at most `timeout` seconds (None: with
+        no bound). Each method of the returned Wait (`state`, `current_leader`, `log`,
+        `applied_index`, `members`, `snapshot`, `purged`, or `metrics(predicate)`) returns
+        the RaftMetrics once the condition holds, raises Timeout (naming the last metrics)
+        when it has not held in time, and raises the node's stop error if it stops::
+
+            m = await raft.wait(timeout=2.0).state(ServerState.LEADER)
+            m = await raft.wait(None).applied_index(resp.log_id.index)    # as long as it takes
+            m = await raft.wait().metrics(lambda m: m.current_leader is not None, "a leader")
+        """
         return Wait(self._core, timeout)
 
     def current_leader(self) -> Optional[int]:

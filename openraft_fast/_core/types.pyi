@@ -79,11 +79,17 @@ class LogId:
 
 @disjoint_base
 class Node:
+    """A member's address book entry, kept in the Membership: `addr` (where the other nodes
+    reach its Raft server, "host:port" over TCP) and `data` (free-form, msgpack-encodable
+    application data replicated with the membership, e.g. the node's client-facing address
+    for forwarding or redirecting clients)."""
     def __init__(self, addr: str = "", data: Optional[Dict[str, Any]] = None) -> None: ...
     @property
-    def addr(self) -> str: ...
+    def addr(self) -> str:
+        """Where the other nodes reach this node's Raft server ("host:port" for TCP)."""
     @property
-    def data(self) -> Dict[str, Any]: ...
+    def data(self) -> Dict[str, Any]:
+        """Free-form application data (msgpack-encodable), e.g. {"http": "host:port"}."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 

@@ -164,6 +164,20 @@ cdef class LogId:
 
 
 cdef class Node:
+    """A member's address book entry, kept in the Membership (replicated with it, and saved
+    in the log and snapshots).
+
+    Attributes:
+        addr: str, default "". Where the other nodes reach this node's Raft server: the TCP
+            transport dials it as "host:port" (the LocalRouter ignores it).
+        data: dict, default {}. Free-form application data, copied on construction and
+            replicated with the membership: e.g. the node's own client-facing address, so a
+            follower can forward or redirect clients to the leader (the KV service keeps its
+            HTTP address in data["http"]). It must be msgpack-encodable.
+
+    Two nodes are equal when both addr and data are; the hash is the addr's.
+    """
+
     def __init__(self, str addr="", dict data=None):
         self.addr = addr
         self.data = {} if data is None else dict(data)

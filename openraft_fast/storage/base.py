@@ -99,8 +99,11 @@ class StateMachine(ABC):
     with a log store that does too (MemLogStore): the log is purged behind every snapshot, so
     a durable log cannot replay what a forgotten snapshot covered.
 
-    Every method that raises is fatal for the node: it stops with a StorageError naming the
-    call (see `apply` for refusing one entry instead).
+    Errors: an exception raised by `apply`, `build_snapshot` or `install_snapshot` is fatal
+    for the node (it stops with a StorageError naming the call; see `apply` for refusing one
+    entry instead). One raised by `applied_state` or `get_current_snapshot` when the node
+    starts makes `Raft.start` raise StorageError; one raised by `get_current_snapshot` while
+    a snapshot is sent fails that transfer, which the leader retries later.
     """
 
     @abstractmethod
