@@ -33,8 +33,12 @@ _CLOSE_WAIT = 2.0
 
 
 def _lane_handlers(raft) -> Dict[int, Dict[type, Callable]]:
+    append: Dict[type, Callable] = {AppendRequest: raft.append_entries}
+    forward = getattr(raft, "forward", None)        # a node that takes no forwarded writes lacks it
+    if forward is not None:
+        append[ForwardRequest] = forward
     return {
-        LANE_APPEND: {AppendRequest: raft.append_entries, ForwardRequest: raft.forward},
+        LANE_APPEND: append,
         LANE_CONTROL: {AppendRequest: raft.append_entries, VoteRequest: raft.vote,
                        ReadIndexRequest: raft.read_index},
         LANE_SNAPSHOT: {},
