@@ -228,3 +228,11 @@ def test_registry_and_decorator_rules():
         def incr(self, n=1):            # no longer a command
             return n
     assert "incr" not in Override.command_names()
+
+
+def test_the_docs_example_is_the_tested_example():
+    """docs/replicated.md shows examples/lock_counter.py's class, word for word."""
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "examples" / "lock_counter.py").read_text()
+    cls = source[source.index("class LockCounter"):source.index("\n\n\nasync def main")]
+    assert cls in (root / "docs" / "replicated.md").read_text()

@@ -628,3 +628,28 @@ def test_harsh_profile_runs_clean(mode):
         r = run_seed(seed, 4000, mode, trace_lines=60, params={"profile": "harsh"})
         assert r.ok, f"{r.error}\n{r.trace}\nreplay: {r.minimal_replay}"
         assert "--profile harsh" in r.replay
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("seed", range(START, START + max(SEEDS // 4, 1)))
+def test_forwarded_writes_seed(seed, mode):
+    """Writes sent to followers are forwarded to the leader they know (client_write(forward=True)):
+    every invariant holds, and a write a leader refused never commits."""
+    params = {"forward": True}
+    r = run_seed(seed, STEPS, mode, trace_lines=60, params=params)
+    assert r.ok, f"{r.error}\n{r.trace}\nreplay: {r.minimal_replay}"
+    assert "--forward" in r.replay
+    assert r.stats["forward.sent"] > 0
+
+
+def test_forwarded_writes_are_acknowledged_and_refusals_never_commit():
+    stats = {}
+    for seed in range(4):
+        for mode in MODES:
+            r = run_seed(seed, 6000, mode, params={"forward": True})
+            assert r.ok, f"{r.error}\nreplay: {r.minimal_replay}"
+            for k, v in r.stats.items():
+                if k.startswith("forward."):
+                    stats[k] = stats.get(k, 0) + v
+    assert stats["forward.acked"] > 0 and stats["forward.sent"] >= stats["forward.acked"]
+    assert any(k.startswith("forward.ForwardToLeader") for k in stats), stats

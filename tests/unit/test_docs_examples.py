@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 MARKER = "<!-- run -->"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The pages whose point is a runnable example: each must keep at least one.
-MUST_RUN = ("docs/state-machine.md", "docs/embedding.md")
+MUST_RUN = ("docs/state-machine.md", "docs/embedding.md", "docs/replicated.md")
 
 _BLOCK = re.compile(re.escape(MARKER) + r"[ \t]*\n(?:[ \t]*\n)*```python[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 

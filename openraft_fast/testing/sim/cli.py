@@ -32,6 +32,8 @@ def main(argv=None):
                    help="harsh: 5/7 voters, more drops, duplicates, late acks, long partitions, crashes; "
                         "stability: routine operations only (restart storms, removed nodes left running, "
                         "bridges, one-way cuts, healing), no election no fault explains")
+    p.add_argument("--forward", action="store_true",
+                   help="writes sent to a follower are forwarded to the leader it knows (client_write(forward=True))")
     a = p.parse_args(argv)
 
     modes = ("adv", "std") if a.mode == "both" else (a.mode,)
@@ -45,6 +47,8 @@ def main(argv=None):
         params["strict_truncate"] = True
     if a.profile != "default":
         params["profile"] = a.profile
+    if a.forward:
+        params["forward"] = True
     work = [(s, a.steps, m, a.trace, params or None) for m in modes for s in seeds]
     t0 = time.perf_counter()
     results = []

@@ -47,6 +47,8 @@ def replay_command(seed, steps, mode, params=None):
         cmd += " --strict-truncate"
     if params.get("profile", "default") != "default":
         cmd += f" --profile {params['profile']}"
+    if params.get("forward"):
+        cmd += " --forward"
     return cmd
 
 
@@ -128,6 +130,9 @@ class Simulation:
         # leaderships), acks delayed close to the lease, long partitions, more crashes, a small
         # clock-drift margin. Drawn from its own stream: the default draws stay as they were.
         self.profile = params.pop("profile", "default")
+        # Writes sent to a follower are forwarded to the leader it knows (as the runtime's
+        # client_write(..., forward=True)), from their own random stream.
+        forward = params.pop("forward", False)
         if self.profile not in ("default", "harsh", "stability"):
             raise TypeError(f"unknown simulation profile {self.profile!r}")
         hr = random.Random(f"openraft-sim-harsh:{mode}:{seed}") if self.profile == "harsh" else None
@@ -180,6 +185,8 @@ class Simulation:
         self.elections = ElectionLog(self)
         self.network.on_change = self.elections.note_fault
         self.workload = Workload(self, faults=faults, actions=workload)
+        if forward:
+            self.workload.forward_rng = random.Random(f"openraft-sim-forward:{mode}:{seed}")
         if hr is not None:
             if faults:
                 f = self.network.faults
@@ -275,13 +282,14 @@ class Simulation:
         self.call(node, type(msg).__name__, getattr(node.engine, RECEIVER[type(msg)]), src, msg)
         return True
 
-    def send_side(self, src, dst, kind, *args):
-        """A runtime-level message (follower reads), over the same faults and partitions as the
-        engines' messages but its own random stream, so runs without it replay as before."""
+    def send_side(self, src, dst, kind, *args, duplicate=True):
+        """A runtime-level message (follower reads, forwarded writes), over the same faults and
+        partitions as the engines' messages but its own random stream, so runs without it
+        replay as before. `duplicate=False`: a message the transports never duplicate (TCP)."""
         d = self.nodes.get(dst)
         if d is None:
             raise SimViolation(f"node {src} sends {kind} to unknown node {dst!r}")
-        for delay in self.side_network.delays(src, dst):
+        for delay in self.side_network.delays(src, dst, allow_duplicate=duplicate):
             self.schedule(delay, "side", kind, src, dst, d.incarnation, args)
 
     def _ev_side(self, kind, src, dst, dst_incarnation, args):

@@ -18,7 +18,7 @@ POLICY_NAMES = {READ_INDEX: "read_index", LEASE_READ: "lease_read"}
 
 class Op:
     __slots__ = ("id", "kind", "node", "incarnation", "key", "payload", "log_id", "issued", "acked",
-                 "policy", "min_index", "read_log_id", "tag", "via", "answered")
+                 "policy", "min_index", "read_log_id", "tag", "via", "answered", "origin")
 
     def __init__(self, op_id, kind, node, key, issued):
         self.id = op_id
@@ -29,6 +29,7 @@ class Op:
         self.issued = issued
         self.payload = self.log_id = self.acked = self.policy = self.read_log_id = self.tag = None
         self.via = None                 # a follower read: the leader asked for the read point
+        self.origin = None              # a forwarded write: (node id, incarnation) it came from
         self.answered = False
         self.min_index = 0
 
@@ -82,6 +83,10 @@ class Workload:
         # The "stability" profile: routine operations instead of random faults, and no client
         # action that forces an election (elect, transfer_leader) or a random membership change.
         self.routine = None
+        # Forwarded writes (the "forward" param): a write sent to a follower goes to the leader
+        # it knows. Payloads a leader refused: they must never commit.
+        self.forward_rng = None
+        self.refused = set()
 
     def start(self):
         if self.actions_on:
@@ -136,6 +141,51 @@ class Workload:
             self.writes[op.log_id] = op
         self.stats["write.accepted"] += count
         return ops[0]
+
+    def forward(self, node, count):
+        """client_write(..., forward=True) on a follower: the writes go to the leader it knows,
+        over the network (never duplicated, as over TCP), and are that leader's client writes."""
+        leader = node.engine.leader_id
+        if leader is None or leader == node.id:
+            self.stats["forward.no_leader"] += 1
+            return
+        ops = []
+        for _ in range(count):
+            op = self.new_op("write", node, self.rng.choice(self.keys))
+            op.payload = write_payload(op.id, op.key, op.id)
+            op.origin = (node.id, node.incarnation)
+            ops.append(op)
+        self.stats["forward.sent"] += count
+        self.sim.send_side(node.id, leader, "forward_write", ops, duplicate=False)
+
+    def on_forward_write(self, leader, ops):
+        """Forwarded writes reach `leader`: its client writes; a refusal goes back."""
+        eng = leader.engine
+        first = eng.log.last_index + 1
+        try:
+            self.sim.call(leader, "client_write", eng.client_write, [op.payload for op in ops], client=True)
+        except RaftError as e:
+            log = eng.log
+            if log.last_index >= first:
+                raise SimViolation(f"node {leader.id} refused forwarded writes ({e!r}) but appended at {first}")
+            self.stats[f"forward.{type(e).__name__}"] += len(ops)
+            self.refused.update(op.payload for op in ops)
+            return
+        log = eng.log
+        for i, op in enumerate(ops):
+            index = first + i
+            if index > log.last_index or log.payload_at(index) != op.payload:
+                raise SimViolation(f"node {leader.id}: a forwarded write did not append {op.payload!r} at {index}")
+            op.node, op.incarnation = leader.id, leader.incarnation      # that leader acknowledges it
+            op.log_id = log.log_id_at(index)
+            self.writes[op.log_id] = op
+        self.stats["write.accepted"] += len(ops)
+
+    def on_forward_reply(self, node, op):
+        if op.origin != (node.id, node.incarnation):
+            self.stats["forward.reply_lost"] += 1           # the caller restarted: it never learns
+            return
+        self.stats["forward.acked"] += 1
 
     def read(self, node, policy):
         """ensure_linearizable on `node`: on a leader, its engine confirms the read point; on
@@ -240,12 +290,17 @@ class Workload:
         node.pending_reads = keep
 
     def on_applied_entry(self, node, entry):
+        if self.refused and entry.payload in self.refused:
+            raise SimViolation(f"node {node.id} applied {entry.log_id}, a forwarded write a leader refused "
+                               f"(ForwardToLeader: never appended) {entry.payload!r}")
         op = self.writes.get(entry.log_id)
         if op is not None and op.node == node.id and op.incarnation == node.incarnation:
             del self.writes[entry.log_id]
             op.acked = self.sim.now
             self.acked.append(op)
             self.stats["write.acked"] += 1
+            if op.origin is not None:
+                self.sim.send_side(node.id, op.origin[0], "forward_reply", op, duplicate=False)
 
     def on_truncate(self, node, after):
         """`node` truncates its log after index `after`: the writes it accepted there have an
@@ -292,7 +347,11 @@ class Workload:
         if r < 0.55:
             node = self._pick_leader() if rng.random() < 0.85 else self._pick_alive()
             if node is not None:
-                self.write(node, count=1 if rng.random() < 0.8 else rng.randint(2, 5))
+                count = 1 if rng.random() < 0.8 else rng.randint(2, 5)
+                if self.forward_rng is not None and node.engine.state != LEADER and self.forward_rng.random() < 0.7:
+                    self.forward(node, count)
+                else:
+                    self.write(node, count=count)
         elif r < 0.80:
             node = self._pick_leader() if rng.random() < 0.9 else self._pick_alive()
             if node is not None:
