@@ -123,6 +123,8 @@ cdef class Applier:
                     if entries.stop > entries.start else None)      # entries.last_log_id, in C
             self.q.push(self.on_applied, (last,))
         elif kind == ITEM_BUILD:
+            if self.snapshot_hook is not None:
+                self.snapshot_hook(False, result.meta)
             self.q.push(self.on_snapshot_built, (result.meta,))
         else:
             meta = item[1]
@@ -130,6 +132,8 @@ cdef class Applier:
                 item[3].set_result(None)
             if meta.last_log_id is not None:
                 self.advance(meta.last_log_id.index)
+            if self.snapshot_hook is not None:
+                self.snapshot_hook(True, meta)
             self.q.push(self.on_snapshot_installed, (meta,))
         return 0
 
