@@ -6,6 +6,8 @@ from openraft_fast.errors import (ApplyError, ChangeMembershipError, ConfigError
                                   InvalidArgument, InvalidArgumentType,
                                   LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough, RaftError, Stopped, StorageError,
                                   Timeout, Unreachable)
+from openraft_fast.events import (EventsLost, LeaderChanged, MembershipChanged, NodeStopped, RaftEvent, RoleChanged,
+                                  SnapshotBuilt, SnapshotInstalled)
 from openraft_fast.metrics import RaftMetrics, ServerState
 from openraft_fast.raft import Raft, ReadPolicy
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse
@@ -13,8 +15,10 @@ from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse
 __version__ = "0.1.0"
 
 __all__ = [
-    "ApplyError", "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry", "Fatal",
-    "ForwardToLeader", "InitializeError", "InvalidArgument", "InvalidArgumentType", "LeaderId", "LeaseExpired", "LogId", "Membership", "NetworkError", "Node",
-    "OutcomeUnknown", "QuorumNotEnough", "Raft", "RaftError", "RaftMetrics", "ReadPolicy", "ServerState", "Stopped", "StorageError",
-    "Timeout", "Unreachable", "Vote", "new_event_loop", "run",
+    "ApplyError", "BatchWriteResponses", "ChangeMembershipError", "ClientWriteResponse", "Config", "ConfigError", "Entry",
+    "EventsLost", "Fatal", "ForwardToLeader", "InitializeError", "InvalidArgument", "InvalidArgumentType", "LeaderChanged",
+    "LeaderId", "LeaseExpired", "LogId", "Membership", "MembershipChanged", "NetworkError", "Node", "NodeStopped",
+    "OutcomeUnknown", "QuorumNotEnough", "Raft", "RaftError", "RaftEvent", "RaftMetrics", "ReadPolicy", "RoleChanged",
+    "ServerState", "SnapshotBuilt", "SnapshotInstalled", "Stopped", "StorageError", "Timeout", "Unreachable", "Vote",
+    "new_event_loop", "run",
 ]

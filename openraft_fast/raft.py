@@ -18,6 +18,7 @@ from openraft_fast.metrics import RaftMetrics, Wait
 from openraft_fast.network.base import NetworkFactory
 from openraft_fast._core.writes import as_payloads
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
+from openraft_fast.runtime.event_stream import DEFAULT_BACKLOG, Subscription
 from openraft_fast.storage.base import LogStore, StateMachine
 
 
@@ -392,6 +393,31 @@ class Raft:
             m = await raft.wait().metrics(lambda m: m.current_leader is not None, "a leader")
         """
         return Wait(self._core, timeout)
+
+    def events(self, *, backlog: int = DEFAULT_BACKLOG) -> Subscription:
+        """This node's state changes, as an async iterator (`openraft_fast.events`)::
+
+            async for event in raft.events():
+                if isinstance(event, LeaderChanged): ...
+
+        Each call is a new subscription. It starts with the state now (RoleChanged,
+        LeaderChanged, and MembershipChanged once the node has a membership), then yields,
+        in order, each change as the node makes it: RoleChanged, LeaderChanged,
+        MembershipChanged, SnapshotBuilt, SnapshotInstalled; it ends (StopAsyncIteration)
+        after NodeStopped, whose `cause` is None for a shutdown and the error otherwise (also
+        at once, alone, on a node that has stopped). The stream reports transitions as this
+        node saw them after each step: a change undone within one step is not reported.
+
+        The one style of notification: an async iterator, no callbacks. Nothing of the
+        subscriber's runs inside the node, so a slow or failing subscriber cannot stall or
+        break it, and the subscriber awaits, cancels and stops reading the usual way.
+        Leaving the `async for` (break, return, an exception) unsubscribes once the iterator
+        is dropped; `aclose()` (or `contextlib.aclosing`) does at once. A subscriber that
+        falls more than `backlog` events behind loses the oldest and reads EventsLost(count)
+        in their place. With no subscriber, the node looks for nothing."""
+        if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+            raise InvalidArgument(f"backlog must be an int >= 1, got {backlog!r}")
+        return self._core.subscribe(backlog)
 
     def current_leader(self) -> Optional[int]:
         return self._core.engine.leader_id

@@ -10,6 +10,9 @@ cdef class Applier:
     cdef object loop, sm
     cdef ClientWrites writes
     cdef object on_applied, on_snapshot_built, on_snapshot_installed
+    # snapshot_hook(installed, meta): the state machine built (False) or installed (True) a
+    # snapshot; None, or the runtime's event stream (a rare event: a Python call is fine).
+    cdef public object snapshot_hook
     cdef object queue                   # deque of (kind, ...) items, run in order
     cdef bint running
     cdef readonly int64_t applied_index

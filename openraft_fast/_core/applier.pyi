@@ -1,6 +1,6 @@
 """The apply queue: committed entries, snapshot builds and installs, in order, off the replication path."""
 import asyncio
-from typing import Any
+from typing import Any, Callable, Optional
 
 from typing_extensions import disjoint_base
 
@@ -10,6 +10,7 @@ from openraft_fast._core.writes import ClientWrites
 
 @disjoint_base
 class Applier:
+    snapshot_hook: Optional[Callable[[bool, Any], None]]
     def __init__(self, q: EventQueue, loop: asyncio.AbstractEventLoop, sm: Any, engine: Any,
                  writes: ClientWrites) -> None: ...
     @property

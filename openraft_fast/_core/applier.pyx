@@ -21,7 +21,24 @@ cdef enum:
     ITEM_BUILD = 2
     ITEM_INSTALL = 3
 
-_KIND_NAMES = {ITEM_APPLY: "apply", ITEM_BUILD: "build", ITEM_INSTALL: "install"}
+
+
+def _failure(tuple item, exc):
+    """What a state-machine call that raised says when it stops the node. A raise cannot be
+    a verdict on one entry (which one? did the others change the state?), so it is fatal; the
+    way to refuse an entry is to return an ApplyError for it."""
+    kind = item[0]
+    if kind == ITEM_APPLY:
+        entries = item[1]
+        what = f"apply of entries [{entries.start}, {entries.stop})"
+    elif kind == ITEM_BUILD:
+        what = "build_snapshot"
+    else:
+        what = f"install_snapshot of the snapshot up to {item[1].last_log_id}"
+    text = f"state machine {what} raised {exc!r}: fatal, the node stops"
+    if kind == ITEM_APPLY:
+        text += "; return an ApplyError for an entry to refuse it instead"
+    return text
 
 
 cdef class Applier:
@@ -93,7 +110,9 @@ cdef class Applier:
         if exc is not None:
             if kind == ITEM_INSTALL and not item[3].done():
                 item[3].set_exception(exc)
-            self.q.on_fatal(StorageError(f"state machine {_KIND_NAMES[kind]} failed: {exc!r}"), exc)
+            err = StorageError(_failure(item, exc))
+            err.__cause__ = exc
+            self.q.on_fatal(err, exc)
             return 0
         if kind == ITEM_APPLY:
             entries = item[1]
@@ -104,6 +123,8 @@ cdef class Applier:
                     if entries.stop > entries.start else None)      # entries.last_log_id, in C
             self.q.push(self.on_applied, (last,))
         elif kind == ITEM_BUILD:
+            if self.snapshot_hook is not None:
+                self.snapshot_hook(False, result.meta)
             self.q.push(self.on_snapshot_built, (result.meta,))
         else:
             meta = item[1]
@@ -111,6 +132,8 @@ cdef class Applier:
                 item[3].set_result(None)
             if meta.last_log_id is not None:
                 self.advance(meta.last_log_id.index)
+            if self.snapshot_hook is not None:
+                self.snapshot_hook(True, meta)
             self.q.push(self.on_snapshot_installed, (meta,))
         return 0
 

@@ -22,13 +22,16 @@ cdef class Executor(EventQueue):
     cdef object on_log_flushed, client_write
     cdef public object on_reply         # on_reply(req_id, value, error): a read point confirmed
     cdef public object on_send_snapshot # on_send_snapshot(target, InstallSnapshotRequest)
-    cdef public object after_pump_hook  # after_pump_hook(): waiters and INFO logging (Python)
+    cdef public object after_pump_hook  # after_pump_hook(): waiters, INFO logging, events (Python)
+    cdef public bint watched            # someone iterates Raft.events(): call it on changes too
     cdef public object forward_write    # forward_write(payloads, batch, timeout): a forwarded write (Python)
     cdef public list core_waiters       # [(predicate on the core, future)]
     cdef public list metric_waiters     # [(predicate on RaftMetrics, future)]
-    # What the engine showed at the last pump, to call after_pump_hook for the INFO log only
-    # when something it logs changed (checking the log level costs a Python call).
+    # What the engine showed at the last pump, to call after_pump_hook for the INFO log and
+    # the events only when something they report changed (checking the log level costs a
+    # Python call). leader_lost: a follower gave up on its leader (the known leader is None).
     cdef int seen_state
+    cdef bint seen_leader_lost
     cdef object seen_vote, seen_membership_log_id, seen_snapshot
 
     cdef int _exec(self, Command cmd) except -1

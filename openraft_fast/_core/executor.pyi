@@ -16,6 +16,7 @@ class Executor(EventQueue):
     on_reply: Callable[[Any, Any, Optional[BaseException]], None]
     on_send_snapshot: Callable[[Any, Any], None]
     after_pump_hook: Callable[[], None]
+    watched: bool
     core_waiters: List[Tuple[Callable[..., bool], "asyncio.Future[None]"]]
     metric_waiters: List[Tuple[Callable[..., bool], "asyncio.Future[None]"]]
     def __init__(self, loop: asyncio.AbstractEventLoop, engine: Engine, log_store: Any, sm: Any,

@@ -132,14 +132,16 @@ cdef class Executor(EventQueue):
             self.writes.arm_orphans()
         cdef Engine e = self.engine
         cdef bint changed = (e.state != self.seen_state or e.vote is not self.seen_vote
+                             or e.leader_lost != self.seen_leader_lost
                              or e.membership_log_id is not self.seen_membership_log_id
                              or e.snapshot is not self.seen_snapshot)
         if changed:
             self.seen_state = e.state
+            self.seen_leader_lost = e.leader_lost
             self.seen_vote = e.vote
             self.seen_membership_log_id = e.membership_log_id
             self.seen_snapshot = e.snapshot
-        if self.core_waiters or self.metric_waiters or (changed and log.isEnabledFor(INFO)):
+        if self.core_waiters or self.metric_waiters or (changed and (self.watched or log.isEnabledFor(INFO))):
             self.after_pump_hook()
         return 0
 

@@ -23,7 +23,10 @@ class ClientWriteResponse:
 
 @disjoint_base
 class BatchWriteResponses:
-    """The outcomes of client_write_many, one per entry, built on access."""
+    """The outcomes of client_write_many, one per entry, built on access. The batch resolves
+    once all its entries are applied, whatever the state machine answered: an entry it
+    refused has its ApplyError instance as its response data (`data[i]`, `self[i].data`),
+    not raised."""
     def __init__(self, entries: List[Tuple[LogSlice, int, int]], data: List[Any]) -> None: ...
     @property
     def entries(self) -> List[Tuple[LogSlice, int, int]]: ...

@@ -1,7 +1,8 @@
 """Client writes on the leader (runtime concern): the writes of one loop iteration go to the
 engine as one batch; each is tracked until its entry is applied here (resolved with a
-ClientWriteResponse), overwritten (OutcomeUnknown "truncated"), or, once this node stops
-leading, left unresolved past a bound (OutcomeUnknown "leadership_lost")."""
+ClientWriteResponse, or failed with the ApplyError the state machine returned for it),
+overwritten (OutcomeUnknown "truncated"), or, once this node stops leading, left unresolved
+past a bound (OutcomeUnknown "leadership_lost")."""
 from asyncio import InvalidStateError
 from collections import deque
 
@@ -9,7 +10,11 @@ from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t
 
 from openraft_fast._core.log cimport LogSlice
-from openraft_fast.errors import InvalidArgumentType, OutcomeUnknown
+from openraft_fast.errors import ApplyError, InvalidArgumentType, OutcomeUnknown
+
+cdef extern from "Python.h":
+    # A flag test on the object's type: is it an exception instance?
+    bint PyExceptionInstance_Check(object o)
 
 
 cdef class ClientWriteResponse:
@@ -42,7 +47,10 @@ cdef ClientWriteResponse lazy_response(LogSlice entries, int64_t index, object d
 
 
 cdef class BatchWriteResponses:
-    """The outcomes of client_write_many, one per entry, built on access."""
+    """The outcomes of client_write_many, one per entry, built on access. The batch resolves
+    once all its entries are applied, whatever the state machine answered: an entry it
+    refused has its ApplyError instance as its response data (`data[i]`, `self[i].data`),
+    not raised."""
 
     def __init__(self, list entries, list data):
         self.entries = entries
@@ -196,8 +204,14 @@ cdef class ClientWrites:
                 if w.futs is not None:
                     futs = w.futs
                     for i in range(lo, hi):
+                        r = responses[i - s]
                         try:
-                            futs[i - w.first].set_result(lazy_response(entries, i, responses[i - s]))
+                            # The state machine refused this entry: its writer gets the error.
+                            # (The flag test first: a response is rarely an exception.)
+                            if PyExceptionInstance_Check(r) and isinstance(r, ApplyError):
+                                futs[i - w.first].set_exception(r)
+                            else:
+                                futs[i - w.first].set_result(lazy_response(entries, i, r))
                         except InvalidStateError:
                             pass        # the caller cancelled it (cheaper than asking done() each time)
                 else:

@@ -7,7 +7,9 @@ with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require clien
 certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): a leader first
 hands leadership to its most up-to-date healthy voter (bounded by election_timeout_max), then
 the node shuts down, the HTTP server and the Raft listener close, and the log is flushed and
-released.
+released. A node that stops by itself (a storage or state-machine call failed: fatal) does not
+leave the host serving HTTP as if alive: it closes the same way, says why on stderr and exits
+EXIT_FATAL (3). A node that cannot start exits 1.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from openraft_fast.cli.args import bounded, host_port, one_line_errors
 from openraft_fast.config import Config
 
 _log = logging.getLogger("openraft_fast.serve")
+
+# The exit code when the Raft node stopped by itself (fatal), distinct from a failed start (1).
+EXIT_FATAL = 3
 
 
 class ServeError(Exception):
@@ -142,18 +147,20 @@ async def serve(args) -> int:
         _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
                   args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,
                   m.last_applied, len(sm))
-        # Run until a signal, or until the node stops by itself (a storage failure).
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
-                pass
-            failure = raft.metrics.running_state
-            if failure is not None:
-                _log.error("node %s stopped: %s", args.id, failure)
-                code = 1
-                break
-        if stop.is_set():
+        # Run until a signal, or until the node stops by itself.
+        signalled = asyncio.ensure_future(stop.wait())
+        node_stopped = asyncio.ensure_future(_stop_cause(raft))
+        try:
+            await asyncio.wait((signalled, node_stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            signalled.cancel()
+            node_stopped.cancel()
+        if node_stopped.done() and not node_stopped.cancelled() and node_stopped.result() is not None:
+            cause = node_stopped.result()
+            print(f"openraft-fast serve: node {args.id} stopped fatally, exiting {EXIT_FATAL}: "
+                  f"{' '.join(str(cause).split())}", file=sys.stderr, flush=True)
+            code = EXIT_FATAL
+        else:
             _log.info("node %s: stopping (signal)", args.id)
     except RaftError as exc:
         raise ServeError(str(exc)) from None
@@ -176,6 +183,15 @@ async def serve(args) -> int:
             stall_watch.close()
     _log.info("node %s: stopped", args.id)
     return code
+
+
+async def _stop_cause(raft):
+    """Once the node has stopped: why (None: shut down)."""
+    from openraft_fast.events import NodeStopped
+    async for event in raft.events():
+        if isinstance(event, NodeStopped):
+            return event.cause
+    return None
 
 
 def main(args) -> int:

@@ -13,20 +13,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from openraft_fast._aio import fail
 from openraft_fast._core.engine import Engine
 from openraft_fast._core.executor import Executor
+from openraft_fast._core.types import LogId
 from openraft_fast._core.writes import fail_sinks
 from openraft_fast.errors import Fatal, OutcomeUnknown, RaftError, Stopped, StorageError
+from openraft_fast.events import (LeaderChanged, MembershipChanged, NodeStopped, RaftEvent, RoleChanged,
+                                  SnapshotBuilt, SnapshotInstalled)
 from openraft_fast.metrics import RaftMetrics, ServerState
+from openraft_fast.runtime.event_stream import EventStream, Subscription
 from openraft_fast.runtime.read_batch import ReadBatch
 from openraft_fast.runtime.forward import forward_write, serve_forward
 from openraft_fast.runtime.reads import serve_read_index
 from openraft_fast.runtime.snapshot_send import send_snapshot
 
 log = logging.getLogger("openraft_fast")
+
+
+class NodeView(NamedTuple):
+    """What the INFO log and the events report of a node's state, compared after each pump."""
+    role: ServerState
+    leader_id: Optional[int]
+    term: int
+    membership_log_id: Optional[LogId]
+    snapshot: Optional[LogId]
 
 
 class RaftCore:
@@ -57,8 +70,11 @@ class RaftCore:
         self.receive = ex.inbox.receive
         self.wait_applied = ex.applier.wait_applied
         self.read = self.reads.read
-        # What the INFO log last reported: (state, leader), membership log id, snapshot.
-        self.logged: tuple = (None, None, None)
+        # What the INFO log and the events last reported (kept up to date while either is on).
+        self.reported: Optional[NodeView] = None
+        self.event_stream = EventStream(self.loop, self._watch)
+        self.watched = False            # someone iterates events(): the executor's flag, mirrored
+        self.applier.snapshot_hook = self._snapshot_done
         # A log store that fails in the background (a group fsync) stops the node at once.
         set_error_handler = getattr(log_store, "set_error_handler", None)
         if set_error_handler is not None:
@@ -99,30 +115,76 @@ class RaftCore:
 
     # ------------------------------------------------------------------ after each pump
     def _after_pump(self) -> None:
-        """Called by the executor after a pump while someone waits on the node's state, or the
-        INFO log is on."""
-        if log.isEnabledFor(logging.INFO):
-            self._log_changes()
+        """Called by the executor after a pump while someone waits on the node's state, and
+        after a pump that changed what the INFO log or the events report while either is on."""
+        if self.watched or log.isEnabledFor(logging.INFO):
+            self._report_changes()
         if self.core_waiters:
             _check_waiters(self.core_waiters, lambda pred: pred(self))
         if self.metric_waiters:
             m = self.metrics()
             _check_waiters(self.metric_waiters, lambda pred: pred(m))
 
-    def _log_changes(self) -> None:
-        """INFO lines for what changed since the last pump: role or leader (elections),
-        membership, snapshot."""
+    def _view(self) -> NodeView:
         e = self.engine
-        role = (e.state_name, e.leader_id)
-        snap = None if e.snapshot is None else e.snapshot.last_log_id
-        old_role, old_membership, old_snap = self.logged
-        if role != old_role:
-            log.info("node %s: %s in term %s, leader %s", self.node_id, role[0], e.vote.leader_id.term, role[1])
-        if e.membership_log_id != old_membership:
-            log.info("node %s: membership %r at %s", self.node_id, e.membership, e.membership_log_id)
-        if snap != old_snap:
-            log.info("node %s: snapshot up to %s", self.node_id, snap)
-        self.logged = (role, e.membership_log_id, snap)
+        return NodeView(self._role(), e.leader_id, e.vote.leader_id.term, e.membership_log_id,
+                        None if e.snapshot is None else e.snapshot.last_log_id)
+
+    def _report_changes(self) -> None:
+        """What changed since the last report: INFO lines for role or leader (elections),
+        membership and snapshot; events for role, leader and membership (snapshot events come
+        from the state machine's calls: _snapshot_done)."""
+        now = self._view()
+        old = self.reported
+        if now == old:
+            return
+        self.reported = now
+        e = self.engine
+        role_changed = old is None or now.role != old.role
+        # A new leadership: another leader, or the same node elected again in a later term.
+        leader_changed = old is None or now.leader_id != old.leader_id or (
+            now.leader_id is not None and now.term != old.term)
+        membership_changed = now.membership_log_id != (None if old is None else old.membership_log_id)
+        if log.isEnabledFor(logging.INFO):
+            if role_changed or leader_changed:
+                log.info("node %s: %s in term %s, leader %s", self.node_id, now.role.name.lower(), now.term,
+                         now.leader_id)
+            if membership_changed:
+                log.info("node %s: membership %r at %s", self.node_id, e.membership, now.membership_log_id)
+            if now.snapshot != (None if old is None else old.snapshot):
+                log.info("node %s: snapshot up to %s", self.node_id, now.snapshot)
+        if self.watched:
+            t = self.loop.time()
+            publish = self.event_stream.publish
+            if role_changed:
+                publish(RoleChanged(now.role, now.term, t))
+            if leader_changed:
+                publish(LeaderChanged(now.leader_id, now.term, t))
+            if membership_changed:
+                publish(MembershipChanged(e.membership, now.membership_log_id, t))
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, backlog: int) -> Subscription:
+        """A new events() subscriber. It starts with the state now: RoleChanged, LeaderChanged
+        and, once the node has one, MembershipChanged."""
+        if self.stopped is not None:
+            return self.event_stream.subscribe(())
+        # The reports go on from the state this subscriber starts with (while nobody listened
+        # and the INFO log was off, they were not kept up to date).
+        now = self.reported = self._view()
+        t = self.loop.time()
+        first: List[RaftEvent] = [RoleChanged(now.role, now.term, t), LeaderChanged(now.leader_id, now.term, t)]
+        if self.engine.membership is not None:
+            first.append(MembershipChanged(self.engine.membership, now.membership_log_id, t))
+        return self.event_stream.subscribe(first, backlog)
+
+    def _watch(self, flag: bool) -> None:
+        self.watched = self.executor.watched = flag
+
+    def _snapshot_done(self, installed: bool, meta) -> None:
+        if self.watched:
+            event = SnapshotInstalled if installed else SnapshotBuilt
+            self.event_stream.publish(event(meta, self.loop.time()))
 
     # ------------------------------------------------------------------ calls into the engine
     def call(self, fn: Callable, *args) -> asyncio.Future:
@@ -169,15 +231,9 @@ class RaftCore:
             for target, p in e.tracker.progress.items():
                 replication[target] = e.log.log_id_at(p.matched) if p.matched > 0 else None
         last = e.last_log_id
-        if self.stopped is not None:
-            state = ServerState.SHUTDOWN
-        elif e.membership is None or self.node_id not in e.membership.node_ids():
-            state = ServerState.NOT_MEMBER
-        else:
-            state = ServerState(e.state)
         return RaftMetrics(
             id=self.node_id,
-            state=state,
+            state=ServerState.SHUTDOWN if self.stopped is not None else self._role(),
             current_term=e.vote.leader_id.term,
             vote=e.vote,
             current_leader=e.leader_id,
@@ -192,6 +248,13 @@ class RaftCore:
             replication=replication,
             running_state=self.stopped if not isinstance(self.stopped, Stopped) else None,
         )
+
+    def _role(self) -> ServerState:
+        """This node's role while it runs (metrics.state, but SHUTDOWN)."""
+        e = self.engine
+        if e.membership is None or self.node_id not in e.membership.node_ids():
+            return ServerState.NOT_MEMBER
+        return ServerState(e.state)
 
     # ------------------------------------------------------------------ stop
     def fatal(self, err: BaseException, cause: Optional[BaseException] = None) -> None:
@@ -226,6 +289,7 @@ class RaftCore:
                 fail_sinks(args[1], err)
         ex.events.clear()
         self.peers.close_all()
+        self.event_stream.stop(NodeStopped(None if isinstance(err, Stopped) else err, self.loop.time()))
 
 
 def _check_waiters(waiters, test) -> None:

@@ -168,3 +168,22 @@ async def retry_write(cluster: "Cluster", key, value, timeout: float = WAIT, ids
                 last_err = exc
         await asyncio.sleep(0.02)
     raise AssertionError(f"could not write {key!r} within {timeout}s (last error {last_err!r})")
+
+
+async def events_until(events, pred, timeout: float = WAIT) -> list:
+    """Read a Raft.events() subscription until an event satisfies `pred`; returns the events
+    read, that one last. AssertionError (with what was read) after `timeout` or if the stream
+    ends first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen: list = []
+    while True:
+        try:
+            event = await asyncio.wait_for(events.__anext__(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no such event within {timeout}s; read {seen}") from None
+        except StopAsyncIteration:
+            raise AssertionError(f"the events ended first; read {seen}") from None
+        seen.append(event)
+        if pred(event):
+            return seen

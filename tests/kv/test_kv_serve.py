@@ -1,9 +1,11 @@
 """`openraft-fast serve` as real OS processes on 127.0.0.1: a 3-node cluster set up and used
 through the CLI, SIGTERM stops each node cleanly (exit 0), a restart from --data keeps the
-data, kill -9 of the leader fails over and the node rejoins; a failed start is one line and exit 1; mutual TLS end to end."""
+data, kill -9 of the leader fails over and the node rejoins; a failed start is one line and exit 1; a node
+that stops fatally exits 3; mutual TLS end to end."""
 import asyncio
 import json
 import os
+import shutil
 
 import trustme
 
@@ -139,3 +141,32 @@ def test_serve_with_mutual_tls(run, tmp_path):
             for p in procs.values():
                 await p.kill()
     run(body(), timeout=120)
+
+
+def test_serve_exits_3_when_its_node_stops_fatally(run, tmp_path):
+    """The snapshot directory turns into a file under a running node: its next snapshot
+    build fails (fatal), and the process exits 3, saying why, instead of serving on."""
+    async def body():
+        procs, _ = await start_cluster(tmp_path, ids=(1,), extra=("--snapshot-policy", "3"))
+        p = procs[1]
+        try:
+            async with KvClient([p.url]) as kv:
+                await kv.init({1: (p.raft, p.http)})
+                snapshots = os.path.join(p.data, "snapshot")
+                shutil.rmtree(snapshots)
+                with open(snapshots, "w") as f:
+                    f.write("not a directory")
+                for i in range(10):
+                    try:
+                        await kv.put(f"k{i}", "v")
+                    except Exception:
+                        break           # the node stopped under the write
+            code = await asyncio.wait_for(p.proc.wait(), 30)
+            log = p.log()
+            assert code == 3, log
+            line = next(line for line in log.splitlines() if line.startswith("openraft-fast serve: node 1 stopped"))
+            assert "stopped fatally, exiting 3" in line and "state machine build_snapshot raised" in line, line
+            assert "node 1: stopped" in log      # it closed its servers and its log first
+        finally:
+            await p.kill()
+    run(body(), timeout=60)
