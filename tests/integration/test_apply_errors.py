@@ -38,8 +38,7 @@ class RefusingStateMachine(MemStateMachine):
             else:
                 out.append(self.data.get(cmd[0]))
                 self.data[cmd[0]] = cmd[1]
-        self._note_memberships(entries)
-        self.applied = entries.last_log_id
+        self.record_applied(entries)
         return out
 
 

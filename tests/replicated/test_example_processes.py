@@ -74,7 +74,9 @@ def test_increments_through_a_leader_kill(tmp_path):
         unknown = [m for p in procs.values() for m in p.results() if m.get("error") == "OutcomeUnknown"]
         other = [m for p in survivors for m in p.results() if "error" in m and m["error"] != "OutcomeUnknown"]
         assert len(acked) == len(set(acked)), "an increment result was returned twice"
-        assert len(acked) <= value <= len(acked) + len(unknown)
+        # the killed process had at most one increment in flight (its calls are sequential): it
+        # may have applied, and no one reports its outcome
+        assert len(acked) <= value <= len(acked) + len(unknown) + 1
         assert max(acked) <= value
         # the survivors finished their increments, nearly all acknowledged
         survivor_acks = sum(1 for p in survivors for m in p.results() if "incr" in m)
