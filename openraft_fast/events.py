@@ -48,8 +48,7 @@ class MembershipChanged(RaftEvent):
 
 
 @dataclass(frozen=True)
-class SnapshotBuilt(RaftEvent):
-    """The state machine built a snapshot of its state up to `meta.last_log_id`."""
+class _SnapshotEvent(RaftEvent):
     meta: SnapshotMeta
     time: float = field(default=0.0, compare=False)
 
@@ -59,14 +58,13 @@ class SnapshotBuilt(RaftEvent):
 
 
 @dataclass(frozen=True)
-class SnapshotInstalled(RaftEvent):
-    """The state machine installed a snapshot the leader sent, up to `meta.last_log_id`."""
-    meta: SnapshotMeta
-    time: float = field(default=0.0, compare=False)
+class SnapshotBuilt(_SnapshotEvent):
+    """The state machine built a snapshot of its state up to `meta.last_log_id`."""
 
-    @property
-    def last_log_id(self) -> Optional[LogId]:
-        return self.meta.last_log_id
+
+@dataclass(frozen=True)
+class SnapshotInstalled(_SnapshotEvent):
+    """The state machine installed a snapshot the leader sent, up to `meta.last_log_id`."""
 
 
 @dataclass(frozen=True)

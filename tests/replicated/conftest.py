@@ -1,42 +1,13 @@
-"""Fixtures of the integration tests: every test body runs on a fresh event loop, once on
-uvloop and once on stock asyncio, bounded in time."""
-import asyncio
+"""Fixtures of the replicated-object tests: the integration suite's `loop_kind` / `run` (each test body
+on a fresh uvloop and stock asyncio loop, bounded in time), loaded from its conftest."""
+import importlib.util
+import pathlib
 
-import pytest
+_path = pathlib.Path(__file__).resolve().parent.parent / "integration" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("_integration_conftest", _path)
+_integration = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_integration)
 
-from openraft_fast import _aio
-
-LOOPS = ("uvloop", "asyncio")
-# No test may take longer than this (seconds), whatever happens inside it.
-TEST_TIMEOUT = 30.0
-
-
-@pytest.fixture(params=LOOPS)
-def loop_kind(request):
-    """The event loop the test runs on: "uvloop" or "asyncio"."""
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
-    return request.param
-
-
-@pytest.fixture
-def run(loop_kind):
-    """run(coro, timeout=TEST_TIMEOUT): run a test body on a fresh loop of `loop_kind`."""
-    use_uvloop = loop_kind == "uvloop"
-
-    def runner(coro, timeout: float = TEST_TIMEOUT):
-        async def bounded():
-            loop = asyncio.get_running_loop()
-            is_uv = type(loop).__module__.startswith("uvloop")
-            assert is_uv == use_uvloop, f"asked for {loop_kind}, running on {type(loop)}"
-            task = asyncio.ensure_future(coro)
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
-                task.cancel()
-                await asyncio.wait({task}, timeout=1.0)
-                raise AssertionError(f"test body did not finish within {timeout}s")
-            return task.result()
-
-        return _aio.run(bounded(), use_uvloop=use_uvloop)
-
-    return runner
+LOOPS = _integration.LOOPS
+loop_kind = _integration.loop_kind
+run = _integration.run
