@@ -2,12 +2,14 @@
 
 A Raft node's heartbeats and election timers run on its event loop. A callback that holds the
 loop for longer than an election timeout (a large state machine call, a full garbage
-collection, a starved CPU) makes followers stand for election although nothing failed. This
-watch tells the operator when and where that happens: a loop timer marks each turn, a thread
-notices a mark that is late, samples the loop thread's stack while it is blocked, and logs one
-WARNING per stall with its length and the deepest frames it saw.
+collection) or a process the OS does not schedule (a starved CPU) makes followers stand for
+election although nothing failed. This watch tells the operator when that happens: a loop
+timer notes how late it fires and logs one WARNING per stall with its length.
 
-The thread wakes every `interval` seconds; it needs the GIL only for a moment then.
+With `stacks=True` a thread also samples the loop thread's stack while it is blocked and the
+warning says where it was. That costs: the thread takes the GIL every `interval`, and each
+time the loop thread waits until the OS runs it, which on a busy machine adds delays of its
+own. Use it to find a stall, not all the time.
 """
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ log = logging.getLogger("openraft_fast.stall")
 class StallWatch:
     """Watch the running loop; log a WARNING for every stall longer than `threshold` seconds."""
 
-    def __init__(self, threshold: float, interval: Optional[float] = None, logger: logging.Logger = log) -> None:
+    def __init__(self, threshold: float, interval: Optional[float] = None, stacks: bool = False,
+                 logger: logging.Logger = log) -> None:
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0 seconds, got {threshold!r}")
         self.threshold = threshold
-        self.interval = interval if interval is not None else min(threshold / 4, 0.025)
+        self.interval = interval if interval is not None else min(threshold / 2, 0.05)
+        self.stacks = stacks
         self.log = logger
         self.stalls = 0                 # stalls seen so far
         self.longest = 0.0              # seconds, the longest stall seen
@@ -39,14 +43,16 @@ class StallWatch:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        self._stack = None              # sampled during the current stall (stacks=True)
 
     def start(self) -> "StallWatch":
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._mark = time.monotonic()
-        self._tick()
-        self._thread = threading.Thread(target=self._watch, name="openraft-fast-stall-watch", daemon=True)
-        self._thread.start()
+        self._timer = self._loop.call_later(self.interval, self._tick)
+        if self.stacks:
+            self._thread = threading.Thread(target=self._sample, name="openraft-fast-stall-watch", daemon=True)
+            self._thread.start()
         return self
 
     def close(self) -> None:
@@ -59,30 +65,27 @@ class StallWatch:
             self._thread = None
 
     def _tick(self) -> None:
-        self._mark = time.monotonic()
+        now = time.monotonic()
+        late = now - self._mark - self.interval
+        self._mark = now
+        if late > self.threshold:
+            self._report(late)
         self._timer = self._loop.call_later(self.interval, self._tick)     # type: ignore[union-attr]
 
-    def _watch(self) -> None:
-        stack = None            # the loop thread's stack, sampled during the current stall
-        started: Optional[float] = None     # the last mark before the current stall
+    def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            mark = self._mark
-            if time.monotonic() - mark - self.interval > self.threshold:
-                started = mark
+            if time.monotonic() - self._mark - self.interval > self.threshold:
                 frame = sys._current_frames().get(self._loop_thread)
                 if frame is not None:
-                    stack = traceback.extract_stack(frame)
-            elif started is not None:
-                self._report(started, stack)
-                stack, started = None, None
+                    self._stack = traceback.extract_stack(frame)
 
-    def _report(self, started: float, stack) -> None:
-        # The loop turned again: the stall lasted from its last mark to the first mark after it.
-        length = self._mark - started - self.interval
-        if length <= self.threshold:
-            return
+    def _report(self, length: float) -> None:
         self.stalls += 1
         self.longest = max(self.longest, length)
-        where = "".join(traceback.format_list(stack[-12:])).rstrip() if stack else "  (no Python frame sampled)"
-        self.log.warning("event loop blocked for %.0f ms (heartbeats and timers were late; followers may "
-                         "stand for election); the loop thread was in:\n%s", length * 1000, where)
+        stack, self._stack = self._stack, None
+        where = ""
+        if self.stacks:
+            where = "; the loop thread was in:\n" + ("".join(traceback.format_list(stack[-12:])).rstrip()
+                                                      if stack else "  (no Python frame sampled)")
+        self.log.warning("event loop blocked for %.0f ms (heartbeats and timers were late; followers may stand "
+                         "for election)%s", length * 1000, where)

@@ -63,6 +63,9 @@ def add_parser(sub) -> None:
     p.add_argument("--stall-warn", type=bounded(float, 0, what="milliseconds"), default=100.0, metavar="MS",
                    help="log a WARNING, with where it was, whenever the event loop is blocked longer than "
                         "this: heartbeats are late then and followers may stand for election (0: off)")
+    p.add_argument("--stall-stacks", action="store_true",
+                   help="with --stall-warn, also say where the event loop was (a sampling thread: it costs, "
+                        "use it to find a stall)")
 
 
 def _timeout_range(text: str) -> Tuple[float, float]:
@@ -142,7 +145,7 @@ async def serve(args) -> int:
             raise ServeError(f"cannot listen: {exc}") from None
         freeze_startup_heap()
         if args.stall_warn > 0:
-            stall_watch = StallWatch(args.stall_warn / 1000).start()
+            stall_watch = StallWatch(args.stall_warn / 1000, stacks=args.stall_stacks).start()
         m = raft.metrics
         _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
                   args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,

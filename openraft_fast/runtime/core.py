@@ -26,7 +26,7 @@ from openraft_fast.events import (LeaderChanged, MembershipChanged, NodeStopped,
 from openraft_fast.metrics import RaftMetrics, ServerState
 from openraft_fast.runtime.event_stream import EventStream, Subscription
 from openraft_fast.runtime.read_batch import ReadBatch
-from openraft_fast.runtime.forward import forward_write, serve_forward
+from openraft_fast.runtime.forward import ForwardBatcher, forward_write, serve_forward
 from openraft_fast.runtime.reads import serve_read_index
 from openraft_fast.runtime.snapshot_send import send_snapshot
 
@@ -63,6 +63,7 @@ class RaftCore:
         ex.inbox.serve_read_index = partial(serve_read_index, self)
         ex.inbox.serve_forward = partial(serve_forward, self)
         ex.forward_write = partial(forward_write, self)
+        self.forwarder = ForwardBatcher(self)
         # The hot entry points, bound to the compiled executor.
         self.post = ex.post
         self.write = ex.write

@@ -175,7 +175,6 @@ async def _forwarded(core, payloads: List[bytes], batch: bool, timeout: Optional
     loop = core.loop
     cfg = core.config
     deadline = loop.time() + (10 * cfg.election_timeout_max if timeout is None else timeout)
-    data: Optional[bytes] = None
     hint: Optional[int] = None          # a leader a refusal named, tried next
     hinted: Optional[int] = None        # ... the last one so tried (no ping-pong between two)
     while True:
@@ -194,9 +193,7 @@ async def _forwarded(core, payloads: List[bytes], batch: bool, timeout: Optional
             if tried is None:
                 refusal = ForwardToLeader(None, None, ForwardToLeader.NOT_LEADER, "no leader known")
             else:
-                if data is None:
-                    data = msgpack.packb(payloads, use_bin_type=True)
-                outcome = await _attempt(core, tried, ForwardRequest(batch, data), deadline)
+                outcome = await core.forwarder.submit(tried, payloads)
                 if not isinstance(outcome, ForwardToLeader):
                     return _result(outcome, batch)
                 refusal = outcome
@@ -209,7 +206,7 @@ async def _forwarded(core, payloads: List[bytes], batch: bool, timeout: Optional
         await _leader_change(core, tried, min(cfg.heartbeat_interval * 2, deadline - loop.time()))
 
 
-async def _attempt(core, target: int, req: ForwardRequest, deadline: float):
+async def _attempt(core, target: int, req: ForwardRequest):
     """One try at `target`: the leader's ForwardResponse, or a ForwardToLeader when the write
     was certainly not appended. Raises OutcomeUnknown when it may have been."""
     engine = core.engine
@@ -221,10 +218,10 @@ async def _attempt(core, target: int, req: ForwardRequest, deadline: float):
         fut = asyncio.ensure_future(client.forward(req))
     except NotCarried as exc:
         raise ForwardToLeader(None, None, ForwardToLeader.NOT_LEADER, str(exc)) from None
-    # An attempt in flight gets its answer even past the deadline: the leader answers within
-    # 2 x election_timeout_max of losing leadership (the orphan bound), and the transport's own
-    # timeout bounds a dead connection.
-    bound = max(deadline - core.loop.time(), core.orphan_bound + core.config.election_timeout_max)
+    # An attempt in flight gets its answer even past the caller's timeout: the leader answers
+    # within 2 x election_timeout_max of losing leadership (the orphan bound), and the
+    # transport's own timeout bounds a dead connection.
+    bound = core.orphan_bound + core.config.election_timeout_max
     handle = core.loop.call_later(bound, _expire, fut, target, bound)
     try:
         resp = await fut
@@ -257,16 +254,84 @@ def _expire(fut: asyncio.Future, target: int, seconds: float) -> None:
         fut.set_exception(Timeout(f"no answer from node {target} within {seconds:.3g}s"))
 
 
-def _result(resp: ForwardResponse, batch: bool):
-    leader, first, responses = _unpack(resp.data)
-    if not responses:
-        return ForwardedBatchResponses(LeaderId(0, None), 0, [])
+def _result(share, batch: bool):
+    """A call's share of an accepted forward: (leader id, first index, its responses)."""
+    leader_id, first, responses = share
     if not batch and isinstance(responses[0], ApplyError):
         raise responses[0]
-    leader_id = dec_leader(leader)
     if batch:
         return ForwardedBatchResponses(leader_id, first, responses)
     return ClientWriteResponse(LogId(leader_id, first), responses[0])
+
+
+class ForwardBatcher:
+    """Forwarded writes of one loop iteration to the same leader travel in one ForwardRequest
+    (the leader appends them as one batch) and the answer is split among the calls: one
+    frame, one msgpack pass and one leader-side write per iteration, not per call. Each call
+    gets its share, the refusal, or its own OutcomeUnknown."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.pending: dict = {}             # target -> [(payloads, future)]
+        self.scheduled = False
+
+    def submit(self, target: int, payloads: List[bytes]) -> asyncio.Future:
+        """A future of the call's share (leader id, first index, responses) or a ForwardToLeader."""
+        fut = self.core.loop.create_future()
+        calls = self.pending.get(target)
+        if calls is None:
+            self.pending[target] = [(payloads, fut)]
+        else:
+            calls.append((payloads, fut))
+        if not self.scheduled:
+            self.scheduled = True
+            self.core.loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        pending, self.pending = self.pending, {}
+        core = self.core
+        for target, calls in pending.items():
+            if core.stopped is not None:
+                for _, fut in calls:
+                    if not fut.done():
+                        fut.set_exception(core.stopped)
+                continue
+            payloads = calls[0][0] if len(calls) == 1 else [p for ps, _ in calls for p in ps]
+            req = ForwardRequest(True, msgpack.packb(payloads, use_bin_type=True))
+            task = core.loop.create_task(_attempt(core, target, req))
+            task.add_done_callback(lambda t, calls=calls: _share(t, calls))
+
+
+def _share(task: asyncio.Task, calls) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if task.cancelled() or exc is not None:
+        for _, fut in calls:
+            if not fut.done():
+                if task.cancelled():
+                    fut.cancel()
+                elif isinstance(exc, OutcomeUnknown):
+                    err = OutcomeUnknown(exc.reason, exc.detail)    # each caller its own exception
+                    err.__cause__ = exc.__cause__
+                    fut.set_exception(err)
+                else:
+                    fut.set_exception(exc)
+        return
+    outcome = task.result()
+    if isinstance(outcome, ForwardToLeader):
+        for _, fut in calls:
+            if not fut.done():
+                fut.set_result(outcome)
+        return
+    leader, first, responses = _unpack(outcome.data)
+    leader_id = LeaderId(0, None) if leader is None else dec_leader(leader)
+    at = 0
+    for payloads, fut in calls:
+        n = len(payloads)
+        if not fut.done():
+            fut.set_result((leader_id, first + at, responses[at:at + n]))
+        at += n
 
 
 async def _leader_change(core, old: Optional[int], seconds: float) -> None:
