@@ -43,7 +43,7 @@ class StallWatch:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
-        self._stack = None              # sampled during the current stall (stacks=True)
+        self._stack: Optional[traceback.StackSummary] = None     # sampled during a stall (stacks=True)
 
     def start(self) -> "StallWatch":
         self._loop = asyncio.get_running_loop()
