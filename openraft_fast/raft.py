@@ -14,7 +14,7 @@ from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
 from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeUnknown, RaftError, StorageError,
                                   Stopped, Timeout)
-from openraft_fast.metrics import RaftMetrics, Wait
+from openraft_fast.metrics import RaftMetrics, ServerState, Wait
 from openraft_fast.network.base import NetworkFactory
 from openraft_fast._core.writes import as_payloads
 from openraft_fast.runtime import BatchWriteResponses, ClientWriteResponse, RaftCore
@@ -418,6 +418,42 @@ class Raft:
         if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
             raise InvalidArgument(f"backlog must be an int >= 1, got {backlog!r}")
         return self._core.subscribe(backlog)
+
+    def health(self, max_lag: int = 10000) -> dict:
+        """Is this node fit to serve, by what it knows now (no round trip)? A dict:
+        `ok`, `id`, `state` (the ServerState name, lower case), `leader`, `applied` (last
+        applied index), `lag` (entries it knows are committed and has not applied), and, when
+        not ok, `reason`:
+          - "stopped": the node has stopped;
+          - "not_member": it is in no membership (not initialized, not added, or removed);
+          - "no_leader": a leader that has no quorum acked within its lease, or a follower or
+            learner that has not heard from a leader within the lease;
+          - "lagging": `lag` exceeds `max_lag`.
+        What a load balancer's health check wants (the KV service's GET /v1/health)."""
+        _non_negative_int("max_lag", max_lag, "entry count")
+        core = self._core
+        m = core.metrics()
+        applied = None if m.last_applied is None else m.last_applied.index
+        lag = max(0, (0 if m.committed is None else m.committed.index) - (applied or 0))
+        out = {"ok": True, "id": m.id, "state": m.state.name.lower(), "leader": m.current_leader,
+               "applied": applied, "lag": lag}
+        reason = None
+        if m.state == ServerState.SHUTDOWN:
+            reason = "stopped"
+        elif m.state == ServerState.NOT_MEMBER:
+            reason = "not_member"
+        elif m.state == ServerState.LEADER:
+            until = core.engine.lease_valid_until
+            if until is None or until <= core.loop.time():
+                reason = "no_leader"
+        elif m.current_leader is None:
+            reason = "no_leader"
+        if reason is None and lag > max_lag:
+            reason = "lagging"
+        if reason is not None:
+            out["ok"] = False
+            out["reason"] = reason
+        return out
 
     def current_leader(self) -> Optional[int]:
         return self._core.engine.leader_id

@@ -51,11 +51,10 @@ _non_negative = bounded(int, 0, what="an integer")
 _seconds = bounded(float, 0, inclusive=False, what="seconds")
 
 
-def _common(p: argparse.ArgumentParser, endpoints_required: bool = True, timeout: float = 10.0,
+def _common(p: argparse.ArgumentParser, timeout: float = 10.0,
             timeout_help: str = "deadline of the call, retries included (s)") -> None:
     env = os.environ.get(ENDPOINTS_ENV)
-    p.add_argument("--endpoints", type=_endpoints, default=_endpoints(env) if env else None,
-                   required=endpoints_required and not env, metavar="URL[,URL...]",
+    p.add_argument("--endpoints", type=_endpoints, default=_endpoints(env) if env else None, metavar="URL[,URL...]",
                    help=f"service HTTP endpoints (default ${ENDPOINTS_ENV})")
     p.add_argument("--timeout", type=_seconds, default=timeout, help=timeout_help)
     p.add_argument("--tls-ca", metavar="PEM", help="CA to verify https endpoints")
@@ -67,7 +66,7 @@ def add_parsers(sub) -> None:
     c = one_line_errors(sub.add_parser("cluster", help="set up and inspect a KV service cluster"))
     csub = c.add_subparsers(dest="cluster_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
     p = csub.add_parser("init", help="initialize the cluster with its first voters")
-    _common(p, endpoints_required=False)
+    _common(p)
     p.add_argument("--endpoint", type=_endpoints, help="the node to initialize at (same as --endpoints URL)")
     p.add_argument("--node", type=_node_spec, action="append", required=True, metavar="ID=RAFT,HTTP",
                    help="a voter: id, its Raft address and HTTP address (repeat per node)")
@@ -87,9 +86,10 @@ def add_parsers(sub) -> None:
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)
     p.add_argument("--to", type=_non_negative, required=True, metavar="ID")
-    p = csub.add_parser("status", help="a table of every endpoint's node: role, term, log, lag")
-    _common(p)
-    p.add_argument("--json", action="store_true", help="print the statuses as JSON")
+    p = csub.add_parser("status", help="every member of the cluster: role, term, log, lag and health "
+                                       "(exit 1 unless every member is healthy)")
+    _common(p, timeout=2.0, timeout_help="bound of each node's answer (s)")
+    p.add_argument("--json", action="store_true", help="print the same data as JSON")
 
     k = one_line_errors(sub.add_parser("kv", help="read and write keys"))
     ksub = k.add_subparsers(dest="kv_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
@@ -137,21 +137,13 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, separators=(",", ":")))
 
 
-def format_status_table(statuses: Dict[str, Any]) -> str:
-    """One row per endpoint: id, role, term, leader, last log, committed, applied, lag."""
-    rows = [("ENDPOINT", "ID", "ROLE", "TERM", "LEADER", "LAST_LOG", "COMMITTED", "APPLIED", "LAG")]
-    lags: Dict[str, Any] = {}
-    for st in statuses.values():
-        if isinstance(st, dict) and st.get("state") == "leader":
-            lags = st.get("replication") or {}
-    for url, st in statuses.items():
-        if not isinstance(st, dict):
-            rows.append((url, "-", "unreachable", "-", "-", "-", "-", "-", "-"))
-            continue
-        lag = lags.get(str(st["id"]), {}).get("lag")
-        rows.append((url, str(st["id"]), st["state"], str(st["term"]), str(st["leader"]), str(st["last_log"]),
-                     str(st["committed"]), str(st["applied"]),
-                     "0" if st["state"] == "leader" else ("-" if lag is None else str(lag))))
+def format_status_table(status: Dict[str, Any]) -> str:
+    """One row per member: id, HTTP address, role, term, last log, applied, lag, health."""
+    rows = [("ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LAG", "HEALTH")]
+    for m in status["members"]:
+        rows.append((str(m["id"]), str(m.get("http") or "-"), str(m.get("role") or "-"),
+                     *("-" if m.get(k) is None else str(m[k]) for k in ("term", "last_log", "applied", "lag")),
+                     m["health"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -177,14 +169,16 @@ async def _cluster(args) -> int:
         elif cmd == "transfer-leader":
             _print(await kv.transfer_leader(args.to))
         elif cmd == "status":
-            statuses = await kv.cluster_status()
+            status = await kv.members_status()
+            healthy = all(m["health"] == "ok" for m in status["members"])
             if args.json:
-                _print({u: s if isinstance(s, dict) else {"error": str(s)} for u, s in statuses.items()})
+                _print({**status, "healthy": healthy})
             else:
-                print(format_status_table(statuses))
-            if all(not isinstance(s, dict) for s in statuses.values()):
-                first = next(iter(statuses.values()))
-                print(f"openraft-fast cluster status: error: no endpoint answered ({first})", file=sys.stderr)
+                print(format_status_table(status))
+            if not healthy:
+                bad = [f"{m['id']}: {m['health']}" for m in status["members"] if m["health"] != "ok"]
+                print(f"openraft-fast cluster status: not every member is healthy ({', '.join(bad)})",
+                      file=sys.stderr)
                 return EXIT_FAILED
     return 0
 
@@ -230,6 +224,9 @@ def main(args) -> int:
     if missing:
         print(f"{name}: error: {missing}", file=sys.stderr)
         return EXIT_FAILED
+    if args.endpoints is None and not (args.command == "cluster" and args.cluster_command == "init"):
+        print(f"{name}: error: no endpoints: give --endpoints URL[,URL...] or set {ENDPOINTS_ENV}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run(_cluster(args) if args.command == "cluster" else _kv(args))
     except KvOutcomeUnknown as exc:

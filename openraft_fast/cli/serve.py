@@ -60,6 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument("--pre-vote", action=argparse.BooleanOptionalAction, default=d.enable_pre_vote,
                    help="stand for election only after a pre-vote round a quorum grants, so a restarted, "
                         "isolated or removed node never raises the cluster's term (default: on)")
+    p.add_argument("--health-max-lag", type=bounded(int, 0, what="an entry count"), default=10000, metavar="N",
+                   help="GET /v1/health answers 503 \"lagging\" when this node has more than N committed entries "
+                        "not yet applied")
     p.add_argument("--stall-warn", type=bounded(float, 0, what="milliseconds"), default=100.0, metavar="MS",
                    help="log a WARNING, with where it was, whenever the event loop is blocked longer than "
                         "this: heartbeats are late then and followers may stand for election (0: off)")
@@ -140,7 +143,8 @@ async def serve(args) -> int:
         raft = await Raft.start(args.id, config, factory, log_store, sm)
         try:
             raft_server = await serve_tcp(raft, args.raft[0], args.raft[1], ssl=server_ssl)
-            http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl).start()
+            http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl,
+                                  health_max_lag=args.health_max_lag).start()
         except OSError as exc:
             raise ServeError(f"cannot listen: {exc}") from None
         freeze_startup_heap()

@@ -184,6 +184,54 @@ class KvClient:
         results = await asyncio.gather(*(one(u) for u in self.endpoints))
         return dict(zip(self.endpoints, results))
 
+    async def members_status(self) -> Dict[str, Any]:
+        """The whole cluster as its membership says: the endpoints are asked for the
+        membership (a leader's answer first), then every member's HTTP address for its status
+        and health, all at once, each bounded by the client's timeout. Returns
+        {"leader": id or None, "members": [row per member, by id]}; a row holds id, http,
+        raft, role, term, last_log, applied, lag and health ("ok", a /v1/health reason, or
+        "unreachable", with "error"). Raises KvUnavailable when no endpoint answered."""
+        answers = await self.cluster_status()
+        live = [(u, s) for u, s in answers.items() if isinstance(s, dict)]
+        if not live:
+            raise KvUnavailable("unavailable", "no endpoint answered: " + "; ".join(
+                f"{e}" for e in answers.values()))
+        url, st = next(((u, s) for u, s in live if s.get("state") == "leader"), live[0])
+        scheme = urlsplit(url).scheme
+        ids = sorted(set(st.get("voters", [])) | set(st.get("learners", [])))
+        nodes = st.get("nodes", {})
+
+        async def one(i: int) -> Dict[str, Any]:
+            node = nodes.get(str(i), {})
+            row: Dict[str, Any] = {"id": i, "http": node.get("http"), "raft": node.get("raft"),
+                                   "voter": i in st.get("voters", [])}
+            if not node.get("http"):
+                return {**row, "role": "unknown", "health": "unreachable", "error": "no HTTP address"}
+            base = f"{scheme}://{node['http']}"
+            try:
+                (_, status), (code, health) = await asyncio.gather(self._fetch(base, "/v1/cluster/status"),
+                                                                     self._fetch(base, "/v1/health"))
+            except KvError as exc:
+                return {**row, "role": "unreachable", "health": "unreachable", "error": str(exc)}
+            row.update(role=status.get("state"), term=status.get("term"), last_log=status.get("last_log"),
+                       applied=status.get("applied"), lag=health.get("lag"),
+                       health="ok" if code == 200 and health.get("ok") else health.get("reason", f"HTTP {code}"))
+            return row
+
+        rows = await asyncio.gather(*(one(i) for i in ids))
+        return {"leader": st.get("leader"), "members": list(rows)}
+
+    async def _fetch(self, base: str, path: str) -> Tuple[int, Dict[str, Any]]:
+        """One GET, no retry, no redirect: (status, JSON body). KvUnavailable if it fails."""
+        try:
+            async with self._http().get(base + path, allow_redirects=False,
+                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                data = await resp.json(content_type=None)
+                return resp.status, data if isinstance(data, dict) else {}
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            what = f"no answer within {self.timeout:g}s" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            raise KvUnavailable("unavailable", f"{base}: {what}") from None
+
     # ------------------------------------------------------------------ the retry loop
     def _write_kind(self, retry_ambiguous: Optional[bool]) -> str:
         retry = self.retry_ambiguous_writes if retry_ambiguous is None else retry_ambiguous

@@ -126,7 +126,8 @@ class KvServer:
     """
 
     def __init__(self, raft: Raft, state_machine: KvStateMachine, host: str = "127.0.0.1", port: int = 0, *,
-                 ssl=None, request_timeout: float = 10.0, membership_timeout: float = 60.0, registry=None) -> None:
+                 ssl=None, request_timeout: float = 10.0, membership_timeout: float = 60.0, registry=None,
+                 health_max_lag: int = 10000) -> None:
         self.raft = raft
         self.sm = state_machine
         self.host = host
@@ -135,6 +136,7 @@ class KvServer:
         self.scheme = "https" if ssl is not None else "http"
         self.request_timeout = request_timeout
         self.membership_timeout = membership_timeout
+        self.health_max_lag = health_max_lag
         self.metrics = KvMetrics(raft, state_machine, registry)
         self.app = web.Application(middlewares=[self._errors])
         r = self.app.router
@@ -148,6 +150,7 @@ class KvServer:
         r.add_put("/v1/cluster/membership", self._change_membership)
         r.add_post("/v1/cluster/transfer-leader", self._transfer_leader)
         r.add_get("/v1/cluster/status", self._status)
+        r.add_get("/v1/health", self._health)
         r.add_get("/metrics", self._metrics)
         self._runner: Optional[web.AppRunner] = None
         self._sampler: Optional[asyncio.Task] = None
@@ -400,6 +403,12 @@ class KvServer:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(node_status(self.raft))
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """200 when this node is fit to serve, else 503 with a `reason` (Raft.health); no Raft
+        round trip, so a load balancer may ask often."""
+        h = self.raft.health(self.health_max_lag)
+        return web.json_response(h, status=200 if h["ok"] else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST

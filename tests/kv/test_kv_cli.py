@@ -53,12 +53,14 @@ def test_cluster_commands_against_a_live_cluster(run):
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
             ep = ",".join(c.urls())
-            rc, out, err = await cli("cluster", "status", "--endpoints", ep)
+            rc, out, err = await cli("cluster", "status", "--endpoints", c.url(lead))     # one endpoint: every member
             assert rc == 0, err
             lines = out.strip().splitlines()
-            assert lines[0].split()[:3] == ["ENDPOINT", "ID", "ROLE"] and len(lines) == 4
-            roles = {int(line.split()[1]): line.split()[2] for line in lines[1:]}
+            assert lines[0].split() == ["ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LAG", "HEALTH"]
+            assert len(lines) == 4
+            roles = {int(line.split()[0]): line.split()[2] for line in lines[1:]}
             assert roles[lead] == "leader" and sorted(roles.values()) == ["follower", "follower", "leader"]
+            assert all(line.split()[-1] == "ok" for line in lines[1:])
             s4 = await c.add_kv_node(4)
             rc, out, err = await cli("cluster", "add-learner", "--id", "4", "--raft", "127.0.0.1:1",
                                      "--http", f"127.0.0.1:{s4.port}", "--endpoints", ep)
@@ -68,9 +70,18 @@ def test_cluster_commands_against_a_live_cluster(run):
             to = 4 if lead != 4 else 1
             rc, out, err = await cli("cluster", "transfer-leader", "--to", str(to), "--endpoints", ep)
             assert (rc, json.loads(out)) == (0, {"leader": to}), err
-            rc, out, err = await cli("cluster", "status", "--json", "--endpoints", ",".join(c.urls()))
-            statuses = json.loads(out)
-            assert statuses[c.url(to)]["state"] == "leader" and statuses[c.url(to)]["voters"] == [1, 2, 3, 4]
+            rc, out, err = await cli("cluster", "status", "--json", "--endpoints", c.url(1))
+            status = json.loads(out)
+            assert status["leader"] == to and [m["id"] for m in status["members"]] == [1, 2, 3, 4]
+            assert {m["id"]: m["role"] for m in status["members"]}[to] == "leader"
+            assert rc == 0 and status["healthy"] is True, (out, err)
+            # a member that stops: its row says so, and the exit code is 1
+            await c.stop(2 if to != 2 else 3)
+            rc, out, err = await cli("cluster", "status", "--json", "--endpoints", c.url(to), "--timeout", "1")
+            rows = {m["id"]: m for m in json.loads(out)["members"]}
+            gone = 2 if to != 2 else 3
+            assert rc == 1 and rows[gone]["health"] == "unreachable" and "not every member is healthy" in err
+            assert all(rows[i]["health"] == "ok" for i in rows if i != gone)
     run(body())
 
 
@@ -112,6 +123,14 @@ def test_bad_arguments_fail_in_one_line(argv, expect):
     rc, out, err = cli_sync(*argv)
     line = one_line_error(rc, out, err)
     assert rc == 2 and expect in line, (rc, line)
+
+
+def test_missing_endpoints_name_the_option_and_the_variable(monkeypatch):
+    monkeypatch.delenv("OPENRAFT_FAST_ENDPOINTS", raising=False)
+    for argv in (["cluster", "status"], ["kv", "get", "k"]):
+        rc, out, err = cli_sync(*argv)
+        line = one_line_error(rc, out, err)
+        assert rc == 2 and "--endpoints" in line and "OPENRAFT_FAST_ENDPOINTS" in line, line
 
 
 def test_unreachable_endpoints_fail_in_one_line(run):
