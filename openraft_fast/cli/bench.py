@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
                    help="client counts (default local 1,64,256,1024; tcp 1,256)")
     b.add_argument("--batch", type=bounded(int, 1, what="an integer"), default=1,
                    help="entries per client_write_many (1: client_write)")
-    b.add_argument("--seconds", type=bounded(float, 0, inclusive=False), default=3.0)
+    b.add_argument("--seconds", type=bounded(float, 0, inclusive=False), default=3.0,
+                   help="measured seconds per row (default 3)")
     b.add_argument("--payload", type=int_list(0, "sizes"), default=None,
                    help="payload bytes, a list (default local 0; tcp 16,256)")
     b.add_argument("--peer", choices=["pysyncobj"], help="also run this library in the same harness (tcp only)")

@@ -25,10 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        from openraft_fast import __version__
-        print(f"openraft-fast {__version__}")
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)       # no command: a usage error, as argparse's own
+        return 2
     if args.command == "serve":
         return serve.main(args)
     if args.command == "demo":

@@ -74,18 +74,19 @@ def add_parsers(sub) -> None:
     _common(p, timeout=LEARNER_TIMEOUT,
             timeout_help="how long the learner may take to catch up (s); past it, exit 1: it was added, "
                          "but is not running, reachable or caught up")
-    p.add_argument("--id", type=_non_negative, required=True)
-    p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT")
-    p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT")
+    p.add_argument("--id", type=_non_negative, required=True, help="the new node's id")
+    p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="its Raft (TCP) address")
+    p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="its HTTP API address")
     p = csub.add_parser("change-membership", help="make these nodes the voters")
     _common(p)
-    p.add_argument("--voters", type=id_list, required=True, metavar="ID[,ID...]")
+    p.add_argument("--voters", type=id_list, required=True, metavar="ID[,ID...]",
+                   help="the ids of every voter after the change")
     p.add_argument("--retain", action="store_true", help="keep removed voters as learners")
     p.add_argument("--force", action="store_true",
                    help="skip the check that a quorum of the new voters is healthy (acked the leader recently)")
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)
-    p.add_argument("--to", type=_non_negative, required=True, metavar="ID")
+    p.add_argument("--to", type=_non_negative, required=True, metavar="ID", help="the voter to hand leadership to")
     p = csub.add_parser("status", help="every member of the cluster: role, term, log, lag and health "
                                        "(exit 1 unless every member is healthy)")
     _common(p, timeout=2.0, timeout_help="bound of each node's answer (s)")
@@ -95,30 +96,33 @@ def add_parsers(sub) -> None:
     ksub = k.add_subparsers(dest="kv_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
     p = ksub.add_parser("put", help="set a key")
     _common(p)
-    p.add_argument("key")
-    p.add_argument("value")
+    p.add_argument("key", help="the key")
+    p.add_argument("value", nargs="?", help="the value; - reads it from stdin")
+    p.add_argument("--file", metavar="PATH", help="read the value from this file (UTF-8)")
     p.add_argument("--no-retry", action="store_true", help="do not retry after an ambiguous failure (exit 3)")
     p = ksub.add_parser("get", help="read a key (exit 1 if absent)")
     _common(p)
-    p.add_argument("key")
-    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable")
+    p.add_argument("key", help="the key")
+    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable",
+                   help="linearizable (read index, default), lease (the leader lease) or local (this node, may be stale)")
     p = ksub.add_parser("delete", help="delete a key")
     _common(p)
-    p.add_argument("key")
+    p.add_argument("key", help="the key")
     p.add_argument("--no-retry", action="store_true", help="do not retry after an ambiguous failure (exit 3)")
     p = ksub.add_parser("cas", help="compare-and-swap: set if the value (or revision) is the expected one")
     _common(p)
-    p.add_argument("key")
-    p.add_argument("value")
+    p.add_argument("key", help="the key")
+    p.add_argument("value", help="the new value")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--expected", help="the value the key must have")
     g.add_argument("--expected-absent", action="store_true", help="the key must be absent")
     g.add_argument("--expected-revision", type=_non_negative, help="the revision the key must have (0: absent)")
     p = ksub.add_parser("list", help="list keys by prefix")
     _common(p)
-    p.add_argument("--prefix", default="")
-    p.add_argument("--limit", type=_non_negative)
-    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable")
+    p.add_argument("--prefix", default="", help="only keys that start with this")
+    p.add_argument("--limit", type=_non_negative, help="at most this many items")
+    p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable",
+                   help="linearizable (read index, default), lease (the leader lease) or local (this node, may be stale)")
 
 
 def _client(args, endpoints=None):
@@ -183,11 +187,26 @@ async def _cluster(args) -> int:
     return 0
 
 
+def _put_value(args) -> str:
+    """The value of `kv put`: the argument, stdin for "-", or --file; exactly one."""
+    if (args.value is None) == (args.file is None):
+        raise ValueError("give the value as an argument, - (stdin) or --file PATH (exactly one)")
+    if args.file is not None:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read --file {args.file}: {exc}") from None
+    if args.value == "-":
+        return sys.stdin.read()
+    return args.value
+
+
 async def _kv(args) -> int:
     cmd = args.kv_command
     async with _client(args) as kv:
         if cmd == "put":
-            _print({"revision": await kv.put(args.key, args.value, retry_ambiguous=not args.no_retry)})
+            _print({"revision": await kv.put(args.key, _put_value(args), retry_ambiguous=not args.no_retry)})
         elif cmd == "get":
             item = await kv.get(args.key, args.consistency)
             if item is None:

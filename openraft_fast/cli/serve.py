@@ -49,7 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument("--tls-ca", metavar="PEM", help="CA that signs peers and clients: mutual TLS")
     p.add_argument("--cluster-name", default="openraft_fast", help="nodes of other clusters are refused")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="what goes to stderr (default info)")
     d = Config()
     p.add_argument("--heartbeat", type=bounded(float, 0, inclusive=False, what="seconds"),
                    default=d.heartbeat_interval, metavar="SECONDS", help="leader heartbeat interval")
@@ -63,6 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--health-max-lag", type=bounded(int, 0, what="an entry count"), default=10000, metavar="N",
                    help="GET /v1/health answers 503 \"lagging\" when this node has more than N committed entries "
                         "not yet applied")
+    p.add_argument("--max-value-bytes", type=bounded(int, 1, what="a byte count"), default=1 << 20, metavar="N",
+                   help="largest key or value in UTF-8 bytes (default 1 MiB); larger ones get 413 too_large")
     p.add_argument("--stall-warn", type=bounded(float, 0, what="milliseconds"), default=100.0, metavar="MS",
                    help="log a WARNING, with where it was, whenever the event loop is blocked longer than "
                         "this: heartbeats are late then and followers may stand for election (0: off)")
@@ -144,7 +147,7 @@ async def serve(args) -> int:
         try:
             raft_server = await serve_tcp(raft, args.raft[0], args.raft[1], ssl=server_ssl)
             http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl,
-                                  health_max_lag=args.health_max_lag).start()
+                                  health_max_lag=args.health_max_lag, max_value_bytes=args.max_value_bytes).start()
         except OSError as exc:
             raise ServeError(f"cannot listen: {exc}") from None
         freeze_startup_heap()

@@ -46,6 +46,7 @@ class ApiError(Exception):
 
 # How long POST /v1/cluster/learners waits for the learner to catch up, unless the body says.
 LEARNER_TIMEOUT = 30.0
+DEFAULT_MAX_VALUE_BYTES = 1 << 20   # keys and values, in UTF-8 bytes (serve --max-value-bytes)
 
 
 def error_status(exc: RaftError) -> Tuple[int, str]:
@@ -127,7 +128,7 @@ class KvServer:
 
     def __init__(self, raft: Raft, state_machine: KvStateMachine, host: str = "127.0.0.1", port: int = 0, *,
                  ssl=None, request_timeout: float = 10.0, membership_timeout: float = 60.0, registry=None,
-                 health_max_lag: int = 10000) -> None:
+                 health_max_lag: int = 10000, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.raft = raft
         self.sm = state_machine
         self.host = host
@@ -137,8 +138,11 @@ class KvServer:
         self.request_timeout = request_timeout
         self.membership_timeout = membership_timeout
         self.health_max_lag = health_max_lag
+        self.max_value_bytes = max_value_bytes
         self.metrics = KvMetrics(raft, state_machine, registry)
-        self.app = web.Application(middlewares=[self._errors])
+        # A body may hold a value of max_value_bytes escaped in JSON (up to 6 bytes a character).
+        self.client_max_size = max(1 << 20, 6 * max_value_bytes + 65536)
+        self.app = web.Application(middlewares=[self._errors], client_max_size=self.client_max_size)
         r = self.app.router
         r.add_post("/v1/kv/{key:.+}/cas", self._cas)
         r.add_put("/v1/kv/{key:.+}", self._put)
@@ -208,7 +212,11 @@ class KvServer:
             resp = _json_error(status, code, str(exc))
         except web.HTTPException as exc:
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
-            resp = _json_error(exc.status, code, exc.reason)
+            message = exc.reason
+            if exc.status == 413:
+                message = (f"the request body is over {self.client_max_size} bytes; keys and values may have up "
+                           f"to {self.max_value_bytes} bytes (serve --max-value-bytes)")
+            resp = _json_error(exc.status, code, message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -235,13 +243,19 @@ class KvServer:
         return _json_error(307, "redirect", f"node {self.raft.node_id} is not the leader; leader {exc.leader_id} "
                                             f"is at {location}", headers={"Location": location})
 
-    async def _json(self, request: web.Request) -> Dict[str, Any]:
+    async def _json(self, request: web.Request, *fields: str) -> Dict[str, Any]:
+        """The request's JSON object; a field not among `fields` is refused (400
+        "unknown_field"): a misspelled or unsupported option must not be ignored silently."""
         try:
             body = await request.json()
         except ValueError as exc:
             raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "the body must be a JSON object")
+        unknown = sorted(k for k in body if k not in fields)
+        if unknown:
+            raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r} (this call takes "
+                                                 f"{', '.join(repr(f) for f in fields)})")
         return body
 
     # ------------------------------------------------------------------ raft calls, bounded
@@ -269,18 +283,25 @@ class KvServer:
         if policy is not None:
             await self._bounded(self.raft.ensure_linearizable(policy), self.request_timeout, "read", False)
 
-    @staticmethod
-    def _key(request: web.Request) -> str:
+    def _key(self, request: web.Request) -> str:
         key = request.match_info["key"]
         try:
-            return commands.check_key(key)
+            commands.check_key(key)
         except InvalidArgument as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
+        return self._sized(key, "key")
+
+    def _sized(self, text: str, what: str) -> str:
+        n = len(text.encode("utf-8", "surrogatepass"))
+        if n > self.max_value_bytes:
+            raise ApiError(413, "too_large", f"the {what} has {n} bytes; keys and values may have up to "
+                                             f"{self.max_value_bytes} bytes (serve --max-value-bytes)")
+        return text
 
     # ------------------------------------------------------------------ key-value routes
     async def _put(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        value = _field(await self._json(request), "value", str)
+        value = self._sized(_field(await self._json(request, "value"), "value", str), "value")
         return web.json_response({"revision": await self._write(commands.put(key, value), "put")})
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -298,8 +319,8 @@ class KvServer:
 
     async def _cas(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        body = await self._json(request)
-        value = _field(body, "value", str)
+        body = await self._json(request, "value", "expected", "expected_revision")
+        value = self._sized(_field(body, "value", str), "value")
         if ("expected" in body) == ("expected_revision" in body):
             raise ApiError(400, "bad_request", "give exactly one of 'expected' (a string or null) and "
                                                "'expected_revision' (an integer, 0: absent)")
@@ -335,7 +356,7 @@ class KvServer:
             raise ForwardToLeader(leader, None if m is None or leader is None else m.get_node(leader))
 
     async def _init(self, request: web.Request) -> web.Response:
-        nodes = _field(await self._json(request), "nodes", dict)
+        nodes = _field(await self._json(request, "nodes"), "nodes", dict)
         if not nodes:
             raise ApiError(400, "bad_request", "field 'nodes' must name at least one node")
         members = {}
@@ -354,7 +375,7 @@ class KvServer:
                 "learners": sorted(m.learner_ids) if m is not None else []}
 
     async def _add_learner(self, request: web.Request) -> web.Response:
-        body = await self._json(request)
+        body = await self._json(request, "id", "raft", "http", "timeout")
         node_id = _node_id(_field(body, "id", int))
         node = Node(_addr(body, "raft"), {"http": _addr(body, "http")})
         timeout = _field(body, "timeout", (int, float), required=False, default=LEARNER_TIMEOUT)
@@ -362,6 +383,16 @@ class KvServer:
             raise ApiError(400, "bad_request", f"field 'timeout' must be seconds in (0, {self.membership_timeout:g}], "
                                                f"got {timeout!r}")
         self._require_leader()
+        m = self.raft.metrics.membership
+        old = None if m is None else m.get_node(node_id)
+        if old is not None:
+            if (old.addr, old.data.get("http")) != (node.addr, node.data["http"]):
+                raise ApiError(409, "already_member", f"node {node_id} is already a member at raft {old.addr}, http "
+                                                      f"{old.data.get('http')}; remove it first to move it")
+            mid = self.raft.metrics.membership_log_id
+            return web.json_response({"log_index": None if mid is None else mid.index, "voters": sorted(m.voter_ids),
+                                      "learners": sorted(m.learner_ids),
+                                      "unchanged": f"node {node_id} is already a member with these addresses"})
         try:
             resp = await self._bounded(self.raft.add_learner(node_id, node, blocking=True, timeout=timeout),
                                        self.membership_timeout, "add learner", True)
@@ -371,7 +402,7 @@ class KvServer:
         return web.json_response(self._membership_json(resp))
 
     async def _change_membership(self, request: web.Request) -> web.Response:
-        body = await self._json(request)
+        body = await self._json(request, "voters", "retain", "force")
         voters = _field(body, "voters", list)
         if not voters:
             raise ApiError(400, "bad_request", "field 'voters' must name at least one node")
@@ -387,7 +418,7 @@ class KvServer:
         return web.json_response(self._membership_json(resp))
 
     async def _transfer_leader(self, request: web.Request) -> web.Response:
-        to = _node_id(_field(await self._json(request), "to", int))
+        to = _node_id(_field(await self._json(request, "to"), "to", int))
         self._require_leader()
         m = self.raft.metrics.membership
         if m is None or not m.is_voter(to):

@@ -33,12 +33,13 @@ def free_ports(n: int, host: str = "127.0.0.1") -> List[int]:
             s.close()
 
 
-async def cli(*args: str, timeout: float = CLI_TIMEOUT) -> Tuple[Optional[int], str, str]:
-    """Run `openraft-fast ARGS` from this worktree: (exit code, stdout, stderr)."""
+async def cli(*args: str, timeout: float = CLI_TIMEOUT, stdin: Optional[bytes] = None) -> Tuple[Optional[int], str, str]:
+    """Run `openraft-fast ARGS` from this worktree: (exit code, stdout, stderr); `stdin` is fed to it."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "openraft_fast.cli", *args, cwd=ROOT,
+                                                stdin=asyncio.subprocess.PIPE if stdin is not None else None,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -101,7 +101,8 @@ def test_cluster_init_through_the_cli(run):
 
 
 @pytest.mark.parametrize("argv, expect", [
-    (["kv", "put", "k"], "required"),
+    (["kv", "put", "k", "--endpoints", "127.0.0.1:1"], "exactly one"),
+    (["kv", "put", "k", "v", "--file", "x", "--endpoints", "127.0.0.1:1"], "exactly one"),
     (["kv", "put", "k", "v", "--endpoints", "http://"], "bad endpoint"),
     (["kv", "put", "k", "v", "--endpoints", "ftp://h:1"], "bad endpoint"),
     (["kv", "get", "k", "--endpoints", "127.0.0.1:1", "--consistency", "eventual"], "invalid choice"),
@@ -158,3 +159,24 @@ def test_without_the_kv_extra_the_commands_say_what_to_install(argv):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     line = one_line_error(p.returncode, p.stdout, p.stderr)
     assert "pip install 'openraft-fast[kv]'" in line and p.returncode == 1
+
+
+def test_put_takes_the_value_from_a_file_or_stdin(run, tmp_path):
+    async def body():
+        async with KvCluster() as c:
+            lead = await c.start_kv([1, 2, 3])
+            ep = c.url(lead)
+            big = "x" * 200_000 + "é\n"
+            path = tmp_path / "value.txt"
+            path.write_text(big, encoding="utf-8")
+            rc, out, err = await cli("kv", "put", "f", "--file", str(path), "--endpoints", ep)
+            assert rc == 0, err
+            rc, out, err = await cli("kv", "get", "f", "--endpoints", ep)
+            assert rc == 0 and json.loads(out)["value"] == big
+            rc, out, err = await cli("kv", "put", "s", "-", "--endpoints", ep, stdin="from stdin\n".encode())
+            assert rc == 0, err
+            rc, out, err = await cli("kv", "get", "s", "--endpoints", ep)
+            assert json.loads(out)["value"] == "from stdin\n"
+            rc, out, err = await cli("kv", "put", "g", "--file", str(tmp_path / "missing"), "--endpoints", ep)
+            assert rc == 2 and "cannot read --file" in one_line_error(rc, out, err)
+    run(body())

@@ -378,3 +378,33 @@ def test_snapshot_and_purge_counters_move(run):
             assert fams["openraft_log_purges"].samples[0].value >= 1
             assert fams["openraft_snapshot_index"].samples[0].value >= 10
     run(body())
+
+
+def test_unknown_fields_too_large_values_and_members_added_twice(run):
+    async def body():
+        async with KvCluster() as c:
+            lead = await c.start_kv([1, 2, 3], max_value_bytes=100)
+            u = c.url(lead)
+            st, b, _ = await call("PUT", u + "/v1/kv/k", {"value": "v", "ttl": 5})
+            assert (st, b["error"]["code"]) == (400, "unknown_field") and "'ttl'" in b["error"]["message"]
+            st, b, _ = await call("POST", u + "/v1/kv/k/cas", {"value": "v", "expected": None, "lease": 1})
+            assert (st, b["error"]["code"]) == (400, "unknown_field")
+            st, b, _ = await call("PUT", u + "/v1/kv/k", {"value": "v" * 101})
+            assert (st, b["error"]["code"]) == (413, "too_large") and "100 bytes" in b["error"]["message"]
+            st, b, _ = await call("PUT", u + "/v1/kv/" + "k" * 101, {"value": "v"})
+            assert (st, b["error"]["code"]) == (413, "too_large") and "key" in b["error"]["message"]
+            st, b, _ = await call("PUT", u + "/v1/kv/k", {"value": "v" * 100})
+            assert st == 200
+            # a body over the server's size limit: 413 that names the value limit
+            st, b, _ = await call("PUT", u + "/v1/kv/k", raw=b'{"value": "' + b"x" * (2 << 20) + b'"}')
+            assert (st, b["error"]["code"]) == (413, "too_large") and "--max-value-bytes" in b["error"]["message"]
+            # add-learner of a member: other addresses refused, the same ones a no-op that says so
+            other = next(i for i in (1, 2, 3) if i != lead)
+            node = c.rafts[lead].metrics.membership.get_node(other)
+            st, b, _ = await call("POST", u + "/v1/cluster/learners", {"id": other, "raft": "127.0.0.1:1",
+                                                                        "http": "127.0.0.1:2"})
+            assert (st, b["error"]["code"]) == (409, "already_member")
+            st, b, _ = await call("POST", u + "/v1/cluster/learners", {"id": other, "raft": node.addr,
+                                                                        "http": node.data["http"]})
+            assert st == 200 and "already a member" in b["unchanged"] and b["voters"] == [1, 2, 3]
+    run(body())
