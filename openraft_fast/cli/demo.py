@@ -122,10 +122,10 @@ async def demo(cluster: LocalCluster, writers: int, seconds: float, progress: Pr
     work: Optional[Workload] = None
     try:
         t0 = time.monotonic()
-        say(f"starting {nodes} nodes (data and logs in {base_dir})")
+        say(f"starting {nodes} nodes (data and logs in {base_dir}); the directory is removed at exit unless --keep")
         leader = await cluster.start()
-        say(f"cluster up in {time.monotonic() - t0:.1f}s: leader n{leader} "
-            + ", ".join(f"n{i} {n.url}" for i, n in cluster.nodes.items()))
+        others = ", ".join(f"n{i} {n.url}" for i, n in cluster.nodes.items() if i != leader)
+        say(f"cluster up in {time.monotonic() - t0:.1f}s: leader n{leader} ({cluster.nodes[leader].url}); {others}")
         work = Workload(cluster, writers)
         t0 = time.monotonic()
         work.start()
@@ -184,7 +184,14 @@ async def demo(cluster: LocalCluster, writers: int, seconds: float, progress: Pr
             + (f"{first_ack * 1000:.0f} ms" if first_ack is not None else "none"))
         say(f"  restarted node caught up      " + (f"{caught_up:.2f} s" if caught_up is not None else "no"))
         say(f"  acknowledged writes lost      {lost}")
-        return 0 if lost == 0 and caught_up is not None else 1
+        failover = first_ack if first_ack is not None else no_leader
+        problems = ([f"{lost} acknowledged writes lost"] if lost else []) + \
+            ([] if caught_up is not None else [f"n{leader} did not catch up"])
+        if problems:
+            say(f"FAIL: {'; '.join(problems)} ({len(work.acked)} acknowledged writes)")
+            return 1
+        say(f"PASS: {len(work.acked)} acknowledged writes, 0 lost, failover {failover * 1000:.0f} ms")
+        return 0
     finally:
         if work is not None:
             await work.finish()
@@ -210,6 +217,11 @@ async def _read_back(cluster: LocalCluster, acked: Dict[str, str]) -> int:
 
 def main(args) -> int:
     from openraft_fast._aio import run
+    from openraft_fast.kv.endpoints import missing_service_dependency
+    missing = missing_service_dependency()
+    if missing:
+        print(f"openraft-fast demo: error: {missing}", file=sys.stderr)
+        return 2
     base = tempfile.mkdtemp(prefix="openraft-fast-demo-")
     progress = Progress()
     cluster = LocalCluster(args.nodes, base)
@@ -220,7 +232,7 @@ def main(args) -> int:
         progress.say("interrupted: stopping the nodes")
         code = 130
     except ClusterError as exc:
-        progress.say(f"openraft-fast demo: error: {exc}")
+        progress.say(f"FAIL: openraft-fast demo: {exc}")
         code = 1
     finally:
         for node in cluster.nodes.values():     # whatever happened above, no node outlives the demo

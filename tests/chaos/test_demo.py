@@ -53,6 +53,10 @@ def test_demo_survives_the_leader_kill_and_loses_nothing():
     acked = int(re.search(r"writes acknowledged\s+(\d+)", out).group(1))
     assert acked > 0
     assert re.search(r"SIGKILL leader n\d", out) and "new leader" in out and "caught up" in out, out
+    assert re.search(r"^PASS: \d+ acknowledged writes, 0 lost, failover \d+ ms$", out, re.M), out
+    up = next(line for line in out.splitlines() if "cluster up" in line)
+    assert re.search(r"leader n(\d) \(http://127\.0\.0\.1:\d+\); ", up) and up.count("n" + up.split("leader n")[1][0] + " ") == 1, up
+    assert "removed at exit unless --keep" in out
     base = _base_dir(out)
     assert not os.path.exists(base)              # cleaned up
     assert _processes_using(base) == []
@@ -84,3 +88,13 @@ def test_demo_cleans_up_on_ctrl_c():
         time.sleep(0.1)
     assert _processes_using(base) == []
     assert not os.path.exists(base)
+
+
+def test_demo_without_the_kv_extra_says_what_to_install():
+    code = ("import sys; sys.modules['aiohttp'] = None; from openraft_fast.cli.main import main; "
+            "sys.exit(main(['demo']))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert p.stderr.strip().splitlines() == ["openraft-fast demo: error: aiohttp is not installed: "
+                                             "pip install 'openraft-fast[kv]'"]
