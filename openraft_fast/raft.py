@@ -12,7 +12,7 @@ from openraft_fast.runtime import reads as _reads
 from openraft_fast._core.engine import Engine, PersistedState
 from openraft_fast._core.types import MEMBERSHIP, LogId, Membership, Node
 from openraft_fast.config import Config
-from openraft_fast.errors import (InvalidArgument, InvalidArgumentType, OutcomeUnknown, RaftError, StorageError,
+from openraft_fast.errors import (ForwardToLeader, InvalidArgument, InvalidArgumentType, OutcomeUnknown, RaftError, StorageError,
                                   Stopped, Timeout)
 from openraft_fast.metrics import RaftMetrics, ServerState, Wait
 from openraft_fast.network.base import NetworkFactory
@@ -261,6 +261,35 @@ class Raft:
             if m is not None and not m.is_joint and m.voter_ids == goal:
                 break
         return self._membership_response(last)
+
+    async def remove_node(self, node_id: int, force: bool = False) -> ClientWriteResponse:
+        """Take `node_id` out of the cluster and return once that is applied here: a voter
+        leaves the voters (through the joint config, as change_membership without retain; the
+        healthy-quorum check applies unless `force`), a learner leaves the learners. A node in
+        no membership: nothing to do (the current membership's response).
+
+        On the leader removing itself it first hands leadership over (as shutdown does) and
+        then raises ForwardToLeader(LEADER_TRANSFERRING) naming the new leader: nothing was
+        appended, call it there (the KV service's client follows the redirect)."""
+        _node_id("node_id", node_id)
+        _flag("force", force)
+        core = self._core
+        engine = core.engine
+        m = engine.membership
+        if m is None or node_id not in m.node_ids():
+            return self._membership_response(None)
+        if node_id == self.node_id and engine.is_leader():
+            await self._hand_off()
+            raise ForwardToLeader(engine.leader_id, engine.leader_node(), ForwardToLeader.LEADER_TRANSFERRING,
+                                  f"node {node_id} handed leadership over before its removal; remove it there")
+        if m.is_voter(node_id):
+            goal = set(m.configs[len(m.configs) - 1]) - {node_id}
+            return await self.change_membership(goal, retain=False, force=force)
+        await self._previous_leaders_membership_committed()
+        idx = await core.call(self._membership_step, engine.remove_learner, node_id)
+        if idx is not None:
+            await self._own_entry_applied(idx)
+        return self._membership_response(idx)
 
     async def _previous_leaders_membership_committed(self) -> None:
         """On a new leader, wait (at most two election timeouts) until it has committed an

@@ -152,6 +152,10 @@ class Engine:
         "learner_not_found" | "not_enough_healthy_voters": fewer than a quorum of `goal` healthy,
         unless `force`)."""
     def add_learner(self, node_id: int, node: Node) -> List[Command]: ...
+    def remove_learner(self, node_id: int) -> List[Command]:
+        """Append a membership without learner `node_id` (nothing for a node absent).
+        ChangeMembershipError: "in_progress" (the last membership is not committed), "is_voter"
+        (take it out of the voters with change_membership)."""
     def ensure_linearizable(self, req_ids: Any, policy: int = ...) -> List[Command]:
         """`req_ids`: one request id, or a list or tuple of them (one quorum round for all).
         Emits Reply(req_id, read_log_id, None) per id once the read is confirmed (READ_INDEX:

@@ -411,6 +411,9 @@ cdef class Engine:
     def add_learner(self, node_id, Node node not None):
         return add_learner(self, node_id, node)
 
+    def remove_learner(self, node_id):
+        return remove_learner(self, node_id)
+
     # snapshots: engine_snapshot.pxi
     def trigger_snapshot(self):
         return trigger_snapshot(self)

@@ -63,6 +63,19 @@ cdef add_learner(Engine self, node_id, Node node):
     return self._take()
 
 
+cdef remove_learner(Engine self, node_id):
+    self._check_writable()
+    if node_id not in self.membership.node_ids():
+        return self._take()
+    if self.membership.is_voter(node_id):
+        raise ChangeMembershipError("is_voter", f"node {node_id} is a voter: take it out of the voters first")
+    if _idx(self.membership_log_id) > self._committed_index():
+        raise ChangeMembershipError("in_progress", f"{self.membership!r} at {self.membership_log_id} is not committed yet")
+    _leader_append(self, [self.membership.remove_learner(node_id)], ENTRY_MEMBERSHIP)
+    _replicate_all(self)
+    return self._take()
+
+
 cdef int _memberships_appended(Engine self, int64_t start, int64_t stop) except -1:
     cdef list found = self.log.c_membership_entries(start, stop)
     if found:

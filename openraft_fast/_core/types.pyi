@@ -120,6 +120,8 @@ class Membership:
     def node_ids(self) -> FrozenSet[int]: ...
     def add_learner(self, node_id: int, node: Node) -> Membership:
         """A new membership with `node_id` as learner (self if the node is already present)."""
+    def remove_learner(self, node_id: int) -> Membership:
+        """A new membership without learner `node_id` (self if absent; ValueError for a voter)."""
     def next_coherent(self, goal: Iterable[int], retain: bool = False,
                       new_nodes: Optional[Dict[int, Node]] = None) -> Membership:
         """The next step towards voter set `goal`: joint [last, goal] first, then uniform

@@ -270,6 +270,17 @@ cdef class Membership:
         ns[node_id] = node
         return Membership(self.configs, ns)
 
+    def remove_learner(self, node_id):
+        """A new membership without learner `node_id` (no-op for a node absent). A voter is
+        not a learner: take it out of the voters with next_coherent first."""
+        if node_id not in self._nodes:
+            return self
+        if any(node_id in c for c in self.configs):
+            raise ValueError(f"node {node_id} is a voter, not a learner")
+        ns = dict(self._nodes)
+        del ns[node_id]
+        return Membership(self.configs, ns)
+
     def next_coherent(self, goal, bint retain=False, dict new_nodes=None):
         """The next step towards voter set `goal` (openraft's extended joint consensus).
 

@@ -84,6 +84,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--retain", action="store_true", help="keep removed voters as learners")
     p.add_argument("--force", action="store_true",
                    help="skip the check that a quorum of the new voters is healthy (acked the leader recently)")
+    p = csub.add_parser("remove-node", help="take a node out of the voters and learners (the leader hands over "
+                                            "first); returns once applied")
+    _common(p)
+    p.add_argument("--id", type=_non_negative, required=True, help="the node to remove")
+    p.add_argument("--force", action="store_true",
+                   help="skip the check that the voters left have a healthy quorum")
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)
     p.add_argument("--to", type=_non_negative, required=True, metavar="ID", help="the voter to hand leadership to")
@@ -170,6 +176,8 @@ async def _cluster(args) -> int:
                                         args.timeout))
         elif cmd == "change-membership":
             _print(await kv.change_membership(args.voters, args.retain, args.force))
+        elif cmd == "remove-node":
+            _print(await kv.remove_node(args.id, args.force))
         elif cmd == "transfer-leader":
             _print(await kv.transfer_leader(args.to))
         elif cmd == "status":

@@ -166,6 +166,13 @@ class KvClient:
             body["force"] = True
         return (await self._call("PUT", "/v1/cluster/membership", body, kind="cas"))[1]
 
+    async def remove_node(self, node_id: int, force: bool = False) -> Dict[str, Any]:
+        """Take `node_id` out of the voters and learners; returns once applied (the leader
+        removing itself hands over first; the call follows it). Refused like
+        change_membership (KvRequestError("not_enough_healthy_voters")) unless `force`."""
+        return (await self._call("DELETE", f"/v1/cluster/nodes/{int(node_id)}",
+                                 params={"force": "true"} if force else None, kind="cas"))[1]
+
     async def transfer_leader(self, to: int) -> Dict[str, Any]:
         return (await self._call("POST", "/v1/cluster/transfer-leader", {"to": to}, kind="cas"))[1]
 

@@ -153,6 +153,7 @@ class KvServer:
         r.add_post("/v1/cluster/learners", self._add_learner)
         r.add_put("/v1/cluster/membership", self._change_membership)
         r.add_post("/v1/cluster/transfer-leader", self._transfer_leader)
+        r.add_delete("/v1/cluster/nodes/{id}", self._remove_node)
         r.add_get("/v1/cluster/status", self._status)
         r.add_get("/v1/health", self._health)
         r.add_get("/metrics", self._metrics)
@@ -415,6 +416,19 @@ class KvServer:
         resp = await self._bounded(self.raft.change_membership(ids, retain, force), self.membership_timeout,
                                    "change membership", True)
         _log.info("node %s: membership changed: voters %s", self.raft.node_id, sorted(ids))
+        return web.json_response(self._membership_json(resp))
+
+    async def _remove_node(self, request: web.Request) -> web.Response:
+        """DELETE /v1/cluster/nodes/{id}[?force=true]: out of the voters and learners, answered
+        once applied. The leader removing itself hands over first and redirects (307)."""
+        node_id = _node_id(request.match_info["id"])
+        force = request.query.get("force", "false")
+        if force not in ("true", "false"):
+            raise ApiError(400, "bad_request", f"force must be true or false, got {force!r}")
+        self._require_leader()
+        resp = await self._bounded(self.raft.remove_node(node_id, force == "true"), self.membership_timeout,
+                                   "remove node", True)
+        _log.info("node %s: node %s removed", self.raft.node_id, node_id)
         return web.json_response(self._membership_json(resp))
 
     async def _transfer_leader(self, request: web.Request) -> web.Response:

@@ -214,6 +214,30 @@ def test_leader_that_removed_itself_hands_over_to_the_most_up_to_date_voter(mode
 
 
 # ---------------------------------------------------------------------------- learners
+def test_remove_learner_appends_a_membership_without_it(mode):
+    e = leader_with_learner(mode)
+    out = e.remove_learner(4)
+    m = Membership([{1, 2, 3}], nodes(1, 2, 3))
+    assert out[0] == AppendLog(S(mode, 4, (1, 1, m)))
+    assert e.membership == m and e.membership.learner_ids == frozenset()
+    assert {c.target for c in out if isinstance(c, Send)} >= {2, 3}
+    settle(e, out)
+    assert e.committed == LID(mode, 1, 1, 4) and e.committed_membership == m
+    # absent: nothing; a voter: refused, nothing appended
+    assert e.remove_learner(4) == [] and e.remove_learner(9) == []
+    with pytest.raises(ChangeMembershipError) as ei:
+        e.remove_learner(2)
+    assert ei.value.reason == "is_voter" and e.log.last_index == 4
+
+
+def test_remove_learner_waits_for_the_last_membership_to_commit(mode):
+    e = leader_with_learner(mode)
+    e.change_membership({1, 2})                     # joint config appended, not committed; 4 stays a learner
+    with pytest.raises(ChangeMembershipError) as ei:
+        e.remove_learner(4)
+    assert ei.value.reason == "in_progress"
+
+
 def test_learner_never_starts_an_election(mode):
     e = new_engine(4, mode, enable_tick=True, membership=Membership([{1, 2, 3}], nodes=nodes(1, 2, 3, 4)))
     assert e.state == LEARNER

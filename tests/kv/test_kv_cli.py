@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from kv_support import KvCluster, cli, cli_sync, free_ports
+from kv_support import WAIT, KvCluster, cli, cli_sync, free_ports
+from openraft_fast.kv import KvClient
 
 
 def one_line_error(rc, out, err):
@@ -179,4 +180,36 @@ def test_put_takes_the_value_from_a_file_or_stdin(run, tmp_path):
             assert json.loads(out)["value"] == "from stdin\n"
             rc, out, err = await cli("kv", "put", "g", "--file", str(tmp_path / "missing"), "--endpoints", ep)
             assert rc == 2 and "cannot read --file" in one_line_error(rc, out, err)
+    run(body())
+
+
+def test_remove_node_voter_learner_and_the_leader_itself(run):
+    async def body():
+        async with KvCluster() as c:
+            lead = await c.start_kv([1, 2, 3])
+            s4 = await c.add_kv_node(4)
+            ep = ",".join(c.urls([1, 2, 3]))
+            rc, out, err = await cli("cluster", "add-learner", "--id", "4", "--raft", "127.0.0.1:4",
+                                     "--http", f"127.0.0.1:{s4.port}", "--endpoints", ep)
+            assert rc == 0, err
+            # a learner
+            rc, out, err = await cli("cluster", "remove-node", "--id", "4", "--endpoints", ep)
+            assert rc == 0 and json.loads(out)["learners"] == [] and json.loads(out)["voters"] == [1, 2, 3], err
+            # the leader itself: it hands over first, the call follows the new leader
+            rc, out, err = await cli("cluster", "remove-node", "--id", str(lead), "--endpoints", c.url(lead))
+            assert rc == 0, err
+            left = sorted(i for i in (1, 2, 3) if i != lead)
+            assert json.loads(out)["voters"] == left
+            new = await c.wait_leader(left)
+            assert new != lead
+            await c.rafts[lead].wait(WAIT).metrics(lambda m: m.state.name == "NOT_MEMBER", "not_member")
+            # a node in no membership: nothing to do
+            rc, out, err = await cli("cluster", "remove-node", "--id", "9", "--endpoints", c.url(new))
+            assert rc == 0 and json.loads(out)["voters"] == left, err
+            # a voter of the remaining two: the healthy-quorum check passes ({new} alone is a quorum of {new})
+            other = next(i for i in left if i != new)
+            rc, out, err = await cli("cluster", "remove-node", "--id", str(other), "--endpoints", c.url(new))
+            assert rc == 0 and json.loads(out)["voters"] == [new], err
+            async with KvClient([c.url(new)]) as kv:
+                await kv.put("still", "serving")
     run(body())
