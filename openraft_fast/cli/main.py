@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from openraft_fast.cli import bench, demo, ops, serve
+from openraft_fast.cli import bench, demo, ops, restore, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     ops.add_parsers(sub)
     demo.add_parser(sub)
+    restore.add_parser(sub)
     return p
 
 
@@ -35,6 +36,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return ops.main(args)
     if args.command == "bench":
         return bench.main(args)
+    if args.command == "restore":
+        return restore.main(args)
     return 2
 
 

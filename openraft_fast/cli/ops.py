@@ -90,6 +90,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--id", type=_non_negative, required=True, help="the node to remove")
     p.add_argument("--force", action="store_true",
                    help="skip the check that the voters left have a healthy quorum")
+    p = csub.add_parser("snapshot", help="backups of the KV state")
+    ssub = p.add_subparsers(dest="snapshot_command", parser_class=OneLineParser, required=True, metavar="COMMAND")
+    p = ssub.add_parser("save", help="save a backup of the whole state at a linearizable point to FILE "
+                                     "(restore it with openraft-fast restore)")
+    _common(p, timeout=60.0)
+    p.add_argument("file", metavar="FILE", help="where to write it (atomically)")
     p = csub.add_parser("transfer-leader", help="hand leadership to another voter")
     _common(p)
     p.add_argument("--to", type=_non_negative, required=True, metavar="ID", help="the voter to hand leadership to")
@@ -178,6 +184,15 @@ async def _cluster(args) -> int:
             _print(await kv.change_membership(args.voters, args.retain, args.force))
         elif cmd == "remove-node":
             _print(await kv.remove_node(args.id, args.force))
+        elif cmd == "snapshot":
+            from openraft_fast.kv.backup import read_backup, write_atomically
+            data = await kv.backup()
+            b = read_backup(data)
+            try:
+                write_atomically(args.file, data)
+            except OSError as exc:
+                raise ValueError(f"cannot write {args.file}: {exc}") from None
+            _print({"revision": b.revision, "bytes": len(data), "keys": b.keys})
         elif cmd == "transfer-leader":
             _print(await kv.transfer_leader(args.to))
         elif cmd == "status":

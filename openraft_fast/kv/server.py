@@ -154,6 +154,7 @@ class KvServer:
         r.add_put("/v1/cluster/membership", self._change_membership)
         r.add_post("/v1/cluster/transfer-leader", self._transfer_leader)
         r.add_delete("/v1/cluster/nodes/{id}", self._remove_node)
+        r.add_get("/v1/cluster/snapshot", self._backup)
         r.add_get("/v1/cluster/status", self._status)
         r.add_get("/v1/health", self._health)
         r.add_get("/metrics", self._metrics)
@@ -417,6 +418,21 @@ class KvServer:
                                    "change membership", True)
         _log.info("node %s: membership changed: voters %s", self.raft.node_id, sorted(ids))
         return web.json_response(self._membership_json(resp))
+
+    async def _backup(self, request: web.Request) -> web.Response:
+        """GET /v1/cluster/snapshot: a backup (kv.backup) of the state at a linearizable point,
+        taken on the leader: the state it has applied once a read-index round confirmed it."""
+        from openraft_fast.kv.backup import pack_backup
+        self._require_leader()
+        await self._bounded(self.raft.ensure_linearizable(ReadPolicy.READ_INDEX), self.request_timeout,
+                            "snapshot", False)
+        applied = self.sm.applied
+        if applied is None:
+            raise ApiError(503, "no_leader", "nothing applied yet")
+        keys = len(self.sm)
+        state = await self.sm.serialize_async()     # the state as it is now, with `applied` (no await between)
+        return web.Response(body=pack_backup(applied, keys, state), content_type="application/octet-stream",
+                            headers={"X-Revision": str(applied.index), "X-Keys": str(keys)})
 
     async def _remove_node(self, request: web.Request) -> web.Response:
         """DELETE /v1/cluster/nodes/{id}[?force=true]: out of the voters and learners, answered
