@@ -1,7 +1,7 @@
 """The write path creates no reference cycles: every object a write allocates is freed by
 reference counting, so the cyclic garbage collector finds nothing to do however many writes
 run (it then only costs its scans, which gc.freeze() after startup or a higher gen0 threshold
-take away: see README, "Performance")."""
+take away: see docs/performance.md)."""
 import asyncio
 import gc
 

@@ -162,7 +162,8 @@ def test_mem_state_machine_commands():
     asyncio.run(main())
 
 
-def test_the_readme_example_writes_no_byte_literal():
-    readme = (ROOT / "README.md").read_text()
-    use = readme[readme.index("## Use"):readme.index("## Over TCP")]
-    assert "MemStateMachine.set_command(" in use and 'b"\\x' not in use
+def test_the_getting_started_example_writes_no_byte_literal():
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    assert "MemStateMachine.set_command(" in page
+    for text in (page, (ROOT / "README.md").read_text()):
+        assert 'b"\\x' not in text
