@@ -387,7 +387,7 @@ class KvServer:
         self._require_leader()
         m = self.raft.metrics.membership
         old = None if m is None else m.get_node(node_id)
-        if old is not None:
+        if m is not None and old is not None:
             if (old.addr, old.data.get("http")) != (node.addr, node.data["http"]):
                 raise ApiError(409, "already_member", f"node {node_id} is already a member at raft {old.addr}, http "
                                                       f"{old.data.get('http')}; remove it first to move it")

@@ -13,7 +13,8 @@ def _hold_the_loop(seconds):
 
 
 async def _run(holds, caplog, stacks=False):
-    watch = StallWatch(0.1, interval=0.01, stacks=stacks).start()
+    # A threshold well above what a loaded test machine's scheduling can add, holds well above it.
+    watch = StallWatch(0.3, interval=0.01, stacks=stacks).start()
     try:
         for seconds in holds:
             await asyncio.sleep(0.1)
@@ -26,9 +27,9 @@ async def _run(holds, caplog, stacks=False):
 
 def test_a_stall_is_reported_with_its_length(caplog):
     caplog.set_level(logging.WARNING, logger="openraft_fast.stall")
-    watch = asyncio.run(_run([0.35], caplog))
+    watch = asyncio.run(_run([0.8], caplog))
     assert watch.stalls == 1
-    assert 0.3 <= watch.longest < 0.6
+    assert 0.75 <= watch.longest < 2.0
     [rec] = [r for r in caplog.records if r.name == "openraft_fast.stall"]
     assert "event loop blocked for" in rec.getMessage()
     assert "_hold_the_loop" not in rec.getMessage()        # no thread, no stack
@@ -36,9 +37,9 @@ def test_a_stall_is_reported_with_its_length(caplog):
 
 def test_with_stacks_it_says_where_the_loop_was(caplog):
     caplog.set_level(logging.WARNING, logger="openraft_fast.stall")
-    watch = asyncio.run(_run([0.35], caplog, stacks=True))
+    watch = asyncio.run(_run([0.8], caplog, stacks=True))
     assert watch.stalls == 1
-    assert 0.3 <= watch.longest < 0.6
+    assert 0.75 <= watch.longest < 2.0
     [rec] = [r for r in caplog.records if r.name == "openraft_fast.stall"]
     assert "event loop blocked for" in rec.getMessage()
     assert "_hold_the_loop" in rec.getMessage()
@@ -53,7 +54,7 @@ def test_short_pauses_are_not_reported(caplog):
 
 def test_two_stalls_two_reports(caplog):
     caplog.set_level(logging.WARNING, logger="openraft_fast.stall")
-    watch = asyncio.run(_run([0.3, 0.3], caplog))
+    watch = asyncio.run(_run([0.8, 0.8], caplog))
     assert watch.stalls == 2
 
 
