@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -215,6 +216,29 @@ async def _read_back(cluster: LocalCluster, acked: Dict[str, str]) -> int:
     return lost
 
 
+async def _interruptible(work):
+    """Run `work`; Ctrl-C (SIGINT) cancels it, so its cleanup runs, then KeyboardInterrupt. A
+    signal handler on the loop, not Python's default one: that raises KeyboardInterrupt inside
+    whatever callback runs, and a transport's error handling can swallow it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    interrupted = []
+
+    def on_sigint() -> None:
+        interrupted.append(True)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def main(args) -> int:
     from openraft_fast._aio import run
     from openraft_fast.kv.endpoints import missing_service_dependency
@@ -227,7 +251,7 @@ def main(args) -> int:
     cluster = LocalCluster(args.nodes, base)
     code = 1
     try:
-        code = run(demo(cluster, args.writers, args.seconds, progress))
+        code = run(_interruptible(demo(cluster, args.writers, args.seconds, progress)))
     except KeyboardInterrupt:
         progress.say("interrupted: stopping the nodes")
         code = 130
