@@ -2,18 +2,18 @@
 the durable WAL, the TCP transport and the runtime."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import ssl as _ssl
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from openraft_fast._core.types import Node
 from openraft_fast.config import Config
 from openraft_fast.errors import ConfigError, InitializeError, InvalidArgument, InvalidArgumentType
 from openraft_fast.raft import Raft, ReadPolicy
-from openraft_fast.replicated.object import ReplicatedObject, _BINDING, _Query, pack_call, unpack_result
+from openraft_fast.replicated.object import (ReplicatedObject, _BINDING, _Query, pack_call, pack_result,
+                                            unpack_result)
 from openraft_fast.replicated.state_machine import ReplicatedStateMachine
 
 log = logging.getLogger("openraft_fast.replicated")
@@ -145,7 +145,13 @@ class ReplicatedNode:
         if not method.local:
             await self.raft.ensure_linearizable(ReadPolicy.LEASE_READ | ReadPolicy.READ_INDEX if method.lease
                                                 else ReadPolicy.READ_INDEX)
-        return unpack_result(_pack_query_result(method, method.fn(obj, *args, **kwargs)))
+        value = method.fn(obj, *args, **kwargs)
+        try:
+            packed = pack_result(value)         # a copy: the caller never holds the replica's state
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgumentType(f"query {method.name!r} returned a {type(value).__name__} msgpack cannot "
+                                      f"pack: {exc}") from None
+        return unpack_result(packed)
 
     # ---------------------------------------------------------------- stop
     async def close(self) -> None:
@@ -162,12 +168,3 @@ class ReplicatedNode:
             self._factory.close()
             await self._log_store.close()
             self.obj.__dict__.pop(_BINDING, None)
-
-
-def _pack_query_result(method: _Query, value) -> bytes:
-    import msgpack
-    try:
-        return msgpack.packb(value, use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidArgumentType(f"query {method.name!r} returned a {type(value).__name__} msgpack cannot "
-                                  f"pack: {exc}") from None

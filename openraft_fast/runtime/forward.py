@@ -28,6 +28,7 @@ from openraft_fast._core.writes import ClientWriteResponse
 from openraft_fast.errors import (ApplyError, Fatal, ForwardToLeader, InvalidArgument, NetworkError, OutcomeUnknown,
                                   RaftError, Timeout, Unreachable)
 from openraft_fast.network.base import NotCarried
+from openraft_fast.runtime.reads import _bounded
 from openraft_fast.storage._codec import dec_leader, enc_leader
 
 log = logging.getLogger("openraft_fast")
@@ -222,9 +223,8 @@ async def _attempt(core, target: int, req: ForwardRequest):
     # within 2 x election_timeout_max of losing leadership (the orphan bound), and the
     # transport's own timeout bounds a dead connection.
     bound = core.orphan_bound + core.config.election_timeout_max
-    handle = core.loop.call_later(bound, _expire, fut, target, bound)
     try:
-        resp = await fut
+        resp = await _bounded(fut, bound, f"the answer of node {target}")
     except NotCarried as exc:
         raise ForwardToLeader(None, None, ForwardToLeader.NOT_LEADER, str(exc)) from None
     except Unreachable as exc:
@@ -236,8 +236,6 @@ async def _attempt(core, target: int, req: ForwardRequest):
                              f"no answer: {exc}") from exc
     except RaftError as exc:
         raise OutcomeUnknown(OutcomeUnknown.NO_RESPONSE, f"forwarded to node {target}; it failed: {exc}") from exc
-    finally:
-        handle.cancel()
     if resp.result == FORWARD_OK:
         return resp
     reason, detail = _unpack(resp.data)
@@ -247,11 +245,6 @@ async def _attempt(core, target: int, req: ForwardRequest):
     named_node = engine.membership.get_node(named) if named is not None and engine.membership is not None else None
     return ForwardToLeader(named if named_node is not None else None, named_node, reason,
                            f"node {target}: {detail}" if detail else f"node {target} refused")
-
-
-def _expire(fut: asyncio.Future, target: int, seconds: float) -> None:
-    if not fut.done():
-        fut.set_exception(Timeout(f"no answer from node {target} within {seconds:.3g}s"))
 
 
 def _result(share, batch: bool):
