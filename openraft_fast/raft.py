@@ -173,10 +173,13 @@ class Raft:
         return self._core.config
 
     # ------------------------------------------------------------------ cluster setup
-    async def initialize(self, nodes: Union[Mapping[int, Node], Iterable[int]]) -> None:
+    async def initialize(self, nodes: Union[Mapping[int, Node], Iterable[int]], elect: bool = True) -> None:
         """Initialize a new cluster with these voters (`{node id: Node}`, or node ids alone,
         each with `Node()`): this node writes the first membership entry and stands for
-        election (unless Config.enable_elect is False).
+        election (unless Config.enable_elect is False): at once, or with `elect=False` when
+        a randomized election timeout runs out (pre-vote first). Use `elect=False` when every
+        node is initialized at once: nodes that all stand together can elect a leader and
+        then depose it, and the first writes are lost with it (OutcomeUnknown).
 
         Only a pristine node can be initialized: one that has never voted, holds no log entry
         and no snapshot, and is one of `nodes`. Anything else raises InitializeError: a node
@@ -192,8 +195,10 @@ class Raft:
             m = Membership(set(nodes), nodes)
         else:
             m = Membership(set(_node_ids("nodes", nodes)))
+        if not isinstance(elect, bool):
+            raise InvalidArgumentType(f"elect must be a bool, got {elect!r}")
         engine = self._core.engine
-        await self._core.call(lambda: (None, engine.initialize(m)))
+        await self._core.call(lambda: (None, engine.initialize(m, elect)))
 
     async def add_learner(self, node_id: int, node: Node, blocking: bool = True,
                           timeout: Optional[float] = 30.0) -> ClientWriteResponse:

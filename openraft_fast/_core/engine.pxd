@@ -72,6 +72,8 @@ cdef class Engine:
     cdef int64_t election_deadline, heartbeat_deadline
     cdef int64_t leader_contact_us           # when we last accepted our leader's message
     cdef object leader_contact_node          # ... and from which node
+    cdef int64_t vote_granted_us             # when we last granted a candidate our vote
+    cdef object vote_granted_to              # ... and which one
     cdef int64_t seen_term                   # highest term seen in any vote traffic
     cdef LogId startup_reset                 # the snapshot a restart found past its log
     cdef bint told_not_member                # an up-to-date voter answered "not a member"

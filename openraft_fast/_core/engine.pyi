@@ -142,8 +142,9 @@ class Engine:
 
     # Client requests. These raise ForwardToLeader (errors.py) on a node that is not a leader
     # taking writes; the entries appended get indexes log.last_index + 1 ...
-    def initialize(self, membership: Membership) -> List[Command]:
-        """Raises InitializeError unless the node is pristine and a voter of `membership`."""
+    def initialize(self, membership: Membership, elect: bool = True) -> List[Command]:
+        """Raises InitializeError unless the node is pristine and a voter of `membership`.
+        Stands for election at once, or with `elect=False` when its election timer fires."""
     def client_write(self, payloads: List[Any]) -> List[Command]: ...
     def change_membership(self, goal: Iterable[int], retain: bool = False,
                           nodes: Optional[Dict[int, Node]] = None, force: bool = False) -> List[Command]:

@@ -173,6 +173,8 @@ cdef class Engine:
         self.leader_contact_us = -(1 << 62)
         self.elected_us = -(1 << 62)
         self.leader_contact_node = None
+        self.vote_granted_us = -(1 << 62)
+        self.vote_granted_to = None
         if self.vote.committed and self.vote.leader_id.node != self.node_id:
             # We may have acked this leader just before a restart: keep the lease we promised.
             self.leader_contact_us = self.now_us
@@ -400,8 +402,8 @@ cdef class Engine:
         return on_applied(self, log_id)
 
     # membership: engine_membership.pxi
-    def initialize(self, Membership membership not None):
-        return initialize(self, membership)
+    def initialize(self, Membership membership not None, bint elect=True):
+        return initialize(self, membership, elect)
 
     def change_membership(self, goal, bint retain=False, dict nodes=None, bint force=False):
         """Refused ("not_enough_healthy_voters") when fewer than a quorum of `goal` are

@@ -1,8 +1,9 @@
 # Vote and election (openraft: vote_handler, the election part of engine_impl).
 # Decides: which vote a node accepts and saves (a greater one makes a leader, candidate or
 # pre-voter a follower); when a node grants a vote or a pre-vote (log at least as up to date,
-# no live leader's lease in the way unless the request is a leader transfer); how a node stands
-# (pre-vote first when enabled, terms above every term seen) and when it has won or lost; and
+# no live leader's lease and no vote just granted to another candidate in the way, unless the
+# request is a leader transfer); how a node stands (pre-vote first when enabled, terms above
+# every term seen) and when it has won or lost; and
 # what becoming leader or follower resets (progress tracker, blank entry, reads, transfer).
 # Also: that a request from a node in none of the memberships held is answered "not a member"
 # (changing nothing here, not even the terms seen), and when a node believes such an answer.
@@ -100,6 +101,12 @@ cdef bint _lease_blocks(Engine self, object from_id):
     """A node that knows a live leader refuses to help elect another (leader lease)."""
     if self.state == ST_LEADER:
         return _quorum_alive(self)
+    if from_id != self.vote_granted_to and self.now_us < self.vote_granted_us + self.follower_lease_us:
+        # We just voted for another candidate (openraft's leased vote): let it win rather than
+        # elect a second leader over it. Without this, nodes that campaign at once (every node
+        # initialized together) elect one leader after another in the same term, and the later
+        # one truncates what the first had accepted.
+        return True
     if from_id == self.leader_contact_node:
         return False        # our own leader re-electing itself (after a restart)
     # Whatever our vote is now (we may be a candidate ourselves), we promised the leader
@@ -130,6 +137,8 @@ cdef recv_vote(Engine self, from_id, VoteRequest req):
     if log_ok and (req.transfer or not _lease_blocks(self, from_id)):
         granted = _update_vote(self, req.vote)
         if granted:
+            self.vote_granted_us = self.now_us
+            self.vote_granted_to = from_id
             self._reset_election_timer()
     self.out.append(Respond(from_id, VoteResponse(self.vote, granted, self._last_log_id(), False)))
     return self._take()

@@ -12,7 +12,7 @@
 DEF LEAVING_TIMEOUTS = 10      # x election_timeout_max
 
 
-cdef initialize(Engine self, Membership membership):
+cdef initialize(Engine self, Membership membership, bint elect):
     if self.vote.leader_id.term != 0 or self.vote.committed or self.log.last_index != 0 or self.log.purged is not None:
         raise InitializeError(f"node {self.node_id} is already initialized (vote {self.vote}, last log {self.last_log_id})")
     if self.node_id not in membership.voter_ids:
@@ -21,8 +21,14 @@ cdef initialize(Engine self, Membership membership):
     self.log.c_append(make_leader_id(0, NO_NODE, self.std), [membership], ENTRY_MEMBERSHIP)
     self.out.append(AppendLog(self.log.c_slice(1, 2)))
     _memberships_appended(self, 1, 2)
-    if self.elect_enabled:
+    if not self.elect_enabled:
+        pass
+    elif elect:
         _start_election(self, False)
+    else:
+        # Every node of a new cluster initialized at once: stand when a randomized election
+        # timeout runs out (pre-vote first), so the first to time out wins, unopposed.
+        self._reset_election_timer()
     return self._take()
 
 

@@ -120,7 +120,7 @@ class ReplicatedNode:
             m = raft.metrics
             if m.membership is None and m.last_log_index == 0:
                 try:
-                    await raft.initialize({i: Node(f"{h}:{p}") for i, (h, p) in addrs.items()})
+                    await raft.initialize({i: Node(f"{h}:{p}") for i, (h, p) in addrs.items()}, elect=False)
                 except InitializeError:
                     pass        # a leader reached this node first: the cluster exists already
         except BaseException:

@@ -1,4 +1,5 @@
 """Engine tests: votes, elections, leader leases, check-quorum, pre-vote and restart."""
+import itertools
 import random
 
 import pytest
@@ -70,6 +71,7 @@ def test_adv_mode_grants_a_greater_node_id_in_the_same_term():
     e = new_engine(2, "adv", voters=(0, 1, 2, 3))
     last = e.last_log_id
     e.recv_vote(1, VoteRequest(V("adv", 1, 1), last))
+    e.tick(e.config.lease)                  # the vote granted to N1 holds no more
     # (T1, N3) > (T1, N1): granted; (T1, N0) < (T1, N3): refused.
     assert e.recv_vote(3, VoteRequest(V("adv", 1, 3), last)) == [
         SaveVote(V("adv", 1, 3)), Respond(3, VoteResponse(V("adv", 1, 3), True, last, False))]
@@ -410,6 +412,56 @@ def test_candidate_inside_a_lease_does_not_help_elect_another(mode):
     assert e.elect() == []
     e.tick(1.0 + e.config.lease + 0.001)
     assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last))[-1] == Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))
+
+
+def test_a_vote_just_granted_refuses_other_candidates_for_a_lease(mode):
+    # Node 2 has heard from no leader; it grants node 1 its vote, and for one lease refuses
+    # any other candidate (even in a higher term), so a second leader is not elected over the
+    # first one it helped elect. The candidate it voted for may ask again.
+    e = new_engine(2, mode, now=1.0)
+    last = e.last_log_id
+    assert e.recv_vote(1, VoteRequest(V(mode, 1, 1), last)) == [
+        SaveVote(V(mode, 1, 1)), Respond(1, VoteResponse(V(mode, 1, 1), True, last, False))]
+    e.tick(1.0 + e.config.lease - 0.001)
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1), False, last, False))]
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last, True)) == [
+        Respond(3, VoteResponse(V(mode, 1, 1), False, last, True))]          # pre-vote too
+    assert e.recv_vote(1, VoteRequest(V(mode, 2, 1), last)) == [
+        SaveVote(V(mode, 2, 1)), Respond(1, VoteResponse(V(mode, 2, 1), True, last, False))]
+    e.tick(1.0 + 2 * e.config.lease)
+    assert e.recv_vote(3, VoteRequest(V(mode, 3, 3), last)) == [
+        SaveVote(V(mode, 3, 3)), Respond(3, VoteResponse(V(mode, 3, 3), True, last, False))]
+
+
+def test_a_transfer_vote_request_is_not_held_up_by_a_vote_just_granted(mode):
+    e = new_engine(2, mode, now=1.0)
+    last = e.last_log_id
+    e.recv_vote(1, VoteRequest(V(mode, 1, 1), last))
+    assert e.recv_vote(3, VoteRequest(V(mode, 2, 3), last, False, True)) == [
+        SaveVote(V(mode, 2, 3)), Respond(3, VoteResponse(V(mode, 2, 3), True, last, False))]
+
+
+def test_nodes_initialized_together_elect_one_leader(mode):
+    # Every node of a new cluster initializes at once and campaigns in term 1. Whatever order
+    # the requests arrive in, one leader is elected: a node that voted for one candidate does
+    # not then help a greater one over it (adv ordering would otherwise allow (T1,N3) after
+    # (T1,N2), and N3's log would truncate what N2 had accepted).
+    m = Membership({1, 2, 3})
+    for order in itertools.permutations([(a, b) for a in (1, 2, 3) for b in (1, 2, 3) if a != b]):
+        es = {n: Engine(n, config(mode), PersistedState(), random.Random(n), now=1.0) for n in (1, 2, 3)}
+        for e in es.values():
+            e.startup()
+        sent = {n: [c for c in es[n].initialize(m) if isinstance(c, Send)] for n in es}
+        leaders = set()
+        for frm, to in order:
+            req = next(c.msg for c in sent[frm] if c.target == to)
+            for c in es[to].recv_vote(frm, req):
+                if isinstance(c, Respond):
+                    es[frm].recv_vote_response(to, c.msg)
+                    if es[frm].state == LEADER:
+                        leaders.add(frm)
+        assert len(leaders) <= 1, (order, leaders)
 
 
 def test_candidate_terms_go_above_every_term_seen(mode):

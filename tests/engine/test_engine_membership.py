@@ -57,6 +57,18 @@ def test_initialize_multi_node_appends_the_membership_and_starts_an_election(mod
     assert e.membership == m
 
 
+def test_initialize_without_elect_stands_when_its_election_timer_fires(mode):
+    # Every node of a new cluster initialized at once: none campaigns at once; the first
+    # whose randomized timer fires pre-votes (then stands), as after any leader loss.
+    e = pristine(1, mode, enable_tick=True, enable_pre_vote=True)
+    m = Membership({1, 2, 3})
+    assert e.initialize(m, elect=False) == [AppendLog(S(mode, 1, (0, None, m)))]
+    assert e.state == FOLLOWER and e.vote == V(mode, 0, None)
+    assert e.tick(e.config.election_timeout_min - 0.001) == []
+    pre = VoteRequest(V(mode, 1, 1), LID(mode, 0, None, 1), True)
+    assert e.tick(e.config.election_timeout_max) == [Send(2, pre), Send(3, pre)]
+
+
 def test_all_nodes_initialized_alike_write_the_same_first_log_id(mode):
     m = Membership({1, 2, 3})
     outs = [pristine(n, mode).initialize(m)[0] for n in (1, 2, 3)]

@@ -6,7 +6,8 @@ import msgpack
 import pytest
 
 from cluster_support import FAST, WAIT, Cluster, kv, node
-from openraft_fast import (Config, ConfigError, Fatal, ForwardToLeader, InitializeError, LogId, Membership,
+from openraft_fast import (Config, ConfigError, Fatal, ForwardToLeader, InitializeError, InvalidArgumentType, LogId,
+                           Membership,
                            OutcomeUnknown, Raft, RaftError, RaftMetrics, ServerState, Stopped, Timeout)
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, MemStateMachine
@@ -38,6 +39,26 @@ def test_initialize_and_second_initialize_fails(run):
                 with pytest.raises(InitializeError):
                     await c.rafts[i].initialize({i: node(i) for i in (1, 2, 3)})
             assert await c.wait_leader() == lead
+    run(body())
+
+
+def test_initialize_every_node_at_once_without_elect_elects_one_leader(run):
+    # elect=False: no node campaigns at once; the first election timer to fire wins, and the
+    # first write through it stays committed (nobody deposes that leader in the same term).
+    async def body():
+        async with Cluster() as c:
+            for i in (1, 2, 3):
+                await c.start_node(i)
+            with pytest.raises(InvalidArgumentType):
+                await c.rafts[1].initialize([1, 2, 3], elect=1)
+            for i in (1, 2, 3):
+                await c.rafts[i].initialize({j: node(j) for j in (1, 2, 3)}, elect=False)
+                assert c.rafts[i].metrics.current_leader is None
+            lead = await c.wait_leader()
+            await c.write(lead, "first", 1)
+            for i in (1, 2, 3):
+                m = await c.rafts[i].wait(WAIT).applied_index(c.rafts[lead].metrics.last_log_index)
+                assert m.current_leader == lead
     run(body())
 
 
