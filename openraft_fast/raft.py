@@ -382,6 +382,14 @@ class Raft:
         since the node stopped leading (the entry may still be committed by another leader)."""
         return self._core.write(data, forward, timeout)   # (bound per instance to the executor's write: see __init__)
 
+    def client_write_into(self, data: Any, sink: Any) -> None:
+        """client_write for a server answering many clients: instead of returning a future,
+        the write resolves `sink`, an object with a Future's `done()`, `set_result(response)`
+        and `set_exception(exc)`, the same way a future would be (same responses, same
+        errors). They are called inside the node's loop callbacks, so they must be quick and
+        must not raise. This saves the future, its callback handle and a task per write."""
+        self._core.write_into(data, sink)
+
     def client_write_many(self, datas: Iterable, forward: bool = False,
                           timeout: Optional[float] = None) -> "asyncio.Future[BatchWriteResponses]":
         """Replicate many entries in one submission; resolves with one response per entry.

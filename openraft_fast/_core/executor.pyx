@@ -62,6 +62,17 @@ cdef class Executor(EventQueue):
             self.writes.add(payload, fut)
         return fut
 
+    def write_into(self, payload, sink):
+        """write() for servers: `sink` (anything with a Future's done, set_result and
+        set_exception) is resolved directly, from the callback that applies the entry: no
+        future, no callback handle. Its methods must be quick and must not raise."""
+        if type(payload) is not bytes:
+            payload = as_payload(payload)
+        if self.stopped is not None:
+            sink.set_exception(self.stopped)
+        else:
+            self.writes.add(payload, sink)
+
     def write_many(self, list payloads):
         fut = self.loop.create_future()
         if self.stopped is not None:

@@ -1,7 +1,8 @@
 """A follower process for benchmark B3: one Raft node over TCP with an in-memory log and the no-op
 state machine; it prints `READY <port>` once it serves and exits when its stdin closes.
 
-`python -m openraft_fast.bench.node --id 2 --port 0 [--heartbeat S --election-min S --election-max S]`
+`python -m openraft_fast.bench.node --id 2 --port 0 [--heartbeat S --election-min S --election-max S]
+[--wal DIR]` (--wal: a WalLogStore in DIR, fsync before acknowledging, instead of the memory log)
 The bench process (node 1) initializes the cluster with every node's address."""
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from openraft_fast.bench.procs import announce_ready, exit_with_parent
     from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
     from openraft_fast.storage import MemLogStore, NoopStateMachine
+    from openraft_fast.storage.wal import WalLogStore
 
     ap = argparse.ArgumentParser(prog="python -m openraft_fast.bench.node")
     ap.add_argument("--id", type=int, required=True)
@@ -30,6 +32,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--heartbeat", type=float, default=Config.heartbeat_interval)
     ap.add_argument("--election-min", type=float, default=Config.election_timeout_min)
     ap.add_argument("--election-max", type=float, default=Config.election_timeout_max)
+    ap.add_argument("--wal", metavar="DIR", help="log to a WalLogStore in DIR (default: memory)")
     args = ap.parse_args(argv)
     config = Config(heartbeat_interval=args.heartbeat, election_timeout_min=args.election_min,
                     election_timeout_max=args.election_max)
@@ -40,7 +43,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     async def serve():
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        raft = await Raft.start(args.id, config, TcpNetworkFactory(args.id, config, ssl=None), MemLogStore(),
+        log = MemLogStore() if args.wal is None else WalLogStore(args.wal)
+        raft = await Raft.start(args.id, config, TcpNetworkFactory(args.id, config, ssl=None), log,
                                 NoopStateMachine())
         server = await serve_tcp(raft, args.host, args.port)
         freeze_startup_heap()
@@ -59,6 +63,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 profiler.dump_stats(f"{profile_path}.node{args.id}")
             await raft.shutdown()
             await server.close()
+            if args.wal is not None:
+                await log.close()
 
     run(serve())
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from typing import Callable, List, NamedTuple, Optional
 
 from openraft_fast import Config, Node, Raft, ServerState
 from openraft_fast.bench.load import run_clients
 from openraft_fast.bench.results import BenchResult, summarize
 from openraft_fast.storage import MemLogStore, NoopStateMachine
+from openraft_fast.storage.wal import WalLogStore
 
 
 TCP_SYSTEMS = ("ours", "floor")          # always run; a --peer adds its configurations
@@ -27,19 +30,20 @@ class TcpCluster(NamedTuple):
 
 @contextlib.asynccontextmanager
 async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
-                      use_uvloop: Optional[bool] = None):
+                      use_uvloop: Optional[bool] = None, wal: Optional[str] = None):
     """`nodes` processes on 127.0.0.1: this one is node 1 and the leader, the followers are
-    child processes (killed on exit). Yields a TcpCluster: node 1's writer for `run_load`."""
+    child processes (killed on exit). Yields a TcpCluster: node 1's writer for `run_load`.
+    `wal`: our nodes log to WalLogStores under this directory (fsync before acknowledging)."""
     from openraft_fast.bench.procs import Children
     from openraft_fast.testing.serve_process import free_ports
     if system == "ours":
         from openraft_fast.network.tcp import TcpNetworkFactory, serve_tcp
         config = config or tcp_bench_config()
-        argvs = [["openraft_fast.bench.node", "--id", str(i), "--port", "0"] + config_args(config)
-                 for i in range(2, nodes + 1)]
+        argvs = [["openraft_fast.bench.node", "--id", str(i), "--port", "0"] + config_args(config) +
+                 ([] if wal is None else ["--wal", os.path.join(wal, f"node-{i}")]) for i in range(2, nodes + 1)]
         async with Children(argvs, use_uvloop=use_uvloop) as kids:
-            raft = await Raft.start(1, config, TcpNetworkFactory(1, config, ssl=None), MemLogStore(),
-                                    NoopStateMachine())
+            log = MemLogStore() if wal is None else WalLogStore(os.path.join(wal, "node-1"))
+            raft = await Raft.start(1, config, TcpNetworkFactory(1, config, ssl=None), log, NoopStateMachine())
             server = None
             try:
                 server = await serve_tcp(raft, "127.0.0.1", 0)
@@ -52,6 +56,8 @@ async def tcp_cluster(system: str, nodes: int, config: Optional[Config] = None,
                 await raft.shutdown()
                 if server is not None:
                     await server.close()
+                if isinstance(log, WalLogStore):
+                    await log.close()
     elif system == "floor":
         from openraft_fast.bench.tcp_floor import FloorLeader
         argvs = [["openraft_fast.bench.tcp_floor", "--port", "0"] for _ in range(2, nodes + 1)]
@@ -85,11 +91,13 @@ def config_args(config: Config) -> List[str]:
 async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_sizes: List[int], seconds: float,
                     peer: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
                     config: Optional[Config] = None, use_uvloop: Optional[bool] = None,
-                    systems: Optional[List[str]] = None) -> List[BenchResult]:
+                    systems: Optional[List[str]] = None, store: str = "mem",
+                    data: Optional[str] = None) -> List[BenchResult]:
     """B3: rows per (system, payload, clients). Ours and the floor run on clusters up at the same
     time, measured alternately row by row, so a machine whose speed drifts (shared cores)
     shifts both alike; each PySyncObj configuration then runs on its own cluster (its tick
-    thread would otherwise share the bench process with our leader)."""
+    thread would otherwise share the bench process with our leader). `store="wal"`: our nodes
+    log to WalLogStores in a temporary directory (under `data`), fsync before acknowledging."""
     if systems is None:
         systems = list(TCP_SYSTEMS)
         if peer == "pysyncobj":
@@ -99,7 +107,9 @@ async def bench_tcp(nodes: int, client_counts: List[int], batch: int, payload_si
     runs: dict = {}                       # (system, payload) -> run_clients' runs
     for group in filter(None, groups):
         async with contextlib.AsyncExitStack() as stack:
-            clusters = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop))) for s in group]
+            wal = stack.enter_context(tempfile.TemporaryDirectory(dir=data)) if store == "wal" else None
+            clusters = [(s, await stack.enter_async_context(tcp_cluster(s, nodes, config, use_uvloop, wal)))
+                        for s in group]
             for size in payload_sizes:
                 for c in client_counts:
                     for system, cluster in clusters:

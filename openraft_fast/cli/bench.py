@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
                    help="measured seconds per row (default 3)")
     b.add_argument("--payload", type=int_list(0, "sizes"), default=None,
                    help="payload bytes, a list (default local 0; tcp 16,256)")
+    b.add_argument("--service", choices=["http"],
+                   help="the KV service: 3 `serve` processes loaded by wrk over HTTP (connections 1,16,64,256, "
+                        "16 B), next to the engine's own --transport tcp --store wal rate in the same run")
+    b.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
+                   help="--service: the load generator (auto: wrk when installed, else python, a client of ours "
+                        "that costs more per request)")
     b.add_argument("--peer", choices=["pysyncobj"], help="also run this library in the same harness (tcp only)")
     b.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     b.add_argument("--no-uvloop", action="store_true", help="use stock asyncio")
@@ -52,8 +58,23 @@ def main(args) -> int:
     if tcp and min(args.nodes) < 2:
         print("--transport tcp needs --nodes >= 2", file=sys.stderr)
         return 2
-    if tcp and (args.store != "mem" or args.floors):
-        print("--store wal and --floors are for --transport local (B3 over TCP has its own floor)", file=sys.stderr)
+    if tcp and args.floors:
+        print("--floors is for --transport local (B3 over TCP has its own floor)", file=sys.stderr)
+        return 2
+    if args.service and (tcp or args.peer or args.floors or args.log_entries or args.nodes != [3] or args.batch != 1):
+        print("--service runs its own 3-node cluster: no --transport, --peer, --floors, --log-entries, --nodes "
+              "or --batch", file=sys.stderr)
+        return 2
+    load = args.load
+    if args.service:
+        from openraft_fast.bench.service import NO_WRK, wrk_path
+        if load == "auto":
+            load = "wrk" if wrk_path() is not None else "python"
+        if load == "wrk" and wrk_path() is None:
+            print(NO_WRK, file=sys.stderr)
+            return 2
+    elif load != "auto":
+        print("--load is for --service", file=sys.stderr)
         return 2
     if args.log_entries and (tcp or args.store != "mem" or args.floors):
         print("--log-entries is for --transport local with --store mem, without --floors", file=sys.stderr)
@@ -86,6 +107,16 @@ def main(args) -> int:
 
     def measure() -> list:
         results = []
+        if args.service:
+            from openraft_fast.bench.service import bench_http_service
+            from openraft_fast.bench.tcp import bench_tcp
+            counts = args.clients or [1, 16, 64, 256]
+            size = payloads[0] if args.payload is not None else 16
+            results += run(bench_tcp(3, counts, 1, [size], args.seconds, progress=show, use_uvloop=use_uvloop,
+                                     systems=["ours"], store="wal", data=args.data), use_uvloop=use_uvloop)
+            results += run(bench_http_service(counts, size, args.seconds, show, args.data, load),
+                           use_uvloop=use_uvloop)
+            return results
         for nodes in args.nodes:
             if tcp:
                 from openraft_fast.bench.tcp import bench_tcp
@@ -122,7 +153,11 @@ def main(args) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     print(format_table(results))
-    if tcp or args.floors:
+    if args.service:
+        from openraft_fast.bench.service import format_service_ratios
+        print(format_service_ratios(results))
+        print(f"load generator: {load}")
+    elif tcp or args.floors:
         from openraft_fast.bench.results import format_ratios
         print(format_ratios(results))
     if len(args.nodes) > 1 and not args.log_entries:

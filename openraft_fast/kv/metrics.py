@@ -6,10 +6,12 @@ HTTP answers, snapshots, purges) are counted as they happen or as `observe()` se
 """
 from __future__ import annotations
 
-from typing import Optional
+from bisect import bisect_left
+from typing import Dict, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import generate_latest
 
 from openraft_fast.metrics import ServerState
@@ -68,14 +70,45 @@ class _RaftCollector:
             yield snaps
 
 
+class LatencyHistogram:
+    """A Prometheus histogram with one label, observed for a fraction of what
+    prometheus_client's Histogram costs (no lock, one bisect): it is on every write's path."""
+
+    def __init__(self, name: str, doc: str, label: str, buckets) -> None:
+        self.name = name
+        self.doc = doc
+        self.label = label
+        self.bounds = sorted(buckets)
+        self._series: Dict[str, list] = {}     # label value -> [count per bucket (+Inf last)..., sum]
+
+    def observe(self, value: str, seconds: float) -> None:
+        s = self._series.get(value)
+        if s is None:
+            s = self._series[value] = [0] * (len(self.bounds) + 1) + [0.0]
+        s[bisect_left(self.bounds, seconds)] += 1
+        s[-1] += seconds
+
+    def collect(self):
+        fam = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
+        les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        for value, s in sorted(self._series.items()):
+            cumulative, total = [], 0
+            for le, n in zip(les, s[:-1]):
+                total += n
+                cumulative.append((le, total))
+            fam.add_metric([value], cumulative, sum_value=s[-1])
+        yield fam
+
+
 class KvMetrics:
     def __init__(self, raft, state_machine=None, registry: Optional[CollectorRegistry] = None) -> None:
         self.raft = raft
         self.state_machine = state_machine
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_RaftCollector(self))
-        self.write_seconds = Histogram("kv_write_seconds", "time from receiving a write to answering it",
-                                       ["op"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.write_latency = LatencyHistogram("kv_write_seconds", "time from receiving a write to answering it",
+                                              "op", _LATENCY_BUCKETS)
+        self.registry.register(self.write_latency)
         self.responses = Counter("kv_http_responses", "HTTP answers by route and status",
                                  ["route", "status"], registry=self.registry)
         self.snapshot_changes = Counter("openraft_snapshot_changes", "new snapshots this node was seen to take on",

@@ -1,4 +1,5 @@
-"""KvServer: the HTTP JSON API of one node of the replicated KV service (aiohttp).
+"""KvServer: the HTTP JSON API of one node of the replicated KV service, served by the lean
+HTTP/1.1 server of kv/http.py (puts and deletes answer from their write's future, no task).
 
 Routes and answers are a contract (README "KV service"). Writes go through the leader: a
 follower answers 307 to the leader's HTTP address (`Node.data["http"]` in the membership).
@@ -11,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any, Dict, Optional, Tuple
-
-from aiohttp import web
 
 from openraft_fast._core.types import Node
 from openraft_fast.errors import (ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, InvalidArgument,
                                   InvalidArgumentType, LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough,
                                   RaftError, StorageError, Timeout, Unreachable)
 from openraft_fast.kv import commands
+from openraft_fast.kv.http import HttpServer, Request, Response, Slot, json_error, json_response
 from openraft_fast.kv.metrics import KvMetrics
 from openraft_fast.kv.state_machine import KvStateMachine
 from openraft_fast.raft import Raft, ReadPolicy
@@ -32,6 +33,11 @@ CONSISTENCY = {
     "lease": ReadPolicy.LEASE_READ | ReadPolicy.READ_INDEX,
     "local": None,
 }
+
+
+# A put body that needs no JSON decoder: {"value": "..."} with no escape, quote or control
+# character in the string (anything else goes through json.loads and its checks).
+_PLAIN_PUT = re.compile(rb'\{[ \t\r\n]*"value"[ \t\r\n]*:[ \t\r\n]*"([^"\\\x00-\x1f]*)"[ \t\r\n]*\}[ \t\r\n]*\Z')
 
 
 class ApiError(Exception):
@@ -80,10 +86,6 @@ def error_status(exc: RaftError) -> Tuple[int, str]:
     if isinstance(exc, StorageError):
         return 500, "storage_error"
     return 500, "internal"
-
-
-def _json_error(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
 def _field(body: Dict[str, Any], name: str, kind, required: bool = True, default=None):
@@ -142,37 +144,31 @@ class KvServer:
         self.metrics = KvMetrics(raft, state_machine, registry)
         # A body may hold a value of max_value_bytes escaped in JSON (up to 6 bytes a character).
         self.client_max_size = max(1 << 20, 6 * max_value_bytes + 65536)
-        self.app = web.Application(middlewares=[self._errors], client_max_size=self.client_max_size)
-        r = self.app.router
-        r.add_post("/v1/kv/{key:.+}/cas", self._cas)
-        r.add_put("/v1/kv/{key:.+}", self._put)
-        r.add_get("/v1/kv/{key:.+}", self._get)
-        r.add_delete("/v1/kv/{key:.+}", self._delete)
-        r.add_get("/v1/kv", self._list)
-        r.add_post("/v1/cluster/init", self._init)
-        r.add_post("/v1/cluster/learners", self._add_learner)
-        r.add_put("/v1/cluster/membership", self._change_membership)
-        r.add_post("/v1/cluster/transfer-leader", self._transfer_leader)
-        r.add_delete("/v1/cluster/nodes/{id}", self._remove_node)
-        r.add_get("/v1/cluster/snapshot", self._backup)
-        r.add_get("/v1/cluster/status", self._status)
-        r.add_get("/v1/health", self._health)
-        r.add_get("/metrics", self._metrics)
-        self._runner: Optional[web.AppRunner] = None
+        self.http = HttpServer(self._route, self._count, max_body_bytes=self.client_max_size,
+                               too_large=self._too_large, sweep_interval=min(1.0, request_timeout / 4))
+        # Exact paths: {method: (handler, route label)}. Keys live under /v1/kv (see _route).
+        self._routes = {
+            "/v1/cluster/init": {"POST": self._init},
+            "/v1/cluster/learners": {"POST": self._add_learner},
+            "/v1/cluster/membership": {"PUT": self._change_membership},
+            "/v1/cluster/transfer-leader": {"POST": self._transfer_leader},
+            "/v1/cluster/snapshot": {"GET": self._backup},
+            "/v1/cluster/status": {"GET": self._status},
+            "/v1/health": {"GET": self._health},
+            "/metrics": {"GET": self._metrics},
+            "/v1/kv": {"GET": self._list},
+        }
+        # Answers counted here and added to the Prometheus counter by the sampler and at a
+        # scrape: a labelled counter's inc() per request would cost more than the rest.
+        self._counts: Dict[Tuple[str, int], int] = {}
+        self._timeout_answers: Dict[str, Response] = {}
         self._sampler: Optional[asyncio.Task] = None
+        self._started = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "KvServer":
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = runner.addresses[0][1]
+        self._port = await self.http.start(self.host, self._port, self.ssl)
+        self._started = True
         self._sampler = asyncio.get_running_loop().create_task(self._sample())
         return self
 
@@ -188,44 +184,83 @@ class KvServer:
         if self._sampler is not None:
             self._sampler.cancel()
             self._sampler = None
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        if self._started:
+            self._started = False
+            await self.http.close()
 
     async def _sample(self) -> None:
         while True:
             await asyncio.sleep(0.5)
+            self._fold_counts()
             self.metrics.observe()
 
-    # ------------------------------------------------------------------ errors
-    @web.middleware
-    async def _errors(self, request: web.Request, handler):
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    def _count(self, route: str, status: int) -> None:
+        key = (route, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _fold_counts(self) -> None:
+        counts, self._counts = self._counts, {}
+        for (route, status), n in counts.items():
+            self.metrics.responses.labels(route, str(status)).inc(n)
+
+    def _too_large(self) -> Response:
+        return json_error(413, "too_large", f"the request body is over {self.client_max_size} bytes; keys and values "
+                                            f"may have up to {self.max_value_bytes} bytes (serve --max-value-bytes)")
+
+    # ------------------------------------------------------------------ routing and errors
+    def _route(self, request: Request, slot: Slot):
+        path = request.path
+        method = request.method
+        if path.startswith("/v1/kv/") and len(path) > 7:
+            key = path[7:]
+            if method == "POST" and key.endswith("/cas") and len(key) > 4:
+                slot.route = "/v1/kv/{key}/cas"
+                request.match_info["key"] = key[:-4]
+                return self._guarded(self._cas, request)
+            slot.route = "/v1/kv/{key}"
+            request.match_info["key"] = key
+            if method == "PUT":
+                return self._put(request, slot)
+            if method == "GET":
+                return self._guarded(self._get, request)
+            if method == "DELETE":
+                return self._delete(request, slot)
+            return json_error(405, "method_not_allowed", "Method Not Allowed",
+                              {"Allow": "DELETE,GET,PUT" + (",POST" if key.endswith("/cas") else "")})
+        methods = self._routes.get(path)
+        if methods is None and path.startswith("/v1/cluster/nodes/") and "/" not in path[18:] and len(path) > 18:
+            request.match_info["id"] = path[18:]
+            methods = {"DELETE": self._remove_node}
+            path = "/v1/cluster/nodes/{id}"
+        if methods is None:
+            return json_error(404, "not_found", "Not Found")
+        handler = methods.get(method)
+        if handler is None:
+            return json_error(405, "method_not_allowed", "Method Not Allowed", {"Allow": ",".join(sorted(methods))})
+        slot.route = path
+        return self._guarded(handler, request)
+
+    async def _guarded(self, handler, request: Request) -> Response:
         try:
-            resp = await handler(request)
-        except ApiError as exc:
-            resp = _json_error(exc.status, exc.code, exc.message)
-        except ForwardToLeader as exc:
-            resp = self._redirect(request, exc)
-        except RaftError as exc:
-            status, code = error_status(exc)
-            if status >= 500 and code not in ("no_leader", "no_quorum", "leader_transferring"):
-                _log.warning("node %s: %s %s: %s", self.raft.node_id, request.method, request.path, exc)
-            resp = _json_error(status, code, str(exc))
-        except web.HTTPException as exc:
-            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
-            message = exc.reason
-            if exc.status == 413:
-                message = (f"the request body is over {self.client_max_size} bytes; keys and values may have up "
-                           f"to {self.max_value_bytes} bytes (serve --max-value-bytes)")
-            resp = _json_error(exc.status, code, message)
+            return await handler(request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            _log.exception("node %s: %s %s failed", self.raft.node_id, request.method, request.path)
-            resp = _json_error(500, "internal", f"internal error: {exc!r}")
-        self.metrics.responses.labels(route, str(resp.status)).inc()
-        return resp
+            return self._error(request, exc)
+
+    def _error(self, request: Request, exc: BaseException) -> Response:
+        """The answer for an exception out of a handler."""
+        if isinstance(exc, ApiError):
+            return json_error(exc.status, exc.code, exc.message)
+        if isinstance(exc, ForwardToLeader):
+            return self._redirect(request, exc)
+        if isinstance(exc, RaftError):
+            status, code = error_status(exc)
+            if status >= 500 and code not in ("no_leader", "no_quorum", "leader_transferring"):
+                _log.warning("node %s: %s %s: %s", self.raft.node_id, request.method, request.path, exc)
+            return json_error(status, code, str(exc))
+        _log.error("node %s: %s %s failed", self.raft.node_id, request.method, request.path, exc_info=exc)
+        return json_error(500, "internal", f"internal error: {exc!r}")
 
     def leader_http(self, leader_id: Optional[int]) -> Optional[str]:
         """The HTTP address of `leader_id` from the membership (None: unknown or this node)."""
@@ -236,20 +271,20 @@ class KvServer:
         addr = None if node is None else node.data.get("http")
         return addr if isinstance(addr, str) and addr else None
 
-    def _redirect(self, request: web.Request, exc: ForwardToLeader) -> web.Response:
+    def _redirect(self, request: Request, exc: ForwardToLeader) -> Response:
         addr = self.leader_http(exc.leader_id)
         if addr is None:
             status, code = error_status(exc)
-            return _json_error(status, code, str(exc))
+            return json_error(status, code, str(exc))
         location = f"{self.scheme}://{addr}{request.path_qs}"
-        return _json_error(307, "redirect", f"node {self.raft.node_id} is not the leader; leader {exc.leader_id} "
+        return json_error(307, "redirect", f"node {self.raft.node_id} is not the leader; leader {exc.leader_id} "
                                             f"is at {location}", headers={"Location": location})
 
-    async def _json(self, request: web.Request, *fields: str) -> Dict[str, Any]:
+    def _json(self, request: Request, *fields: str) -> Dict[str, Any]:
         """The request's JSON object; a field not among `fields` is refused (400
         "unknown_field"): a misspelled or unsupported option must not be ignored silently."""
         try:
-            body = await request.json()
+            body = request.json()
         except ValueError as exc:
             raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -270,14 +305,38 @@ class KvServer:
             raise ApiError(503, "timeout", f"{what}: no answer within {timeout}s (no quorum?)") from None
 
     async def _write(self, payload: bytes, op: str):
-        t0 = time.perf_counter()
+        t0 = time.monotonic()
         resp = await self._bounded(self.raft.client_write(payload), self.request_timeout, op, True)
-        self.metrics.write_seconds.labels(op).observe(time.perf_counter() - t0)
+        self.metrics.write_latency.observe(op, time.monotonic() - t0)
         if resp.data is None:
             raise ApiError(500, "internal", f"the state machine refused the {op} command")
         return resp.data
 
-    async def _read_barrier(self, request: web.Request) -> None:
+    def _submit(self, request: Request, slot: Slot, payload: bytes, op: str) -> None:
+        """The write path of puts and deletes: the node answers a _WriteSink from the callback
+        that applies the entry (no future, no task), and the sweep answers "outcome_unknown"
+        after request_timeout."""
+        answer = self._timeout_answers.get(op)
+        if answer is None:
+            answer = self._timeout_answers[op] = self._error(request, OutcomeUnknown(
+                "timeout", f"{op}: no outcome within {self.request_timeout}s; it may still apply"))
+        slot.on_timeout = answer
+        t0 = time.monotonic()
+        slot.deadline = t0 + self.request_timeout
+        self.raft.client_write_into(payload, _WriteSink(self, request, slot, op, t0))
+
+    def _written(self, sink: "_WriteSink", data) -> None:
+        slot = sink.slot
+        self.metrics.write_latency.observe(sink.op, time.monotonic() - sink.t0)
+        if data is None:
+            slot.answer(json_error(500, "internal", f"the state machine refused the {sink.op} command"))
+        elif sink.op == "put":
+            slot.answer_json_200(b'{"revision": %d}' % data)
+        else:
+            revision, deleted = data
+            slot.answer(json_response({"revision": revision, "deleted": deleted}))
+
+    async def _read_barrier(self, request: Request) -> None:
         name = request.query.get("consistency", "linearizable")
         if name not in CONSISTENCY:
             raise ApiError(400, "bad_request", f"consistency must be one of {', '.join(CONSISTENCY)}, got {name!r}")
@@ -285,7 +344,7 @@ class KvServer:
         if policy is not None:
             await self._bounded(self.raft.ensure_linearizable(policy), self.request_timeout, "read", False)
 
-    def _key(self, request: web.Request) -> str:
+    def _key(self, request: Request) -> str:
         key = request.match_info["key"]
         try:
             commands.check_key(key)
@@ -301,27 +360,41 @@ class KvServer:
         return text
 
     # ------------------------------------------------------------------ key-value routes
-    async def _put(self, request: web.Request) -> web.Response:
-        key = self._key(request)
-        value = self._sized(_field(await self._json(request, "value"), "value", str), "value")
-        return web.json_response({"revision": await self._write(commands.put(key, value), "put")})
+    def _put(self, request: Request, slot: Slot) -> Optional[Response]:
+        try:
+            key = self._key(request)
+            plain = _PLAIN_PUT.match(request.body)
+            if plain is not None:
+                value = plain.group(1).decode()     # the common body, without the JSON decoder
+            else:
+                value = _field(self._json(request, "value"), "value", str)
+            value = self._sized(value, "value")
+        except UnicodeDecodeError:
+            return json_error(400, "bad_request", "the body is not valid JSON: it is not UTF-8")
+        except ApiError as exc:
+            return self._error(request, exc)
+        self._submit(request, slot, commands.put(key, value), "put")
+        return None
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def _get(self, request: Request) -> Response:
         key = self._key(request)
         await self._read_barrier(request)
         item = self.sm.get(key)
         if item is None:
             raise ApiError(404, "key_not_found", f"key {key!r} not found")
-        return web.json_response({"value": item.value, "revision": item.revision})
+        return json_response({"value": item.value, "revision": item.revision})
 
-    async def _delete(self, request: web.Request) -> web.Response:
-        key = self._key(request)
-        revision, deleted = await self._write(commands.delete(key), "delete")
-        return web.json_response({"revision": revision, "deleted": deleted})
+    def _delete(self, request: Request, slot: Slot) -> Optional[Response]:
+        try:
+            key = self._key(request)
+        except ApiError as exc:
+            return self._error(request, exc)
+        self._submit(request, slot, commands.delete(key), "delete")
+        return None
 
-    async def _cas(self, request: web.Request) -> web.Response:
+    async def _cas(self, request: Request) -> Response:
         key = self._key(request)
-        body = await self._json(request, "value", "expected", "expected_revision")
+        body = self._json(request, "value", "expected", "expected_revision")
         value = self._sized(_field(body, "value", str), "value")
         if ("expected" in body) == ("expected_revision" in body):
             raise ApiError(400, "bad_request", "give exactly one of 'expected' (a string or null) and "
@@ -338,15 +411,15 @@ class KvServer:
             payload = commands.cas_revision(key, rev, value)
         ok, revision, current = await self._write(payload, "cas")
         if ok:
-            return web.json_response({"ok": True, "revision": revision})
-        return web.json_response({"ok": False, "value": current, "revision": revision})
+            return json_response({"ok": True, "revision": revision})
+        return json_response({"ok": False, "value": current, "revision": revision})
 
-    async def _list(self, request: web.Request) -> web.Response:
+    async def _list(self, request: Request) -> Response:
         prefix = request.query.get("prefix", "")
         limit = request.query.get("limit")
         n = None if limit is None else _node_id(limit, "limit")
         await self._read_barrier(request)
-        return web.json_response({"items": [{"key": k, "value": v, "revision": r} for k, v, r in
+        return json_response({"items": [{"key": k, "value": v, "revision": r} for k, v, r in
                                             self.sm.list(prefix, n)]})
 
     # ------------------------------------------------------------------ cluster routes
@@ -357,8 +430,8 @@ class KvServer:
             m = self.raft.metrics.membership
             raise ForwardToLeader(leader, None if m is None or leader is None else m.get_node(leader))
 
-    async def _init(self, request: web.Request) -> web.Response:
-        nodes = _field(await self._json(request, "nodes"), "nodes", dict)
+    async def _init(self, request: Request) -> Response:
+        nodes = _field(self._json(request, "nodes"), "nodes", dict)
         if not nodes:
             raise ApiError(400, "bad_request", "field 'nodes' must name at least one node")
         members = {}
@@ -368,7 +441,7 @@ class KvServer:
             members[_node_id(key)] = Node(_addr(spec, "raft"), {"http": _addr(spec, "http")})
         await self._bounded(self.raft.initialize(members), self.request_timeout, "init", False)
         _log.info("node %s: cluster initialized with voters %s", self.raft.node_id, sorted(members))
-        return web.json_response({"voters": sorted(members)})
+        return json_response({"voters": sorted(members)})
 
     def _membership_json(self, resp) -> Dict[str, Any]:
         m = resp.membership if resp.membership is not None else self.raft.metrics.membership
@@ -376,8 +449,8 @@ class KvServer:
                 "voters": sorted(m.voter_ids) if m is not None else [],
                 "learners": sorted(m.learner_ids) if m is not None else []}
 
-    async def _add_learner(self, request: web.Request) -> web.Response:
-        body = await self._json(request, "id", "raft", "http", "timeout")
+    async def _add_learner(self, request: Request) -> Response:
+        body = self._json(request, "id", "raft", "http", "timeout")
         node_id = _node_id(_field(body, "id", int))
         node = Node(_addr(body, "raft"), {"http": _addr(body, "http")})
         timeout = _field(body, "timeout", (int, float), required=False, default=LEARNER_TIMEOUT)
@@ -392,7 +465,7 @@ class KvServer:
                 raise ApiError(409, "already_member", f"node {node_id} is already a member at raft {old.addr}, http "
                                                       f"{old.data.get('http')}; remove it first to move it")
             mid = self.raft.metrics.membership_log_id
-            return web.json_response({"log_index": None if mid is None else mid.index, "voters": sorted(m.voter_ids),
+            return json_response({"log_index": None if mid is None else mid.index, "voters": sorted(m.voter_ids),
                                       "learners": sorted(m.learner_ids),
                                       "unchanged": f"node {node_id} is already a member with these addresses"})
         try:
@@ -401,10 +474,10 @@ class KvServer:
         except Timeout as exc:          # added, but not caught up: say so, it is no failure to retry
             raise ApiError(409, "learner_not_caught_up", str(exc)) from None
         _log.info("node %s: learner %s added at %s", self.raft.node_id, node_id, node.addr)
-        return web.json_response(self._membership_json(resp))
+        return json_response(self._membership_json(resp))
 
-    async def _change_membership(self, request: web.Request) -> web.Response:
-        body = await self._json(request, "voters", "retain", "force")
+    async def _change_membership(self, request: Request) -> Response:
+        body = self._json(request, "voters", "retain", "force")
         voters = _field(body, "voters", list)
         if not voters:
             raise ApiError(400, "bad_request", "field 'voters' must name at least one node")
@@ -417,9 +490,9 @@ class KvServer:
         resp = await self._bounded(self.raft.change_membership(ids, retain, force), self.membership_timeout,
                                    "change membership", True)
         _log.info("node %s: membership changed: voters %s", self.raft.node_id, sorted(ids))
-        return web.json_response(self._membership_json(resp))
+        return json_response(self._membership_json(resp))
 
-    async def _backup(self, request: web.Request) -> web.Response:
+    async def _backup(self, request: Request) -> Response:
         """GET /v1/cluster/snapshot: a backup (kv.backup) of the state at a linearizable point,
         taken on the leader: the state it has applied once a read-index round confirmed it."""
         from openraft_fast.kv.backup import pack_backup
@@ -431,10 +504,10 @@ class KvServer:
             raise ApiError(503, "no_leader", "nothing applied yet")
         keys = len(self.sm)
         state = await self.sm.serialize_async()     # the state as it is now, with `applied` (no await between)
-        return web.Response(body=pack_backup(applied, keys, state), content_type="application/octet-stream",
-                            headers={"X-Revision": str(applied.index), "X-Keys": str(keys)})
+        return Response(200, pack_backup(applied, keys, state), "application/octet-stream",
+                        headers={"X-Revision": str(applied.index), "X-Keys": str(keys)})
 
-    async def _remove_node(self, request: web.Request) -> web.Response:
+    async def _remove_node(self, request: Request) -> Response:
         """DELETE /v1/cluster/nodes/{id}[?force=true]: out of the voters and learners, answered
         once applied. The leader removing itself hands over first and redirects (307)."""
         node_id = _node_id(request.match_info["id"])
@@ -445,10 +518,10 @@ class KvServer:
         resp = await self._bounded(self.raft.remove_node(node_id, force == "true"), self.membership_timeout,
                                    "remove node", True)
         _log.info("node %s: node %s removed", self.raft.node_id, node_id)
-        return web.json_response(self._membership_json(resp))
+        return json_response(self._membership_json(resp))
 
-    async def _transfer_leader(self, request: web.Request) -> web.Response:
-        to = _node_id(_field(await self._json(request, "to"), "to", int))
+    async def _transfer_leader(self, request: Request) -> Response:
+        to = _node_id(_field(self._json(request, "to"), "to", int))
         self._require_leader()
         m = self.raft.metrics.membership
         if m is None or not m.is_voter(to):
@@ -460,20 +533,46 @@ class KvServer:
                 await self.raft.wait(wait).current_leader(to)
             except Timeout:
                 raise ApiError(503, "timeout", f"node {to} did not take over within {wait:.1f}s") from None
-        return web.json_response({"leader": to})
+        return json_response({"leader": to})
 
-    async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(node_status(self.raft))
+    async def _status(self, request: Request) -> Response:
+        return json_response(node_status(self.raft))
 
-    async def _health(self, request: web.Request) -> web.Response:
+    async def _health(self, request: Request) -> Response:
         """200 when this node is fit to serve, else 503 with a `reason` (Raft.health); no Raft
         round trip, so a load balancer may ask often."""
         h = self.raft.health(self.health_max_lag)
-        return web.json_response(h, status=200 if h["ok"] else 503)
+        return json_response(h, status=200 if h["ok"] else 503)
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def _metrics(self, request: Request) -> Response:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
-        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        self._fold_counts()
+        return Response(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
+
+
+class _WriteSink:
+    """What a put or delete hands the node instead of a future (Raft.client_write_into)."""
+    __slots__ = ("server", "request", "slot", "op", "t0")
+
+    def __init__(self, server: KvServer, request: Request, slot: Slot, op: str, t0: float) -> None:
+        self.server = server
+        self.request = request
+        self.slot = slot
+        self.op = op
+        self.t0 = t0
+
+    def done(self) -> bool:
+        return self.slot.data is not None
+
+    def set_result(self, resp) -> None:
+        if self.slot.data is None:
+            try:
+                self.server._written(self, resp.data)
+            except Exception as exc:    # never into the node's apply callback
+                self.slot.answer(self.server._error(self.request, exc))
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.slot.answer(self.server._error(self.request, exc))
 
 
 def node_status(raft: Raft) -> Dict[str, Any]:

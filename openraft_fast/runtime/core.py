@@ -68,6 +68,7 @@ class RaftCore:
         self.post = ex.post
         self.write = ex.write
         self.write_many = ex.write_many
+        self.write_into = ex.write_into
         self.receive = ex.inbox.receive
         self.wait_applied = ex.applier.wait_applied
         self.read = self.reads.read

@@ -306,3 +306,44 @@ def test_config_validation(run):
             await c.wait_applied(r.log_id.index)
             c.assert_same_data(expect={"std": 1})
     run(body())
+
+
+class _Sink:
+    """A sink for client_write_into: a Future's done/set_result/set_exception, recorded."""
+
+    def __init__(self):
+        self.result = self.error = None
+        self.calls = 0
+
+    def done(self):
+        return self.calls > 0
+
+    def set_result(self, r):
+        self.calls += 1
+        self.result = r
+
+    def set_exception(self, e):
+        self.calls += 1
+        self.error = e
+
+
+def test_client_write_into_resolves_a_sink_like_a_future(run):
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            sinks = [_Sink() for _ in range(20)]
+            for i, s in enumerate(sinks):
+                c.rafts[lead].client_write_into(kv(f"k{i}", i), s)
+            fut = c.rafts[lead].client_write(kv("after", 1))
+            last = await fut                         # applied after every sink's entry
+            assert all(s.calls == 1 and s.error is None for s in sinks)
+            indexes = [s.result.log_id.index for s in sinks]
+            assert indexes == list(range(indexes[0], indexes[0] + 20)) and last.log_id.index == indexes[-1] + 1
+            follower = next(i for i in c.rafts if i != lead)
+            s = _Sink()
+            c.rafts[follower].client_write_into(kv("x", 1), s)
+            await asyncio.sleep(0.05)
+            assert s.calls == 1 and isinstance(s.error, ForwardToLeader) and s.error.leader_id == lead
+            with pytest.raises(InvalidArgumentType):
+                c.rafts[lead].client_write_into("not bytes", _Sink())
+    run(body())
