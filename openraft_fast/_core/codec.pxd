@@ -42,6 +42,14 @@ cdef class ErrorReply(Record):
     cdef readonly str message
 
 
+cdef class ClientRequest(Record):
+    cdef readonly object data
+
+
+cdef class ClientResponse(Record):
+    cdef readonly object data
+
+
 cdef class FrameDecoder:
     cdef bytearray _buf                 # receive buffer; live bytes are [_start, _end)
     cdef Py_ssize_t _start

@@ -97,11 +97,28 @@ class ErrorReply(Record):
     def code(self) -> int: ...
     @property
     def message(self) -> str: ...
+
+
+@disjoint_base
+class ClientRequest(Record):
+    """A request of the KV service's binary client protocol: `data` is its msgpack (docs/kv.md)."""
+    def __init__(self, data: _BytesLike) -> None: ...
+    @property
+    def data(self) -> _BytesLike: ...
+
+
+@disjoint_base
+class ClientResponse(Record):
+    """The answer to the ClientRequest of the same correlation id: msgpack [status, body]."""
+    def __init__(self, data: _BytesLike) -> None: ...
+    @property
+    def data(self) -> _BytesLike: ...
 # ---- end of generated ----------------------------------------------------------------------------
 
 
 _Message = Union[VoteRequest, VoteResponse, AppendRequest, AppendResponse, TimeoutNow, ReadIndexRequest,
-                ReadIndexResponse, SnapshotResponse, SnapshotChunk, Handshake, HandshakeReply, ErrorReply]
+                ReadIndexResponse, SnapshotResponse, SnapshotChunk, Handshake, HandshakeReply, ErrorReply,
+                ClientRequest, ClientResponse]
 
 
 def encode(msg: _Message, corr_id: int) -> bytes:

@@ -126,6 +126,26 @@ cdef class ErrorReply(Record):
         self.message = message
 
 
+cdef class ClientRequest(Record):
+    """A request of the KV service's binary client protocol (its msgpack in `data`)."""
+    _fields = ("data",)
+
+    def __init__(self, data not None):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"client request data must be bytes-like, got {type(data).__name__}")
+        self.data = data
+
+
+cdef class ClientResponse(Record):
+    """The answer to a ClientRequest (its msgpack in `data`)."""
+    _fields = ("data",)
+
+    def __init__(self, data not None):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"client response data must be bytes-like, got {type(data).__name__}")
+        self.data = data
+
+
 # ---- writing -------------------------------------------------------------------------------------
 
 DEF SMALL = 480             # frames up to this size are built on the stack (no malloc)

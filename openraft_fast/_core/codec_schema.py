@@ -93,6 +93,10 @@ MESSAGES = (
     Message(14, "ForwardResponse", "messages", (
         F("result", "enum", ("FWD_OK", "FWD_UNKNOWN", "forward result")), F("leader_id", "i64"),
         F("data", "bytes"))),
+    Message(15, "ClientRequest", "codec", (F("data", "bytes"),),
+            doc="A request of the KV service's binary client protocol: `data` is its msgpack (docs/kv.md)."),
+    Message(16, "ClientResponse", "codec", (F("data", "bytes"),),
+            doc="The answer to the ClientRequest of the same correlation id: msgpack [status, body]."),
 )
 
 # Tested first by the encoder's and the decoder's chains: the bulk of the traffic.

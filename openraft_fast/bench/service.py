@@ -1,9 +1,10 @@
-"""`bench --service http`: the KV service as users meet it. Three `openraft-fast serve`
-processes (WAL, fsync before acknowledging), and wrk in its own process putting 16 B values
-through the leader's HTTP port at each connection count (one request in flight per
-connection). Reports put/s, p50 and p99, and the leader's CPU microseconds per request
-(from /proc), next to the engine's own rate over TCP with the WAL in the same run
-(`bench --transport tcp --store wal`) as the floor the service is measured against.
+"""`bench --service http|binary`: the KV service as users meet it. Three `openraft-fast serve`
+processes (WAL, fsync before acknowledging) and a load generator in its own process putting
+16 B values through the leader, at each connection count: over HTTP one request in flight per
+connection (wrk), over the binary client protocol that many requests in flight on up to 8
+connections (bench.binary_load). Reports put/s, p50 and p99, and the leader's CPU
+microseconds per request (from /proc), next to the engine's own rate over TCP with the WAL in
+the same run (`bench --transport tcp --store wal`) as the floor the service is measured against.
 
 wrk (a C load generator: `apt install wrk`) keeps the load client's own cost out of the
 leader's figures; without it, `--load python` runs bench.http_load, a lean client of ours that
@@ -55,8 +56,14 @@ def wrk_path() -> Optional[str]:
 
 
 async def _load(kind: str, url: str, connections: int, seconds: float, script: str, payload: int) -> dict:
-    """One load run in its own process: wrk with the script, or bench.http_load."""
-    if kind == "wrk":
+    """One load run in its own process: wrk with the script, bench.http_load, or for the
+    binary protocol bench.binary_load (`connections` requests in flight over up to 8)."""
+    if kind == "binary":
+        host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+        argv = [sys.executable, "-m", "openraft_fast.bench.binary_load", "--host", host, "--port", port,
+                "--connections", str(min(connections, 8)), "--outstanding", str(connections),
+                "--seconds", str(seconds), "--payload", str(payload)]
+    elif kind == "wrk":
         threads = 1 if connections < 4 else 2
         argv = [wrk_path() or "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
                 "--timeout", "10s", "-s", script, url]
@@ -85,18 +92,21 @@ async def _leader(procs) -> int:
     raise ServiceBenchError("the service cluster agreed on no leader")
 
 
-async def bench_http_service(client_counts: List[int], payload: int, seconds: float,
-                             progress: Optional[Callable[[str], None]] = None,
-                             data: Optional[str] = None, load: str = "wrk") -> List[BenchResult]:
-    """Rows of system "service" (transport "http") per connection count; `load` is "wrk" or
-    "python" (bench.http_load, for a machine without wrk)."""
+async def bench_service(service: str, client_counts: List[int], payload: int, seconds: float,
+                        progress: Optional[Callable[[str], None]] = None,
+                        data: Optional[str] = None, load: str = "wrk") -> List[BenchResult]:
+    """Rows of system "service" (transport `service`: "http" or "binary") per connection
+    count (binary: requests in flight); for http, `load` is "wrk" or "python"
+    (bench.http_load, for a machine without wrk)."""
     from openraft_fast.testing.serve_process import ServeProcess, cli, free_ports
-    if load == "wrk" and wrk_path() is None:
+    if service == "binary":
+        load = "binary"
+    elif load == "wrk" and wrk_path() is None:
         raise ServiceBenchError(NO_WRK)
     with tempfile.TemporaryDirectory(dir=data) as tmp:
-        rp, hp = free_ports(3), free_ports(3)
-        procs = {i: ServeProcess(i, rp[i - 1], hp[i - 1], f"{tmp}/n{i}", ["--log-level", "warning"])
-                 for i in (1, 2, 3)}
+        rp, hp, cp = free_ports(3), free_ports(3), free_ports(3)
+        procs = {i: ServeProcess(i, rp[i - 1], hp[i - 1], f"{tmp}/n{i}", ["--log-level", "warning"] + (
+                 ["--client", f"127.0.0.1:{cp[i - 1]}"] if service == "binary" else [])) for i in (1, 2, 3)}
         script = os.path.join(tmp, "put.lua")
         with open(script, "w", encoding="utf-8") as f:
             f.write(_WRK_SCRIPT % payload)
@@ -110,15 +120,16 @@ async def bench_http_service(client_counts: List[int], payload: int, seconds: fl
             if rc != 0:
                 raise ServiceBenchError(f"cluster init failed: {err}")
             lead = await _leader(procs)
+            target = f"orf://127.0.0.1:{cp[lead - 1]}" if service == "binary" else procs[lead].url
             leader_pid = procs[lead].proc.pid           # type: ignore[union-attr]
             follower_pids = [p.proc.pid for i, p in procs.items() if i != lead]     # type: ignore[union-attr]
-            await _load(load, procs[lead].url, 16, 1.0, script, payload)            # warm up
+            await _load(load, target, 16, 1.0, script, payload)                     # warm up
             rows = []
             for c in client_counts:
                 if progress is not None:
-                    progress(f"service http ({load}) payload={payload:<5d} clients={c}")
+                    progress(f"service {service} ({load}) payload={payload:<5d} clients={c}")
                 before = cpu_seconds([leader_pid] + follower_pids)[1:]
-                s = await _load(load, procs[lead].url, c, seconds, script, payload)
+                s = await _load(load, target, c, seconds, script, payload)
                 after = cpu_seconds([leader_pid] + follower_pids)[1:]
                 ok = s["requests"] - s["non2xx"]
                 if s["socket_errors"] or s["non2xx"] > s["requests"] // 100:
@@ -129,7 +140,7 @@ async def bench_http_service(client_counts: List[int], payload: int, seconds: fl
                 used = [b - a for a, b in zip(before, after)]
                 foll = [u for u in used[1:] if not math.isnan(u)]
                 rows.append(BenchResult(
-                    transport="http", nodes=3, clients=c, batch=1, payload=payload, put_per_s=rate,
+                    transport=service, nodes=3, clients=c, batch=1, payload=payload, put_per_s=rate,
                     inverse_rate_us=1e6 / rate if rate else math.nan, p50_us=float(s["p50_us"]),
                     p99_us=float(s["p99_us"]), ops=ok, seconds=secs, system="service",
                     cpu_us=used[0] / ok * 1e6 if ok else math.nan,

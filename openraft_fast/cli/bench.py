@@ -23,9 +23,10 @@ def add_parser(sub) -> None:
                    help="measured seconds per row (default 3)")
     b.add_argument("--payload", type=int_list(0, "sizes"), default=None,
                    help="payload bytes, a list (default local 0; tcp 16,256)")
-    b.add_argument("--service", choices=["http"],
-                   help="the KV service: 3 `serve` processes loaded by wrk over HTTP (connections 1,16,64,256, "
-                        "16 B), next to the engine's own --transport tcp --store wal rate in the same run")
+    b.add_argument("--service", choices=["http", "binary"],
+                   help="the KV service: 3 `serve` processes loaded over HTTP (wrk) or the binary client protocol "
+                        "(connections, or requests in flight, 1,16,64,256; 16 B), next to the engine's own "
+                        "--transport tcp --store wal rate in the same run")
     b.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
                    help="--service: the load generator (auto: wrk when installed, else python, a client of ours "
                         "that costs more per request)")
@@ -66,7 +67,12 @@ def main(args) -> int:
               "or --batch", file=sys.stderr)
         return 2
     load = args.load
-    if args.service:
+    if args.service == "binary":
+        if load != "auto":
+            print("--load is for --service http (binary has its own load client)", file=sys.stderr)
+            return 2
+        load = "binary"
+    elif args.service:
         from openraft_fast.bench.service import NO_WRK, wrk_path
         if load == "auto":
             load = "wrk" if wrk_path() is not None else "python"
@@ -108,13 +114,13 @@ def main(args) -> int:
     def measure() -> list:
         results = []
         if args.service:
-            from openraft_fast.bench.service import bench_http_service
+            from openraft_fast.bench.service import bench_service
             from openraft_fast.bench.tcp import bench_tcp
             counts = args.clients or [1, 16, 64, 256]
             size = payloads[0] if args.payload is not None else 16
             results += run(bench_tcp(3, counts, 1, [size], args.seconds, progress=show, use_uvloop=use_uvloop,
                                      systems=["ours"], store="wal", data=args.data), use_uvloop=use_uvloop)
-            results += run(bench_http_service(counts, size, args.seconds, show, args.data, load),
+            results += run(bench_service(args.service, counts, size, args.seconds, show, args.data, load),
                            use_uvloop=use_uvloop)
             return results
         for nodes in args.nodes:

@@ -38,13 +38,12 @@ def _endpoints(text: str) -> List[str]:
 
 
 def _node_spec(text: str):
-    """ID=RAFT_HOST:PORT,HTTP_HOST:PORT"""
+    """ID=RAFT_HOST:PORT,HTTP_HOST:PORT[,CLIENT_HOST:PORT]"""
     ident, sep, rest = text.partition("=")
     addrs = rest.split(",")
-    if not sep or not ident.strip().isdigit() or len(addrs) != 2:
-        raise argparse.ArgumentTypeError(f"expected ID=RAFT_HOST:PORT,HTTP_HOST:PORT, got {text!r}")
-    raft, http = (host_port(a.strip()) for a in addrs)
-    return int(ident), f"{raft[0]}:{raft[1]}", f"{http[0]}:{http[1]}"
+    if not sep or not ident.strip().isdigit() or len(addrs) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"expected ID=RAFT_HOST:PORT,HTTP_HOST:PORT[,CLIENT_HOST:PORT], got {text!r}")
+    return (int(ident),) + tuple(f"{h}:{p}" for h, p in (host_port(a.strip()) for a in addrs))
 
 
 _non_negative = bounded(int, 0, what="an integer")
@@ -68,8 +67,9 @@ def add_parsers(sub) -> None:
     p = csub.add_parser("init", help="initialize the cluster with its first voters")
     _common(p)
     p.add_argument("--endpoint", type=_endpoints, help="the node to initialize at (same as --endpoints URL)")
-    p.add_argument("--node", type=_node_spec, action="append", required=True, metavar="ID=RAFT,HTTP",
-                   help="a voter: id, its Raft address and HTTP address (repeat per node)")
+    p.add_argument("--node", type=_node_spec, action="append", required=True, metavar="ID=RAFT,HTTP[,CLIENT]",
+                   help="a voter: id, its Raft address, HTTP address and, if it serves one (serve --client), its "
+                        "binary client address, where clients are redirected to the leader (repeat per node)")
     p = csub.add_parser("add-learner", help="add a non-voting node; returns once it has caught up")
     _common(p, timeout=LEARNER_TIMEOUT,
             timeout_help="how long the learner may take to catch up (s); past it, exit 1: it was added, "
@@ -77,6 +77,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--id", type=_non_negative, required=True, help="the new node's id")
     p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="its Raft (TCP) address")
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="its HTTP API address")
+    p.add_argument("--client", type=host_port, metavar="HOST:PORT", help="its binary client address (serve --client)")
     p = csub.add_parser("change-membership", help="make these nodes the voters")
     _common(p)
     p.add_argument("--voters", type=id_list, required=True, metavar="ID[,ID...]",
@@ -174,12 +175,13 @@ async def _cluster(args) -> int:
         if len(set(ids)) != len(ids):
             raise ValueError(f"node ids repeat: {ids}")
         async with _client(args, endpoints[:1]) as kv:
-            _print(await kv.init({i: (r, h) for i, r, h in args.node}))
+            _print(await kv.init({n[0]: n[1:] for n in args.node}))
         return 0
     async with _client(args) as kv:
         if cmd == "add-learner":
             _print(await kv.add_learner(args.id, f"{args.raft[0]}:{args.raft[1]}", f"{args.http[0]}:{args.http[1]}",
-                                        args.timeout))
+                                        args.timeout, client=None if args.client is None else
+                                        f"{args.client[0]}:{args.client[1]}"))
         elif cmd == "change-membership":
             _print(await kv.change_membership(args.voters, args.retain, args.force))
         elif cmd == "remove-node":

@@ -2,9 +2,9 @@
 
 The node keeps everything in `--data`: the WAL (`log/`), the latest state-machine snapshot
 (`snapshot/`, as `open_storage` lays them out) and `node.json` (the node id the directory belongs to: a directory is never
-reused under another id). It speaks Raft over TCP on `--raft` and the HTTP API on `--http`;
-with `--tls-cert/--tls-key` both are TLS, and with `--tls-ca` both require client
-certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): a leader first
+reused under another id). It speaks Raft over TCP on `--raft`, the HTTP API on `--http` (and
+with `--client` the binary client protocol); with `--tls-cert/--tls-key` all are TLS, and with
+`--tls-ca` all require client certificates signed by that CA. SIGTERM or SIGINT stops it cleanly (exit 0): a leader first
 hands leadership to its most up-to-date healthy voter (bounded by election_timeout_max), then
 the node shuts down, the HTTP server and the Raft listener close, and the log is flushed and
 released. A node that stops by itself (a storage or state-machine call failed: fatal) does not
@@ -44,8 +44,10 @@ def add_parser(sub) -> None:
     p.add_argument("--id", type=bounded(int, 0, what="a node id"), required=True, help="this node's id (an integer >= 0)")
     p.add_argument("--raft", type=host_port, required=True, metavar="HOST:PORT", help="Raft (TCP) listen address")
     p.add_argument("--http", type=host_port, required=True, metavar="HOST:PORT", help="HTTP API listen address")
+    p.add_argument("--client", type=host_port, metavar="HOST:PORT",
+                   help="also serve the binary client protocol here (KvClient('orf://HOST:PORT'); docs/kv.md)")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory (created if missing)")
-    p.add_argument("--tls-cert", metavar="PEM", help="this node's certificate (Raft and HTTP)")
+    p.add_argument("--tls-cert", metavar="PEM", help="this node's certificate (Raft, HTTP and the client port)")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument("--tls-ca", metavar="PEM", help="CA that signs peers and clients: mutual TLS")
     p.add_argument("--cluster-name", default="openraft_fast", help="nodes of other clusters are refused")
@@ -138,7 +140,7 @@ async def serve(args) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log_store = raft = raft_server = http = factory = stall_watch = None
+    log_store = raft = raft_server = http = client_server = factory = stall_watch = None
     code = 0
     try:
         log_store, sm = open_kv_storage(args.data)
@@ -148,14 +150,18 @@ async def serve(args) -> int:
             raft_server = await serve_tcp(raft, args.raft[0], args.raft[1], ssl=server_ssl)
             http = await KvServer(raft, sm, args.http[0], args.http[1], ssl=server_ssl,
                                   health_max_lag=args.health_max_lag, max_value_bytes=args.max_value_bytes).start()
+            if args.client is not None:
+                from openraft_fast.kv.binary import KvBinaryServer
+                client_server = await KvBinaryServer(http, args.client[0], args.client[1], ssl=server_ssl).start()
         except OSError as exc:
             raise ServeError(f"cannot listen: {exc}") from None
         freeze_startup_heap()
         if args.stall_warn > 0:
             stall_watch = StallWatch(args.stall_warn / 1000, stacks=args.stall_stacks).start()
         m = raft.metrics
-        _log.info("node %s up: raft %s:%s, http %s, data %s, last log %s, applied %s, %d keys",
-                  args.id, args.raft[0], raft_server.port, http.url, args.data, m.last_log_index,
+        _log.info("node %s up: raft %s:%s, http %s%s, data %s, last log %s, applied %s, %d keys",
+                  args.id, args.raft[0], raft_server.port, http.url,
+                  "" if client_server is None else f", client {client_server.url}", args.data, m.last_log_index,
                   m.last_applied, len(sm))
         # Run until a signal, or until the node stops by itself.
         signalled = asyncio.ensure_future(stop.wait())
@@ -181,6 +187,8 @@ async def serve(args) -> int:
             # First, while the Raft listener still serves: a leader hands over (the new leader's
             # vote request must reach it), so writers wait a round trip, not an election.
             await raft.shutdown(transfer=True)
+        if client_server is not None:
+            await client_server.close()
         if http is not None:
             await http.close()
         if raft_server is not None:

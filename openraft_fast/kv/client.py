@@ -25,6 +25,8 @@ import aiohttp
 
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
+from openraft_fast.kv.binary import OP_CAS_REVISION, OP_CAS_VALUE, OP_DELETE, OP_GET, OP_LIST, OP_PUT, OP_STATUS
+from openraft_fast.kv.binary_client import BinaryChannel, ChannelClosed
 from openraft_fast.kv.endpoints import normalize_endpoint
 from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, KvUnavailable
 from openraft_fast.kv.state_machine import KvItem
@@ -64,6 +66,7 @@ class KvClient:
         self.max_backoff = float(max_backoff)
         self._ssl = ssl
         self._session: Optional[aiohttp.ClientSession] = None
+        self._channels: Dict[str, BinaryChannel] = {}      # orf:// endpoints
         self._leader: Optional[str] = None      # where the last success or redirect pointed
         self._next = 0
 
@@ -74,6 +77,9 @@ class KvClient:
         await self.close()
 
     async def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels = {}
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -95,20 +101,22 @@ class KvClient:
         """Set `key`; returns its new revision."""
         commands.check_key(key)
         commands.check_value(value)
-        _, body = await self._call("PUT", _kv_path(key), {"value": value}, kind=self._write_kind(retry_ambiguous))
+        _, body = await self._call("PUT", _kv_path(key), {"value": value}, kind=self._write_kind(retry_ambiguous),
+                                   op=[OP_PUT, key, value])
         return body["revision"]
 
     async def get(self, key: str, consistency: str = "linearizable") -> Optional[KvItem]:
         """The key's value and revision, or None if absent."""
         commands.check_key(key)
         status, body = await self._call("GET", _kv_path(key), params={"consistency": consistency}, kind="read",
-                                        absent_ok=True)
+                                        absent_ok=True, op=[OP_GET, key, consistency])
         return None if status == 404 else KvItem(key, body["value"], body["revision"])
 
     async def delete(self, key: str, *, retry_ambiguous: Optional[bool] = None) -> int:
         """Delete `key` (absent is fine); returns the revision of the delete."""
         commands.check_key(key)
-        _, body = await self._call("DELETE", _kv_path(key), kind=self._write_kind(retry_ambiguous))
+        _, body = await self._call("DELETE", _kv_path(key), kind=self._write_kind(retry_ambiguous),
+                                   op=[OP_DELETE, key])
         return body["revision"]
 
     async def cas(self, key: str, value: str, *, expected: Optional[str] = _UNSET,
@@ -124,11 +132,13 @@ class KvClient:
             if expected is not None:
                 commands.check_value(expected, "expected")
             req: Dict[str, Any] = {"expected": expected, "value": value}
+            op: List[Any] = [OP_CAS_VALUE, key, expected, value]
         else:
             assert expected_revision is not None
             commands.cas_revision(key, expected_revision, value)    # checks the revision
             req = {"expected_revision": expected_revision, "value": value}
-        _, body = await self._call("POST", _kv_path(key) + "/cas", req, kind="cas")
+            op = [OP_CAS_REVISION, key, expected_revision, value]
+        _, body = await self._call("POST", _kv_path(key) + "/cas", req, kind="cas", op=op)
         if body["ok"]:
             return CasResult(True, body["revision"], value)
         return CasResult(False, body.get("revision", 0), body.get("value"))
@@ -140,22 +150,28 @@ class KvClient:
         params = {"prefix": prefix, "consistency": consistency}
         if limit is not None:
             params["limit"] = str(limit)
-        _, body = await self._call("GET", "/v1/kv", params=params, kind="read")
+        _, body = await self._call("GET", "/v1/kv", params=params, kind="read",
+                                   op=[OP_LIST, prefix, consistency, limit])
         return [KvItem(i["key"], i["value"], i["revision"]) for i in body["items"]]
 
     # ------------------------------------------------------------------ cluster calls
-    async def init(self, nodes: Dict[int, Tuple[str, str]]) -> Dict[str, Any]:
-        """Initialize the cluster at the first endpoint: {id: (raft "h:p", http "h:p")}."""
-        spec = {str(i): {"raft": r, "http": h} for i, (r, h) in nodes.items()}
+    async def init(self, nodes: Dict[int, Tuple[str, ...]]) -> Dict[str, Any]:
+        """Initialize the cluster at the first endpoint: {id: (raft "h:p", http "h:p"[, client
+        "h:p"])}; a node's client address (serve --client) is where binary clients are
+        redirected when it leads."""
+        spec = {str(i): dict(zip(("raft", "http", "client"), addrs)) for i, addrs in nodes.items()}
         return (await self._call("POST", "/v1/cluster/init", {"nodes": spec}, kind="cas", only=self.endpoints[0]))[1]
 
-    async def add_learner(self, node_id: int, raft: str, http: str, timeout: float = 30.0) -> Dict[str, Any]:
+    async def add_learner(self, node_id: int, raft: str, http: str, timeout: float = 30.0,
+                          client: Optional[str] = None) -> Dict[str, Any]:
         """Add a learner; returns once it has caught up. If it has not within `timeout`
         seconds, raises KvRequestError("learner_not_caught_up"): it was added, but is not
         running, reachable or caught up (make it a voter only once it is). Membership calls
         are not retried after an ambiguous failure (KvOutcomeUnknown)."""
-        return (await self._call("POST", "/v1/cluster/learners",
-                                 {"id": node_id, "raft": raft, "http": http, "timeout": timeout}, kind="cas"))[1]
+        body: Dict[str, Any] = {"id": node_id, "raft": raft, "http": http, "timeout": timeout}
+        if client is not None:
+            body["client"] = client
+        return (await self._call("POST", "/v1/cluster/learners", body, kind="cas"))[1]
 
     async def change_membership(self, voters: Sequence[int], retain: bool = False,
                                 force: bool = False) -> Dict[str, Any]:
@@ -179,7 +195,7 @@ class KvClient:
     async def status(self, endpoint: Optional[str] = None) -> Dict[str, Any]:
         """One node's status (`endpoint`, default the first one), asked once: no redirect."""
         only = self.endpoints[0] if endpoint is None else normalize_endpoint(endpoint)
-        return (await self._call("GET", "/v1/cluster/status", kind="read", only=only))[1]
+        return (await self._call("GET", "/v1/cluster/status", kind="read", only=only, op=[OP_STATUS]))[1]
 
     async def cluster_status(self) -> Dict[str, Union[Dict[str, Any], KvError]]:
         """Every endpoint's status, asked at once: {endpoint: status or the error}."""
@@ -282,13 +298,64 @@ class KvClient:
         else:
             self._next += 1
 
+    async def _binary(self, base: str, op: Optional[List[Any]], what: str,
+                      timeout: float) -> Tuple[int, Any, Optional[str], str]:
+        """One attempt over the binary protocol: (status, body, redirect location, failure);
+        status 0: nothing was sent; -1: sent, no answer (outcome unknown)."""
+        if op is None:
+            raise InvalidArgument(f"{what} needs an http(s):// endpoint (the binary protocol has key-value calls "
+                                  f"and status only), got {base}")
+        channel = self._channels.get(base)
+        if channel is None:
+            u = urlsplit(base)
+            channel = self._channels[base] = BinaryChannel(u.hostname or "", u.port or 0,
+                                                           self._tls_context() if u.scheme == "orfs" else None)
+        try:
+            status, data = await channel.call(op, timeout)
+        except ChannelClosed as exc:
+            return -1, None, None, f"{base}: {exc}"
+        except asyncio.TimeoutError:
+            return -1, None, None, f"{base}: no answer in time"
+        except OSError as exc:
+            return 0, None, None, f"{base}: cannot connect ({exc})"
+        location = data.get("location") if status == 307 and isinstance(data, dict) else None
+        return status, data, location, ""
+
+    def _tls_context(self):
+        import ssl
+        return self._ssl if self._ssl is not None else ssl.create_default_context()
+
+    async def _http_attempt(self, base: str, method: str, path: str, body: Optional[dict], params,
+                            timeout: float) -> Tuple[int, Any, Optional[str], str]:
+        """One HTTP attempt: (status, body, Location, failure); status 0: nothing was sent;
+        -1: sent, no answer (outcome unknown)."""
+        sent = _Sent()
+        try:
+            async with self._http().request(method, base + path, json=body, params=params, allow_redirects=False,
+                                            timeout=aiohttp.ClientTimeout(total=timeout),
+                                            trace_request_ctx=sent) as resp:
+                try:
+                    data = await resp.json(content_type=None)
+                except ValueError:
+                    data = None
+                return resp.status, data, resp.headers.get("Location"), ""
+        except aiohttp.ClientConnectorError as exc:
+            # The connection was never made: nothing was sent.
+            return 0, None, None, f"{base}: cannot connect ({exc.os_error or exc})"
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            what = "no answer in time" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
+            if sent.sent:
+                return -1, None, None, f"{base}: {what}"         # the server may have acted on it
+            return 0, None, None, f"{base}: cannot connect ({what} before the request was sent)"
+
     async def _call(self, method: str, path: str, body: Optional[dict] = None, *, params=None, kind: str,
-                    absent_ok: bool = False, only: Optional[str] = None) -> Tuple[int, Dict[str, Any]]:
+                    absent_ok: bool = False, only: Optional[str] = None,
+                    op: Optional[List[Any]] = None) -> Tuple[int, Dict[str, Any]]:
         """kind: "read" (always retried), "write" (retried after an ambiguous failure) or "cas"
-        (an ambiguous failure raises KvOutcomeUnknown). `only`: ask that endpoint, once."""
+        (an ambiguous failure raises KvOutcomeUnknown). `only`: ask that endpoint, once. `op`:
+        the same call in the binary protocol, for orf:// endpoints."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        session = self._http()
         failures = 0
         redirects = 0
         ambiguous: Optional[str] = None
@@ -298,30 +365,13 @@ class KvClient:
             if remaining <= 0:
                 break
             base = only or self._target()
-            data: Any = None
-            sent = _Sent()
-            try:
-                async with session.request(method, base + path, json=body, params=params, allow_redirects=False,
-                                           timeout=aiohttp.ClientTimeout(total=min(self.request_timeout, remaining)),
-                                           trace_request_ctx=sent) as resp:
-                    status = resp.status
-                    location = resp.headers.get("Location")
-                    try:
-                        data = await resp.json(content_type=None)
-                    except ValueError:
-                        data = None
-            except aiohttp.ClientConnectorError as exc:
-                # The connection was never made: nothing was sent.
-                last = f"{base}: cannot connect ({exc.os_error or exc})"
-                status = 0
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                what = "no answer in time" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
-                if sent.sent:
-                    last = f"{base}: {what}"
-                    status = -1         # the server may have acted on it
-                else:
-                    last = f"{base}: cannot connect ({what} before the request was sent)"
-                    status = 0
+            attempt = min(self.request_timeout, remaining)
+            if base.startswith("orf"):
+                status, data, location, failure = await self._binary(base, op, f"{method} {path}", attempt)
+            else:
+                status, data, location, failure = await self._http_attempt(base, method, path, body, params, attempt)
+            if failure:
+                last = failure
             if status > 0 and status not in (200, 307):
                 last = f"{base}: HTTP {status} {data_code(data)}: {data_message(data)}"
             if kind != "read" and (status == -1 or (status >= 500 and status != 503)):

@@ -1,4 +1,5 @@
-"""Service endpoint URLs: "h:p" or "http(s)://h:p[/]", normalized to "scheme://h:p"."""
+"""Service endpoint URLs: "h:p" or "http(s)://h:p[/]" (HTTP API), or "orf(s)://h:p" (the binary
+client protocol, serve --client), normalized to "scheme://h:p"."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -18,10 +19,10 @@ def normalize_endpoint(url: str) -> str:
         u = urlsplit(text)
         port = u.port
     except ValueError:
-        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT") from None
-    if u.scheme not in ("http", "https") or not u.hostname or port is None or u.path not in ("", "/") \
+        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT (or https://, orf://, orfs://)") from None
+    if u.scheme not in ("http", "https", "orf", "orfs") or not u.hostname or port is None or u.path not in ("", "/") \
             or u.query or u.fragment or u.username or u.password:
-        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT")
+        raise InvalidArgument(f"bad endpoint {url!r}: expected http://HOST:PORT (or https://, orf://, orfs://)")
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     return f"{u.scheme}://{host}:{port}"
 

@@ -109,6 +109,14 @@ def _addr(body: Dict[str, Any], name: str) -> str:
     return value
 
 
+def _node_data(spec: Dict[str, Any]) -> Dict[str, str]:
+    """A member's Node.data: its HTTP address, and its binary client address if it has one."""
+    data = {"http": _addr(spec, "http")}
+    if "client" in spec:
+        data["client"] = _addr(spec, "client")
+    return data
+
+
 def _node_id(text: Any, what: str = "node id") -> int:
     try:
         i = int(text)
@@ -250,17 +258,23 @@ class KvServer:
 
     def _error(self, request: Request, exc: BaseException) -> Response:
         """The answer for an exception out of a handler."""
-        if isinstance(exc, ApiError):
-            return json_error(exc.status, exc.code, exc.message)
         if isinstance(exc, ForwardToLeader):
             return self._redirect(request, exc)
+        return json_error(*self.error_parts(exc, f"{request.method} {request.path}"))
+
+    def error_parts(self, exc: BaseException, what: str = "a request") -> Tuple[int, str, str]:
+        """(status, code, message) of any exception but a redirect, as both protocols answer it."""
+        if isinstance(exc, ApiError):
+            return exc.status, exc.code, exc.message
+        if isinstance(exc, (InvalidArgument, InvalidArgumentType)):
+            return 400, "bad_request", str(exc)
         if isinstance(exc, RaftError):
             status, code = error_status(exc)
             if status >= 500 and code not in ("no_leader", "no_quorum", "leader_transferring"):
-                _log.warning("node %s: %s %s: %s", self.raft.node_id, request.method, request.path, exc)
-            return json_error(status, code, str(exc))
-        _log.error("node %s: %s %s failed", self.raft.node_id, request.method, request.path, exc_info=exc)
-        return json_error(500, "internal", f"internal error: {exc!r}")
+                _log.warning("node %s: %s: %s", self.raft.node_id, what, exc)
+            return status, code, str(exc)
+        _log.error("node %s: %s failed", self.raft.node_id, what, exc_info=exc)
+        return 500, "internal", f"internal error: {exc!r}"
 
     def leader_http(self, leader_id: Optional[int]) -> Optional[str]:
         """The HTTP address of `leader_id` from the membership (None: unknown or this node)."""
@@ -438,7 +452,11 @@ class KvServer:
         for key, spec in nodes.items():
             if not isinstance(spec, dict):
                 raise ApiError(400, "bad_request", f"nodes[{key!r}] must be an object with 'raft' and 'http'")
-            members[_node_id(key)] = Node(_addr(spec, "raft"), {"http": _addr(spec, "http")})
+            unknown = sorted(set(spec) - {"raft", "http", "client"})
+            if unknown:
+                raise ApiError(400, "unknown_field", f"nodes[{key!r}]: unknown field {unknown[0]!r} (a node takes "
+                                                     f"'raft', 'http' and optionally 'client')")
+            members[_node_id(key)] = Node(_addr(spec, "raft"), _node_data(spec))
         await self._bounded(self.raft.initialize(members), self.request_timeout, "init", False)
         _log.info("node %s: cluster initialized with voters %s", self.raft.node_id, sorted(members))
         return json_response({"voters": sorted(members)})
@@ -450,9 +468,9 @@ class KvServer:
                 "learners": sorted(m.learner_ids) if m is not None else []}
 
     async def _add_learner(self, request: Request) -> Response:
-        body = self._json(request, "id", "raft", "http", "timeout")
+        body = self._json(request, "id", "raft", "http", "client", "timeout")
         node_id = _node_id(_field(body, "id", int))
-        node = Node(_addr(body, "raft"), {"http": _addr(body, "http")})
+        node = Node(_addr(body, "raft"), _node_data(body))
         timeout = _field(body, "timeout", (int, float), required=False, default=LEARNER_TIMEOUT)
         if isinstance(timeout, bool) or not 0 < timeout <= self.membership_timeout:
             raise ApiError(400, "bad_request", f"field 'timeout' must be seconds in (0, {self.membership_timeout:g}], "
@@ -461,7 +479,7 @@ class KvServer:
         m = self.raft.metrics.membership
         old = None if m is None else m.get_node(node_id)
         if m is not None and old is not None:
-            if (old.addr, old.data.get("http")) != (node.addr, node.data["http"]):
+            if (old.addr, old.data) != (node.addr, node.data):
                 raise ApiError(409, "already_member", f"node {node_id} is already a member at raft {old.addr}, http "
                                                       f"{old.data.get('http')}; remove it first to move it")
             mid = self.raft.metrics.membership_log_id
@@ -597,7 +615,8 @@ def node_status(raft: Raft) -> Dict[str, Any]:
         "voters": sorted(mem.voter_ids) if mem is not None else [],
         "learners": sorted(mem.learner_ids) if mem is not None else [],
         "joint": bool(mem is not None and mem.is_joint),
-        "nodes": {str(i): {"raft": n.addr, "http": n.data.get("http")} for i, n in
-                  sorted((mem.nodes if mem is not None else {}).items())},
+        "nodes": {str(i): {"raft": n.addr, "http": n.data.get("http"),
+                           **({"client": n.data["client"]} if n.data.get("client") else {})}
+                  for i, n in sorted((mem.nodes if mem is not None else {}).items())},
         "replication": replication,
     }
