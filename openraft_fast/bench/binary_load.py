@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 import msgpack
 
 from openraft_fast._core import codec
+from openraft_fast.bench.http_load import new_state, summary
 from openraft_fast.kv.binary import OP_PUT
 
 
@@ -82,7 +83,7 @@ class _Connection(asyncio.BufferedProtocol):
 
 async def load(host: str, port: int, connections: int, outstanding: int, seconds: float, payload: int) -> dict:
     requests = [msgpack.packb([OP_PUT, f"k{i}", "v" * payload]) for i in range(1000)]
-    state = {"measuring": False, "stop": float("inf"), "requests": 0, "non2xx": 0, "socket_errors": 0}
+    state = new_state()
     lats = array("d")
     loop = asyncio.get_running_loop()
     connections = max(1, min(connections, outstanding))
@@ -96,11 +97,7 @@ async def load(host: str, port: int, connections: int, outstanding: int, seconds
     t0 = time.perf_counter()
     state["stop"] = t0 + seconds
     await asyncio.wait_for(asyncio.gather(*(c.closed for c in conns)), seconds + 20)
-    elapsed = time.perf_counter() - t0
-    ordered = sorted(lats)
-    pick = (lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e6) if ordered else (lambda q: 0.0)
-    return {"requests": state["requests"], "duration_us": int(elapsed * 1e6), "socket_errors": state["socket_errors"],
-            "non2xx": state["non2xx"], "p50_us": int(pick(0.5)), "p99_us": int(pick(0.99))}
+    return summary(state, lats, time.perf_counter() - t0)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -69,7 +69,7 @@ async def load(host: str, port: int, connections: int, seconds: float, payload: 
     body = json.dumps({"value": "v" * payload}).encode()
     requests = [(f"PUT /v1/kv/k{i} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body for i in range(1000)]
-    state = {"measuring": False, "stop": float("inf"), "requests": 0, "non2xx": 0, "socket_errors": 0}
+    state = new_state()
     lats = array("d")
     loop = asyncio.get_running_loop()
     conns = []
@@ -82,7 +82,16 @@ async def load(host: str, port: int, connections: int, seconds: float, payload: 
     state["stop"] = t0 + seconds
     await asyncio.gather(*(c.closed for c in conns))
     state["measuring"] = False
-    elapsed = time.perf_counter() - t0
+    return summary(state, lats, time.perf_counter() - t0)
+
+
+def new_state() -> dict:
+    """What a load client counts (shared with bench.binary_load)."""
+    return {"measuring": False, "stop": float("inf"), "requests": 0, "non2xx": 0, "socket_errors": 0}
+
+
+def summary(state: dict, lats: array, elapsed: float) -> dict:
+    """The summary line's fields, as the wrk script prints them (latencies in microseconds)."""
     ordered = sorted(lats)
     pick = (lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e6) if ordered else (lambda q: 0.0)
     return {"requests": state["requests"], "duration_us": int(elapsed * 1e6), "socket_errors": state["socket_errors"],

@@ -32,6 +32,7 @@ import msgpack
 from openraft_fast._core.codec import ClientRequest, ClientResponse
 from openraft_fast.errors import ForwardToLeader, InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
+from openraft_fast.kv.listener import Listener
 from openraft_fast.network.tcp.frames import FrameConnection
 
 _log = logging.getLogger("openraft_fast.kv")
@@ -109,31 +110,24 @@ class _Sink:
             self.conn.reply(self.corr_id, self.server.error_answer(exc))
 
 
-class KvBinaryServer:
+class KvBinaryServer(Listener):
     """Serves the binary protocol for a KvServer (same node, state machine, limits, metrics)."""
 
     def __init__(self, kv, host: str = "127.0.0.1", port: int = 0, *, ssl=None) -> None:
+        super().__init__()
         self.kv = kv
         self.raft = kv.raft
         self.sm = kv.sm
         self.host = host
         self._port = port
         self.ssl = ssl
-        self.connections: set = set()
+        self.sweep_interval = min(1.0, kv.request_timeout / 4)
         self._pending: Deque[Tuple[float, _Sink]] = deque()    # writes by deadline (one timeout for all)
-        self._server: Optional[asyncio.AbstractServer] = None
-        self._sweeper: Optional[asyncio.TimerHandle] = None
-        self._tasks: set = set()
         self._timeout_answer = error(500, "outcome_unknown", f"no outcome within {kv.request_timeout}s; the write "
                                                              f"may still apply")
 
     async def start(self) -> "KvBinaryServer":
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: ClientConnection(self), self.host, self._port,
-                                                ssl=self.ssl, reuse_address=True, backlog=1024)
-        self._port = self._server.sockets[0].getsockname()[1]
-        self._sweep_every = min(1.0, self.kv.request_timeout / 4)
-        self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+        self._port = await self.listen(lambda: ClientConnection(self), self.host, self._port, self.ssl)
         return self
 
     @property
@@ -144,21 +138,10 @@ class KvBinaryServer:
     def url(self) -> str:
         return f"{'orfs' if self.ssl is not None else 'orf'}://{self.host}:{self._port}"
 
-    async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        if self._server is not None:
-            self._server.close()
-            for conn in list(self.connections):
-                conn.abort("server closing")
-            await self._server.wait_closed()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
+    def drop(self, conn: ClientConnection) -> None:
+        conn.abort("server closing")
 
-    def _sweep(self) -> None:
-        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
+    def sweep(self) -> None:
         now = time.monotonic()
         pending = self._pending
         while pending and (pending[0][1].answered or pending[0][0] <= now):
@@ -260,9 +243,7 @@ class KvBinaryServer:
                 conn.reply(corr_id, self.error_answer(exc))
                 return
             conn.reply(corr_id, respond())
-        task = asyncio.get_running_loop().create_task(barrier_then_respond())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(barrier_then_respond())
 
     def error_answer(self, exc: BaseException) -> bytes:
         if isinstance(exc, ForwardToLeader) and exc.leader_id is not None and exc.leader_id != self.raft.node_id:

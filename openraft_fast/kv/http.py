@@ -23,10 +23,12 @@ import logging
 import time
 from collections import deque
 from email.utils import formatdate
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional
 from urllib.parse import parse_qsl, unquote
 
 import httptools
+
+from openraft_fast.kv.listener import Listener
 
 _log = logging.getLogger("openraft_fast.kv")
 
@@ -326,12 +328,13 @@ class _TooLarge(Exception):
         self.response = response
 
 
-class HttpServer:
+class HttpServer(Listener):
     """Serves `router` on host:port. `count(route, status)` sees every answer."""
 
     def __init__(self, router: Router, count: Counter, *, max_body_bytes: int, too_large: Callable[[], Response],
                  max_header_bytes: int = 16384, header_timeout: float = 10.0, keepalive_timeout: float = 75.0,
                  sweep_interval: float = 1.0) -> None:
+        super().__init__()
         self.router = router
         self.count = count
         self.max_body_bytes = max_body_bytes
@@ -340,41 +343,22 @@ class HttpServer:
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
         self.sweep_interval = sweep_interval
-        self.connections: set = set()
-        self.loop = asyncio.get_event_loop()
         self.head_200_json = (f"HTTP/1.1 200 OK\r\nContent-Type: {JSON}\r\nContent-Length: ").encode()
         self.date = b""
         self.date_line = b""
         self._set_date()
         self._ready: List[HttpConnection] = []
-        self._server: Optional[asyncio.AbstractServer] = None
-        self._sweeper: Optional[asyncio.TimerHandle] = None
-        self._tasks: set = set()
 
     def _set_date(self) -> None:
         self.date = f"Date: {formatdate(usegmt=True)}\r\n".encode()
         self.date_line = b"\r\n" + self.date
 
     async def start(self, host: str, port: int, ssl=None) -> int:
-        self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(lambda: HttpConnection(self), host, port, ssl=ssl,
-                                                     reuse_address=True, backlog=1024)
-        self._sweeper = self.loop.call_later(self.sweep_interval, self._sweep)
-        return self._server.sockets[0].getsockname()[1]
+        return await self.listen(lambda: HttpConnection(self), host, port, ssl)
 
-    async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        if self._server is not None:
-            self._server.close()
-            for conn in list(self.connections):
-                if conn.transport is not None:
-                    conn.transport.close()
-            await self._server.wait_closed()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
+    def drop(self, conn: "HttpConnection") -> None:
+        if conn.transport is not None:
+            conn.transport.close()
 
     # ------------------------------------------------------------------ requests
     def dispatch(self, req: Request, slot: Slot) -> None:
@@ -388,12 +372,9 @@ class HttpServer:
         if isinstance(out, Response):
             slot.answer(out)
             return
-        task = self.loop.create_task(out)
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._task_done(t, slot))
+        self.spawn(out).add_done_callback(lambda t: self._task_done(t, slot))
 
     def _task_done(self, task: asyncio.Task, slot: Slot) -> None:
-        self._tasks.discard(task)
         if task.cancelled():
             slot.answer(json_error(503, "stopped", "the server is stopping"))
             return
@@ -419,8 +400,7 @@ class HttpServer:
         return json_error(431, "headers_too_large", f"the request line and headers are over "
                                                     f"{self.max_header_bytes} bytes")
 
-    def _sweep(self) -> None:
-        self._sweeper = self.loop.call_later(self.sweep_interval, self._sweep)
+    def sweep(self) -> None:
         self._set_date()
         now = time.monotonic()
         for conn in list(self.connections):
