@@ -56,3 +56,15 @@ __all__ = ["KvCluster", "WAIT"]
 
 # ---------------------------------------------------------------------------------- processes
 from openraft_fast.testing.serve_process import CLI_TIMEOUT, ROOT, ServeProcess, cli, cli_sync, free_ports  # noqa: E402,F401
+
+
+def serve_tls(tmp_path):
+    """trustme certificates for `serve`: (the --tls-* arguments of a node, their paths by name)."""
+    import trustme
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {n: str(tmp_path / f"{n}.pem") for n in ("ca", "cert", "key")}
+    ca.cert_pem.write_to_path(paths["ca"])
+    leaf.cert_chain_pems[0].write_to_path(paths["cert"])
+    leaf.private_key_pem.write_to_path(paths["key"])
+    return ["--tls-cert", paths["cert"], "--tls-key", paths["key"], "--tls-ca", paths["ca"]], paths

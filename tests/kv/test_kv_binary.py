@@ -6,9 +6,8 @@ import asyncio
 
 import msgpack
 import pytest
-import trustme
 
-from kv_support import WAIT, KvCluster, ServeProcess, cli, free_ports
+from kv_support import WAIT, KvCluster, ServeProcess, cli, free_ports, serve_tls
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast.kv import KvClient
@@ -152,13 +151,7 @@ def test_a_write_without_a_quorum_is_outcome_unknown_or_refused(run):
 
 
 def test_serve_client_port_with_mutual_tls_and_the_cli(run, tmp_path):
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {n: str(tmp_path / f"{n}.pem") for n in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    leaf.cert_chain_pems[0].write_to_path(paths["cert"])
-    leaf.private_key_pem.write_to_path(paths["key"])
-    tls = ["--tls-cert", paths["cert"], "--tls-key", paths["key"], "--tls-ca", paths["ca"]]
+    tls, paths = serve_tls(tmp_path)
 
     async def body():
         rp, hp, cp = free_ports(2), free_ports(2), free_ports(2)

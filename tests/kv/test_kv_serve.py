@@ -7,9 +7,8 @@ import json
 import os
 import shutil
 
-import trustme
 
-from kv_support import ServeProcess, cli, cli_sync, free_ports
+from kv_support import ServeProcess, cli, cli_sync, free_ports, serve_tls
 from openraft_fast.kv import KvClient
 
 
@@ -111,13 +110,7 @@ def test_serve_refuses_a_data_dir_of_another_node_and_a_busy_port(tmp_path):
 
 
 def test_serve_with_mutual_tls(run, tmp_path):
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {n: str(tmp_path / f"{n}.pem") for n in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    leaf.cert_chain_pems[0].write_to_path(paths["cert"])
-    leaf.private_key_pem.write_to_path(paths["key"])
-    tls = ["--tls-cert", paths["cert"], "--tls-key", paths["key"], "--tls-ca", paths["ca"]]
+    tls, paths = serve_tls(tmp_path)
 
     async def body():
         procs, _ = await start_cluster(tmp_path, ids=(1, 2), extra=tls)
