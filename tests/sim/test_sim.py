@@ -600,6 +600,8 @@ def test_leader_elected_by_a_late_grant_serves_no_stale_lease_read(mode):
         sim.call(v, "VoteRequest", v.engine.recv_vote, a.id, req)
         assert v.engine.vote.leader_id == a.engine.vote.leader_id       # granted (answer lost)
         grants.append((v, VoteResponse(a.engine.vote, True, v.engine.last_log_id)))
+    # A vote granted holds for one lease (the leased vote): b helps nobody else until then.
+    sim.run_for(sim.config.lease + 0.01)
     # c stands twice: its second term is above a's in both modes; it wins with b's grant.
     sim.call(c, "elect", c.engine.elect, client=True)
     sim.call(c, "elect", c.engine.elect, client=True)
