@@ -74,4 +74,4 @@ def test_kv_http_puts(benchmark):
             rates[clients] = asyncio.run(_http_puts(clients, 2.0))
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update({f"puts_per_s_{c}_clients": round(r) for c, r in rates.items()})
-    print(f"\nKV HTTP puts/s: " + ", ".join(f"{c} clients {r:,.0f}" for c, r in rates.items()))
+    print("\nKV HTTP puts/s: " + ", ".join(f"{c} clients {r:,.0f}" for c, r in rates.items()))

@@ -181,9 +181,9 @@ async def demo(cluster: LocalCluster, writers: int, seconds: float, progress: Pr
         say(f"  writes with unknown outcome   {work.unknown} (not counted as acknowledged)")
         say(f"  leader killed                 n{leader} (SIGKILL) at {killed_at - t0:.1f}s")
         say(f"  time without a leader         {no_leader * 1000:.0f} ms (new leader n{new_leader})")
-        say(f"  first write after the kill    "
+        say("  first write after the kill    "
             + (f"{first_ack * 1000:.0f} ms" if first_ack is not None else "none"))
-        say(f"  restarted node caught up      " + (f"{caught_up:.2f} s" if caught_up is not None else "no"))
+        say("  restarted node caught up      " + (f"{caught_up:.2f} s" if caught_up is not None else "no"))
         say(f"  acknowledged writes lost      {lost}")
         failover = first_ack if first_ack is not None else no_leader
         problems = ([f"{lost} acknowledged writes lost"] if lost else []) + \

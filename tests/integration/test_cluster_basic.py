@@ -7,7 +7,6 @@ import pytest
 
 from cluster_support import FAST, WAIT, Cluster, kv, node
 from openraft_fast import (Config, ConfigError, Fatal, ForwardToLeader, InitializeError, InvalidArgumentType, LogId,
-                           Membership,
                            OutcomeUnknown, Raft, RaftError, RaftMetrics, ServerState, Stopped, Timeout)
 from openraft_fast.network import LocalRouter
 from openraft_fast.storage import MemLogStore, MemStateMachine

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from cluster_support import FAST, WAIT, Cluster, kv, node, retry_write
-from openraft_fast import (Fatal, ForwardToLeader, OutcomeUnknown, RaftError, ReadPolicy, ServerState, Stopped, StorageError,
+from openraft_fast import (Fatal, ForwardToLeader, OutcomeUnknown, RaftError, ServerState, Stopped, StorageError,
                            Timeout)
 from openraft_fast.storage import MemLogStore, MemStateMachine
 

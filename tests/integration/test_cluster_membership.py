@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from cluster_support import WAIT, Cluster, node, retry_write
-from openraft_fast import ChangeMembershipError, ForwardToLeader, Membership, OutcomeUnknown, ServerState
+from openraft_fast import ChangeMembershipError, ForwardToLeader, OutcomeUnknown, ServerState
 from openraft_fast._core.types import MEMBERSHIP
 
 

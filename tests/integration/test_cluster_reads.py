@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from cluster_support import WAIT, Cluster, node
+from cluster_support import Cluster, node
 from openraft_fast import (ForwardToLeader, InvalidArgument, InvalidArgumentType, LeaseExpired, QuorumNotEnough,
-                           RaftError, ReadPolicy, ServerState, Timeout)
+                           RaftError, ReadPolicy, Timeout)
 from openraft_fast.storage import MemStateMachine
 from openraft_fast._core.messages import READ_INDEX_NOT_LEADER, READ_INDEX_OK, ReadIndexRequest
 

@@ -1,6 +1,5 @@
 """Snapshots and log purging through the public API: built by policy or on demand, purged,
 and installed on a lagging follower and on a new learner."""
-import asyncio
 
 from cluster_support import FAST, WAIT, Cluster, node
 

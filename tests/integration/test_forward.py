@@ -5,7 +5,7 @@ import asyncio
 import msgpack
 import pytest
 
-from openraft_fast import ApplyError, ForwardToLeader, NetworkError, Node, OutcomeUnknown, ServerState
+from openraft_fast import ApplyError, ForwardToLeader, NetworkError, Node, OutcomeUnknown
 from openraft_fast._core.messages import FORWARD_OK, ForwardRequest
 from openraft_fast.runtime.forward import ForwardedBatchResponses
 from openraft_fast.storage import MemStateMachine

@@ -1,10 +1,8 @@
 """The HTTP API against an in-process 3-node cluster with real aiohttp servers on 127.0.0.1:
 every route, every error code, 307 from a follower, follower reads, 503 without a leader,
 /metrics in Prometheus format."""
-import asyncio
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kv_support import WAIT, KvCluster

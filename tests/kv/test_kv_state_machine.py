@@ -6,7 +6,6 @@ import msgpack
 import pytest
 
 from openraft_fast._core.log import LogSlice
-from openraft_fast._core.messages import SnapshotMeta
 from openraft_fast._core.types import BLANK, MEMBERSHIP, NORMAL, LeaderId, LogId, Membership, Node
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType, StorageError
 from openraft_fast.kv import KvItem, KvStateMachine, commands

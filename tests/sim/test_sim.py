@@ -11,9 +11,8 @@ import pytest
 from openraft_fast._core.engine import LEADER, LEASE_READ, READ_INDEX
 from openraft_fast._core.log import LogSlice
 from openraft_fast._core.quorum import Majority
-from openraft_fast._core.types import BLANK, MEMBERSHIP, LeaderId, LogId, Membership, Node, Vote
+from openraft_fast._core.types import LeaderId, LogId, Membership, Node, Vote
 from openraft_fast.config import Config
-from openraft_fast.errors import RaftError
 from openraft_fast.testing.sim import Simulation, SimViolation, run_seed
 from openraft_fast.testing.sim.checker import Checker
 from openraft_fast.testing.sim.storage import NodeStorage, StateMachine, write_payload

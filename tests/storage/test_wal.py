@@ -4,7 +4,6 @@ import asyncio
 import errno
 import os
 import shutil
-import types
 
 import msgpack
 import pytest
