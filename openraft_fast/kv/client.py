@@ -32,6 +32,8 @@ from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, K
 from openraft_fast.kv.state_machine import KvItem
 
 _UNSET: Any = object()
+# The HTTP scheme that goes with an endpoint's: a node's other addresses (health) are HTTP.
+_HTTP_SCHEME = {"http": "http", "https": "https", "orf": "http", "orfs": "https"}
 # Codes of a 503 (or a 307): refused before anything was appended, so safe to retry anywhere.
 _REDIRECTS_BEFORE_BACKOFF = 3
 
@@ -220,7 +222,7 @@ class KvClient:
             raise KvUnavailable("unavailable", "no endpoint answered: " + "; ".join(
                 f"{e}" for e in answers.values()))
         url, st = next(((u, s) for u, s in live if s.get("state") == "leader"), live[0])
-        scheme = urlsplit(url).scheme
+        scheme = _HTTP_SCHEME[urlsplit(url).scheme]     # health is asked over HTTP
         ids = sorted(set(st.get("voters", [])) | set(st.get("learners", [])))
         nodes = st.get("nodes", {})
 
@@ -249,7 +251,10 @@ class KvClient:
         (GET /v1/cluster/snapshot; kv.backup has the format): its bytes, checked."""
         from openraft_fast.kv.backup import read_backup
         last = "no endpoint"
-        for url in self.endpoints:
+        http = [u for u in self.endpoints if not u.startswith("orf")]
+        if not http:
+            raise InvalidArgument("backup needs an http(s):// endpoint (the binary protocol has no backup call)")
+        for url in http:
             try:
                 async with self._http().get(url + "/v1/cluster/snapshot", allow_redirects=True,
                                             timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:

@@ -72,6 +72,11 @@ def test_every_key_value_call_over_the_binary_protocol(run):
                 assert e.value.code == "bad_request"
                 with pytest.raises(ValueError):
                     await kv.init({1: ("a:1", "a:2")})          # cluster calls need an http endpoint
+                with pytest.raises(ValueError):
+                    await kv.backup()
+                # The whole cluster's status: each member's health is asked over its HTTP address.
+                members = await kv.members_status()
+                assert members["leader"] == lead and [m["health"] for m in members["members"]] == ["ok"] * 3
             # The same answers as HTTP.
             async with KvClient(c.urls()) as http:
                 assert (await http.get("a/b")).value == "x"
