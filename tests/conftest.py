@@ -1,5 +1,6 @@
-"""Fixtures of the integration tests: every test body runs on a fresh event loop, once on
-uvloop and once on stock asyncio, bounded in time."""
+"""Fixtures shared by every suite that drives nodes from a test body (integration, kv, tcp,
+replicated, ...): `run` runs the body on a fresh event loop, once on uvloop and once on stock
+asyncio (`loop_kind`), bounded in time."""
 import asyncio
 
 import pytest
