@@ -1,5 +1,6 @@
 """KvServer: the HTTP JSON API of one node of the replicated KV service, served by the lean
-HTTP/1.1 server of kv/http.py (puts and deletes answer from their write's future, no task).
+HTTP/1.1 server of kv/http.py (puts and deletes are answered from the node's apply callback
+through Raft.client_write_into: no future, no task).
 
 Routes and answers are a contract (README "KV service"). Writes go through the leader: a
 follower answers 307 to the leader's HTTP address (`Node.data["http"]` in the membership).
@@ -154,7 +155,8 @@ class KvServer:
         self.client_max_size = max(1 << 20, 6 * max_value_bytes + 65536)
         self.http = HttpServer(self._route, self._count, max_body_bytes=self.client_max_size,
                                too_large=self._too_large, sweep_interval=min(1.0, request_timeout / 4))
-        # Exact paths: {method: (handler, route label)}. Keys live under /v1/kv (see _route).
+        # Exact paths: {path: {method: handler}}; the path is also the metrics' route label.
+        # Keys live under /v1/kv/ (see _route).
         self._routes = {
             "/v1/cluster/init": {"POST": self._init},
             "/v1/cluster/learners": {"POST": self._add_learner},
