@@ -32,7 +32,7 @@ import msgpack
 from openraft_fast._core.codec import ClientRequest, ClientResponse
 from openraft_fast.errors import ForwardToLeader, InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
-from openraft_fast.kv.listener import Listener
+from openraft_fast.kv.listener import Listener, WriteSink
 from openraft_fast.network.tcp.frames import FrameConnection
 
 _log = logging.getLogger("openraft_fast.kv")
@@ -80,34 +80,23 @@ class ClientConnection(FrameConnection):
         self.server.connections.discard(self)
 
 
-class _Sink:
-    """A write's answer, resolved by the node from its apply callback (Raft.client_write_into)."""
-    __slots__ = ("server", "conn", "corr_id", "op", "t0", "answered")
+class _Sink(WriteSink):
+    """A write's answer over the binary protocol (Raft.client_write_into)."""
+    __slots__ = ("server", "conn", "corr_id", "op", "t0")
 
     def __init__(self, server: "KvBinaryServer", conn: ClientConnection, corr_id: int, op: int, t0: float) -> None:
+        super().__init__()
         self.server = server
         self.conn = conn
         self.corr_id = corr_id
         self.op = op
         self.t0 = t0
-        self.answered = False
 
-    def done(self) -> bool:
-        return self.answered
+    def ok(self, data) -> None:
+        self.conn.reply(self.corr_id, self.server.written(self, data))
 
-    def set_result(self, resp) -> None:
-        if self.answered:
-            return
-        self.answered = True
-        try:
-            self.conn.reply(self.corr_id, self.server.written(self, resp.data))
-        except Exception as exc:        # never into the node's apply callback
-            self.conn.reply(self.corr_id, self.server.error_answer(exc))
-
-    def set_exception(self, exc: BaseException) -> None:
-        if not self.answered:
-            self.answered = True
-            self.conn.reply(self.corr_id, self.server.error_answer(exc))
+    def fail(self, exc: BaseException) -> None:
+        self.conn.reply(self.corr_id, self.server.error_answer(exc))
 
 
 class KvBinaryServer(Listener):
@@ -137,9 +126,6 @@ class KvBinaryServer(Listener):
     @property
     def url(self) -> str:
         return f"{'orfs' if self.ssl is not None else 'orf'}://{self.host}:{self._port}"
-
-    def drop(self, conn: ClientConnection) -> None:
-        conn.abort("server closing")
 
     def sweep(self) -> None:
         now = time.monotonic()

@@ -40,7 +40,8 @@ def check_key(key) -> str:
         raise InvalidArgumentType(f"a key must be a str, got {type(key).__name__}")
     if not key:
         raise InvalidArgument("a key must not be empty")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    # (the encoding only for a key that might be too long: at most 4 bytes a character)
+    if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise InvalidArgument(f"a key must be at most {MAX_KEY_BYTES} bytes")
     return key
 

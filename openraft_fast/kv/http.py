@@ -356,10 +356,6 @@ class HttpServer(Listener):
     async def start(self, host: str, port: int, ssl=None) -> int:
         return await self.listen(lambda: HttpConnection(self), host, port, ssl)
 
-    def drop(self, conn: "HttpConnection") -> None:
-        if conn.transport is not None:
-            conn.transport.close()
-
     # ------------------------------------------------------------------ requests
     def dispatch(self, req: Request, slot: Slot) -> None:
         try:

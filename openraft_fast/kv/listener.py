@@ -1,9 +1,11 @@
-"""Listener: what both client-facing servers of the KV service share (kv/http.py's HTTP server
-and kv/binary.py's binary protocol): a TCP listener that tracks its connections, runs a
-periodic sweep (timeouts), owns the tasks its requests start, and on close drops them all."""
+"""What both client-facing servers of the KV service share (kv/http.py's HTTP server and
+kv/binary.py's binary protocol): `Listener`, a TCP listener that tracks its connections, runs a
+periodic sweep (timeouts), owns the tasks its requests start, and on close drops them all; and
+`WriteSink`, the base of the objects their writes resolve (Raft.client_write_into)."""
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Any, Callable, Coroutine, Optional
 
 
@@ -38,10 +40,6 @@ class Listener:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def drop(self, conn: Any) -> None:
-        """Close one connection (close() calls it for each)."""
-        raise NotImplementedError
-
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -49,8 +47,43 @@ class Listener:
         if self._server is not None:
             self._server.close()
             for conn in list(self.connections):
-                self.drop(conn)
+                if conn.transport is not None:      # both protocols keep theirs there
+                    conn.transport.close()
             await self._server.wait_closed()
             self._server = None
         for task in list(self._tasks):
             task.cancel()
+
+
+class WriteSink(ABC):
+    """What a server hands Raft.client_write_into instead of a future: answered once, by
+    `ok(data)` with the state machine's answer or by `fail(exc)`; never raises into the node's
+    apply callback (an error in `ok` becomes `fail`)."""
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = False
+
+    def done(self) -> bool:
+        return self.answered
+
+    def set_result(self, resp) -> None:
+        if not self.answered:
+            self.answered = True
+            try:
+                self.ok(resp.data)
+            except Exception as exc:
+                self.fail(exc)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self.answered:
+            self.answered = True
+            self.fail(exc)
+
+    @abstractmethod
+    def ok(self, data: Any) -> None:
+        """Answer the applied write (each server in its own protocol)."""
+
+    @abstractmethod
+    def fail(self, exc: BaseException) -> None:
+        """Answer the write's error."""

@@ -23,6 +23,7 @@ from openraft_fast.errors import (ChangeMembershipError, Fatal, ForwardToLeader,
                                   RaftError, StorageError, Timeout, Unreachable)
 from openraft_fast.kv import commands
 from openraft_fast.kv.http import HttpServer, Request, Response, Slot, json_error, json_response
+from openraft_fast.kv.listener import WriteSink
 from openraft_fast.kv.metrics import KvMetrics
 from openraft_fast.kv.state_machine import KvStateMachine
 from openraft_fast.raft import Raft, ReadPolicy
@@ -369,6 +370,8 @@ class KvServer:
         return self._sized(key, "key")
 
     def _sized(self, text: str, what: str) -> str:
+        if len(text) * 4 <= self.max_value_bytes:
+            return text         # fits whatever it holds (UTF-8: at most 4 bytes a character)
         n = len(text.encode("utf-8", "surrogatepass"))
         if n > self.max_value_bytes:
             raise ApiError(413, "too_large", f"the {what} has {n} bytes; keys and values may have up to "
@@ -570,28 +573,23 @@ class KvServer:
         return Response(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
 
 
-class _WriteSink:
-    """What a put or delete hands the node instead of a future (Raft.client_write_into)."""
+class _WriteSink(WriteSink):
+    """A put's or delete's answer over HTTP (Raft.client_write_into)."""
     __slots__ = ("server", "request", "slot", "op", "t0")
 
     def __init__(self, server: KvServer, request: Request, slot: Slot, op: str, t0: float) -> None:
+        super().__init__()
         self.server = server
         self.request = request
         self.slot = slot
         self.op = op
         self.t0 = t0
 
-    def done(self) -> bool:
-        return self.slot.data is not None
+    def ok(self, data) -> None:
+        if self.slot.data is None:          # else the sweep answered outcome_unknown already
+            self.server._written(self, data)
 
-    def set_result(self, resp) -> None:
-        if self.slot.data is None:
-            try:
-                self.server._written(self, resp.data)
-            except Exception as exc:    # never into the node's apply callback
-                self.slot.answer(self.server._error(self.request, exc))
-
-    def set_exception(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException) -> None:
         self.slot.answer(self.server._error(self.request, exc))
 
 
