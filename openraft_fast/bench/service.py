@@ -98,29 +98,22 @@ async def bench_service(service: str, client_counts: List[int], payload: int, se
     """Rows of system "service" (transport `service`: "http" or "binary") per connection
     count (binary: requests in flight); for http, `load` is "wrk" or "python"
     (bench.http_load, for a machine without wrk)."""
-    from openraft_fast.testing.serve_process import ServeProcess, cli, free_ports
+    from openraft_fast.testing.serve_process import cli, node_args, start_serve_cluster
     if service == "binary":
         load = "binary"
     elif load == "wrk" and wrk_path() is None:
         raise ServiceBenchError(NO_WRK)
     with tempfile.TemporaryDirectory(dir=data) as tmp:
-        rp, hp, cp = free_ports(3), free_ports(3), free_ports(3)
-        procs = {i: ServeProcess(i, rp[i - 1], hp[i - 1], f"{tmp}/n{i}", ["--log-level", "warning"] + (
-                 ["--client", f"127.0.0.1:{cp[i - 1]}"] if service == "binary" else [])) for i in (1, 2, 3)}
         script = os.path.join(tmp, "put.lua")
         with open(script, "w", encoding="utf-8") as f:
             f.write(_WRK_SCRIPT % payload)
+        procs = await start_serve_cluster(tmp, extra=["--log-level", "warning"], client=service == "binary")
         try:
-            for p in procs.values():
-                await p.start()
-            for p in procs.values():
-                await p.wait_http()
-            nodes = sum((["--node", f"{i}={p.raft},{p.http}"] for i, p in procs.items()), [])
-            rc, _, err = await cli("cluster", "init", "--endpoint", procs[1].url, *nodes)
+            rc, _, err = await cli("cluster", "init", "--endpoint", procs[1].url, *node_args(procs))
             if rc != 0:
                 raise ServiceBenchError(f"cluster init failed: {err}")
             lead = await _leader(procs)
-            target = f"orf://127.0.0.1:{cp[lead - 1]}" if service == "binary" else procs[lead].url
+            target = f"orf://{procs[lead].client}" if service == "binary" else procs[lead].url
             leader_pid = procs[lead].proc.pid           # type: ignore[union-attr]
             follower_pids = [p.proc.pid for i, p in procs.items() if i != lead]     # type: ignore[union-attr]
             await _load(load, target, 16, 1.0, script, payload)                     # warm up

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from openraft_fast.errors import Fatal, Timeout
 
@@ -62,6 +62,7 @@ class ServeProcess:
         self.raft = f"127.0.0.1:{raft_port}"
         self.http = f"127.0.0.1:{http_port}"
         self.url = f"http://{self.http}"
+        self.client: Optional[str] = None       # its binary client address, if serving one
         self.data = data
         self.extra = list(extra)
         self.proc: Optional[asyncio.subprocess.Process] = None
@@ -116,3 +117,37 @@ class ServeProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+
+
+async def start_serve_cluster(data_root: str, ids: Iterable[int] = (1, 2, 3), extra: Iterable[str] = (),
+                              ports: Optional[Dict[int, Tuple[int, int]]] = None,
+                              client: bool = False) -> Dict[int, ServeProcess]:
+    """`serve` processes with ids `ids`, each on free ports (or `ports[id]` = (raft, http)),
+    with `client`, also a binary client port each (`.client`), in `data_root/n<id>`, started
+    and each serving HTTP (not initialized: `node_args` gives `cluster init` its nodes).
+    Started processes are killed if one fails to come up."""
+    ids = list(ids)
+    if ports is None:
+        ports = {i: (r, h) for i, r, h in zip(ids, free_ports(len(ids)), free_ports(len(ids)))}
+    clients = {i: f"127.0.0.1:{c}" for i, c in zip(ids, free_ports(len(ids)))} if client else {}
+    procs = {}
+    for i in ids:
+        p = procs[i] = ServeProcess(i, ports[i][0], ports[i][1], os.path.join(data_root, f"n{i}"),
+                                    list(extra) + (["--client", clients[i]] if client else []))
+        p.client = clients.get(i)
+    try:
+        for p in procs.values():
+            await p.start()
+        for p in procs.values():
+            await p.wait_http()
+    except BaseException:
+        for p in procs.values():
+            await p.kill()
+        raise
+    return procs
+
+
+def node_args(procs: Dict[int, ServeProcess]) -> List[str]:
+    """`cluster init`'s --node arguments for these processes (with their client addresses)."""
+    return [a for i, p in procs.items()
+            for a in ("--node", f"{i}={p.raft},{p.http}" + (f",{p.client}" if p.client else ""))]

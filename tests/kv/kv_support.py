@@ -55,7 +55,8 @@ __all__ = ["KvCluster", "WAIT"]
 
 
 # ---------------------------------------------------------------------------------- processes
-from openraft_fast.testing.serve_process import CLI_TIMEOUT, ROOT, ServeProcess, cli, cli_sync, free_ports  # noqa: E402,F401
+from openraft_fast.testing.serve_process import (CLI_TIMEOUT, ROOT, ServeProcess, cli, cli_sync, free_ports,  # noqa: E402,F401
+                                                 node_args, start_serve_cluster)
 
 
 def serve_tls(tmp_path):

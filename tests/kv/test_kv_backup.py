@@ -5,7 +5,7 @@ import asyncio
 import json
 import os
 
-from kv_support import ServeProcess, cli, cli_sync, free_ports
+from kv_support import ServeProcess, cli, cli_sync, free_ports, node_args, start_serve_cluster
 from openraft_fast.kv import KvClient, KvOutcomeUnknown
 from openraft_fast.errors import RaftError
 
@@ -13,12 +13,8 @@ from openraft_fast.errors import RaftError
 def test_backup_during_writes_and_restore(run, tmp_path):
     async def body():
         ports = {i: tuple(free_ports(2)) for i in (1, 2, 3, 7)}
-        procs = {i: ServeProcess(i, *ports[i], str(tmp_path / f"n{i}"), ("--snapshot-policy", "500")) for i in (1, 2, 3)}
-        for p in procs.values():
-            await p.start()
-        for p in procs.values():
-            await p.wait_http()
-        nodes = [a for i in (1, 2, 3) for a in ("--node", f"{i}={procs[i].raft},{procs[i].http}")]
+        procs = await start_serve_cluster(str(tmp_path), (1, 2, 3), ("--snapshot-policy", "500"), ports=ports)
+        nodes = node_args(procs)
         assert (await cli("cluster", "init", "--endpoint", procs[1].url, *nodes))[0] == 0
         ep = ",".join(p.url for p in procs.values())
         acked = {}                  # key -> (value, revision)

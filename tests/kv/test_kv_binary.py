@@ -7,7 +7,7 @@ import asyncio
 import msgpack
 import pytest
 
-from kv_support import WAIT, KvCluster, ServeProcess, cli, free_ports, serve_tls
+from kv_support import WAIT, KvCluster, cli, node_args, serve_tls, start_serve_cluster
 from openraft_fast import Node
 from openraft_fast._core import codec
 from openraft_fast.kv import KvClient
@@ -159,21 +159,14 @@ def test_serve_client_port_with_mutual_tls_and_the_cli(run, tmp_path):
     tls, paths = serve_tls(tmp_path)
 
     async def body():
-        rp, hp, cp = free_ports(2), free_ports(2), free_ports(2)
-        procs = {i: ServeProcess(i, rp[i - 1], hp[i - 1], str(tmp_path / f"n{i}"),
-                                 tls + ["--client", f"127.0.0.1:{cp[i - 1]}"]) for i in (1, 2)}
+        procs = await start_serve_cluster(str(tmp_path), ids=(1, 2), extra=tls, client=True)
         try:
-            for p in procs.values():
-                await p.start()
-            for p in procs.values():
-                await p.wait_http()
-            nodes = sum((["--node", f"{i}={p.raft},{p.http},127.0.0.1:{cp[i - 1]}"] for i, p in procs.items()), [])
-            rc, _, err = await cli("cluster", "init", "--endpoint", "https://" + procs[1].http, *nodes, *tls)
+            rc, _, err = await cli("cluster", "init", "--endpoint", "https://" + procs[1].http, *node_args(procs), *tls)
             assert rc == 0, err
-            orfs = ",".join(f"orfs://127.0.0.1:{p}" for p in cp)
+            orfs = ",".join(f"orfs://{p.client}" for p in procs.values())
             rc, out, err = await cli("kv", "put", "secure", "yes", "--endpoints", orfs, *tls)
             assert rc == 0, err
-            rc, out, err = await cli("kv", "get", "secure", "--endpoints", f"orfs://127.0.0.1:{cp[1]}", *tls)
+            rc, out, err = await cli("kv", "get", "secure", "--endpoints", f"orfs://{procs[2].client}", *tls)
             assert rc == 0 and '"yes"' in out, err
             # Without a client certificate the server refuses the connection.
             rc, _, err = await cli("kv", "get", "secure", "--endpoints", orfs, "--tls-ca", paths["ca"],

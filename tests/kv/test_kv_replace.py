@@ -4,7 +4,7 @@ the dead one's place, the dead id is removed; no acknowledged write is lost."""
 import asyncio
 import json
 
-from kv_support import ServeProcess, cli, free_ports
+from kv_support import ServeProcess, cli, free_ports, node_args, start_serve_cluster
 from openraft_fast.kv import KvClient, KvOutcomeUnknown
 from openraft_fast.errors import RaftError
 
@@ -12,12 +12,8 @@ from openraft_fast.errors import RaftError
 def test_replace_a_dead_node(run, tmp_path):
     async def body():
         ports = {i: tuple(free_ports(2)) for i in (1, 2, 3, 4)}
-        procs = {i: ServeProcess(i, *ports[i], str(tmp_path / f"n{i}")) for i in (1, 2, 3)}
-        for p in procs.values():
-            await p.start()
-        for p in procs.values():
-            await p.wait_http()
-        nodes = [a for i in (1, 2, 3) for a in ("--node", f"{i}={procs[i].raft},{procs[i].http}")]
+        procs = await start_serve_cluster(str(tmp_path), (1, 2, 3), ports=ports)
+        nodes = node_args(procs)
         rc, out, err = await cli("cluster", "init", "--endpoint", procs[1].url, *nodes)
         assert rc == 0, err
         ep = ",".join(p.url for p in procs.values())

@@ -8,18 +8,13 @@ import os
 import shutil
 
 
-from kv_support import ServeProcess, cli, cli_sync, free_ports, serve_tls
+from kv_support import ServeProcess, cli, cli_sync, free_ports, node_args, serve_tls, start_serve_cluster
 from openraft_fast.kv import KvClient
 
 
 async def start_cluster(tmp, ids=(1, 2, 3), ports=None, extra=()):
-    ports = ports or dict(zip(ids, zip(free_ports(len(ids)), free_ports(len(ids)))))
-    procs = {i: ServeProcess(i, ports[i][0], ports[i][1], str(tmp / f"n{i}"), extra) for i in ids}
-    for p in procs.values():
-        await p.start()
-    for p in procs.values():
-        await p.wait_http()
-    return procs, ports
+    procs = await start_serve_cluster(str(tmp), ids, extra, ports)
+    return procs, {i: (int(p.raft.rsplit(":", 1)[1]), int(p.http.rsplit(":", 1)[1])) for i, p in procs.items()}
 
 
 async def stop_all(procs):
@@ -37,10 +32,7 @@ def test_three_serve_processes_init_use_stop_and_restart(run, tmp_path):
         procs, ports = await start_cluster(tmp_path, extra=opts)
         try:
             ep = ",".join(p.url for p in procs.values())
-            nodes = []
-            for i, p in procs.items():
-                nodes += ["--node", f"{i}={p.raft},{p.http}"]
-            rc, out, err = await cli("cluster", "init", "--endpoint", procs[1].url, *nodes)
+            rc, out, err = await cli("cluster", "init", "--endpoint", procs[1].url, *node_args(procs))
             assert (rc, json.loads(out)) == (0, {"voters": [1, 2, 3]}), err
             for i in range(5):
                 rc, out, err = await cli("kv", "put", f"k{i}", f"v{i}", "--endpoints", ep)
@@ -116,10 +108,7 @@ def test_serve_with_mutual_tls(run, tmp_path):
         procs, _ = await start_cluster(tmp_path, ids=(1, 2), extra=tls)
         try:
             urls = ",".join("https://" + p.http for p in procs.values())
-            nodes = []
-            for i, p in procs.items():
-                nodes += ["--node", f"{i}={p.raft},{p.http}"]
-            rc, out, err = await cli("cluster", "init", "--endpoint", "https://" + procs[1].http, *nodes, *tls)
+            rc, out, err = await cli("cluster", "init", "--endpoint", "https://" + procs[1].http, *node_args(procs), *tls)
             assert rc == 0, err
             rc, out, err = await cli("kv", "put", "secure", "yes", "--endpoints", urls, *tls)
             assert rc == 0, err
