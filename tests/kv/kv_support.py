@@ -69,3 +69,41 @@ def serve_tls(tmp_path):
     leaf.cert_chain_pems[0].write_to_path(paths["cert"])
     leaf.private_key_pem.write_to_path(paths["key"])
     return ["--tls-cert", paths["cert"], "--tls-key", paths["key"], "--tls-ca", paths["ca"]], paths
+
+
+class PutWriters:
+    """`async with PutWriters(urls, n) as w:` n writers putting "w<n>/<seq>" = str(seq) in a loop
+    until the block ends; `w.acked`: {key: (value, revision)} of the acknowledged puts,
+    `w.unknown`: the keys whose outcome is unknown (never retried)."""
+
+    def __init__(self, urls, writers: int = 4) -> None:
+        self.urls = list(urls)
+        self.writers = writers
+        self.acked = {}
+        self.unknown = set()
+        self._stop = None
+        self._tasks = []
+
+    async def _writer(self, w: int) -> None:
+        from openraft_fast.errors import RaftError
+        from openraft_fast.kv import KvClient, KvOutcomeUnknown
+        seq = 0
+        async with KvClient(self.urls, timeout=10.0, retry_ambiguous_writes=False) as kv:
+            while not self._stop.is_set():
+                seq += 1
+                key = f"w{w}/{seq}"
+                try:
+                    self.acked[key] = (str(seq), await kv.put(key, str(seq)))
+                except (KvOutcomeUnknown, RaftError):
+                    self.unknown.add(key)
+
+    async def __aenter__(self) -> "PutWriters":
+        import asyncio
+        self._stop = asyncio.Event()
+        self._tasks = [asyncio.ensure_future(self._writer(w)) for w in range(self.writers)]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        import asyncio
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -5,9 +5,8 @@ import asyncio
 import json
 import os
 
-from kv_support import ServeProcess, cli, cli_sync, free_ports, node_args, start_serve_cluster
-from openraft_fast.kv import KvClient, KvOutcomeUnknown
-from openraft_fast.errors import RaftError
+from kv_support import PutWriters, ServeProcess, cli, cli_sync, free_ports, node_args, start_serve_cluster
+from openraft_fast.kv import KvClient
 
 
 def test_backup_during_writes_and_restore(run, tmp_path):
@@ -17,31 +16,14 @@ def test_backup_during_writes_and_restore(run, tmp_path):
         nodes = node_args(procs)
         assert (await cli("cluster", "init", "--endpoint", procs[1].url, *nodes))[0] == 0
         ep = ",".join(p.url for p in procs.values())
-        acked = {}                  # key -> (value, revision)
-        unknown = set()
-        stop = asyncio.Event()
-
-        async def writer(w):
-            seq = 0
-            async with KvClient(ep.split(","), timeout=10.0, retry_ambiguous_writes=False) as kv:
-                while not stop.is_set():
-                    seq += 1
-                    key = f"w{w}/{seq}"
-                    try:
-                        acked[key] = (str(seq), await kv.put(key, str(seq)))
-                    except (KvOutcomeUnknown, RaftError):
-                        unknown.add(key)
-        writers = [asyncio.ensure_future(writer(w)) for w in range(4)]
         backup = tmp_path / "kv.backup"
-        try:
+        async with PutWriters(procs[i].url for i in procs) as writers:
             await asyncio.sleep(1.0)
             rc, out, err = await cli("cluster", "snapshot", "save", str(backup), "--endpoints", ep)
             assert rc == 0, err
             saved = json.loads(out)
             await asyncio.sleep(0.5)
-        finally:
-            stop.set()
-            await asyncio.gather(*writers, return_exceptions=True)
+        acked, unknown = writers.acked, writers.unknown      # key -> (value, revision); outcome unknown
         for p in procs.values():
             assert await p.terminate() == 0
         assert saved["bytes"] == os.path.getsize(backup) and saved["keys"] > 0

@@ -4,9 +4,8 @@ the dead one's place, the dead id is removed; no acknowledged write is lost."""
 import asyncio
 import json
 
-from kv_support import ServeProcess, cli, free_ports, node_args, start_serve_cluster
-from openraft_fast.kv import KvClient, KvOutcomeUnknown
-from openraft_fast.errors import RaftError
+from kv_support import PutWriters, ServeProcess, cli, free_ports, node_args, start_serve_cluster
+from openraft_fast.kv import KvClient
 
 
 def test_replace_a_dead_node(run, tmp_path):
@@ -16,22 +15,7 @@ def test_replace_a_dead_node(run, tmp_path):
         nodes = node_args(procs)
         rc, out, err = await cli("cluster", "init", "--endpoint", procs[1].url, *nodes)
         assert rc == 0, err
-        ep = ",".join(p.url for p in procs.values())
-        acked = {}
-        stop = asyncio.Event()
-
-        async def writer(w):
-            seq = 0
-            async with KvClient(ep.split(","), timeout=10.0, retry_ambiguous_writes=False) as kv:
-                while not stop.is_set():
-                    seq += 1
-                    try:
-                        await kv.put(f"w{w}/{seq}", str(seq))
-                        acked[f"w{w}/{seq}"] = str(seq)
-                    except (KvOutcomeUnknown, RaftError):
-                        pass
-        writers = [asyncio.ensure_future(writer(w)) for w in range(4)]
-        try:
+        async with PutWriters(p.url for p in procs.values()) as writers:
             await asyncio.sleep(1.0)
             await procs[3].kill()                               # node 3's machine is gone
             await asyncio.sleep(0.5)
@@ -52,9 +36,7 @@ def test_replace_a_dead_node(run, tmp_path):
             status = json.loads(out)
             assert rc == 0 and [m["id"] for m in status["members"]] == [1, 2, 4], (out, err)
             assert all(m["health"] == "ok" for m in status["members"]), out
-        finally:
-            stop.set()
-            await asyncio.gather(*writers, return_exceptions=True)
+        acked = {k: v for k, (v, _) in writers.acked.items()}
         assert len(acked) > 100
         # every acknowledged write, read from the new node (linearizable: through the leader's read point)
         async with KvClient([procs[4].url], timeout=10.0) as kv:
