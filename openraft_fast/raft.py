@@ -152,7 +152,8 @@ class Raft:
         except Exception as exc:
             raise StorageError(f"node {node_id}: reading the stores failed: {exc!r}") from exc
         state = PersistedState(vote, log, committed, None if snap is None else snap.meta, applied, applied_membership)
-        engine = Engine(node_id, config, state, rng or random.Random(), loop.time())
+        engine = Engine(node_id, config, state, rng or random.Random(), loop.time(),
+                        sync_log=bool(getattr(log_store, "durable_on_append", False)))
         core = RaftCore(node_id, config, network_factory, log_store, state_machine, engine)
         core.post(engine.startup)
         return cls(core)

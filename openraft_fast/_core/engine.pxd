@@ -53,6 +53,7 @@ cdef class Engine:
     cdef readonly LogId committed
     cdef readonly LogId applied
     cdef readonly LogId flushed
+    cdef readonly bint sync_log             # each AppendLog is durable before the next command runs
     cdef int64_t commit_target              # known committed; `committed` follows as flushes allow
     cdef int64_t apply_sent                 # highest index handed to an Apply command
     cdef readonly SnapshotMeta snapshot

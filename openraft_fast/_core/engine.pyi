@@ -5,7 +5,9 @@ execute, in order (see commands.pyi for the execution contract). Time enters onl
 tick(now) (seconds, any monotonic origin); randomness only through the injected rng.
 
 Completion events the runtime must feed back:
-- on_log_flushed(log_id) once an AppendLog is durable (log_id = last id of that AppendLog);
+- on_log_flushed(log_id) once an AppendLog is durable (log_id = last id of that AppendLog),
+  unless the engine was made with sync_log=True (the log store is durable when append returns:
+  each AppendLog counts as flushed when it is emitted);
 - on_applied(log_id) once an Apply finished (log_id = last id of that Apply's entries);
 - on_snapshot_built(meta) after BuildSnapshot; on_snapshot_installed(meta) after InstallSnapshot;
 - on_snapshot_send_failed(target, msg_id) when a SendSnapshot could not be delivered.
@@ -57,7 +59,7 @@ class PersistedState:
 @disjoint_base
 class Engine:
     def __init__(self, node_id: int, config: Config, state: PersistedState, rng: random.Random,
-                 now: float = 0.0) -> None: ...
+                 now: float = 0.0, *, sync_log: bool = False) -> None: ...
     def startup(self) -> List[Command]:
         """Call once after construction: repairs a log a snapshot passed, applies what is
         committed, and stands for election at once if the saved vote was its own leadership."""
@@ -84,6 +86,9 @@ class Engine:
         """As reported by on_applied."""
     @property
     def flushed(self) -> Optional[LogId]: ...
+    @property
+    def sync_log(self) -> bool:
+        """Made with sync_log=True: AppendLog counts as flushed when emitted."""
     @property
     def snapshot(self) -> Optional[SnapshotMeta]: ...
     @property

@@ -77,7 +77,7 @@ cdef class PersistedState:
 
 
 cdef class Engine:
-    def __init__(self, node_id, config, PersistedState state not None, rng, double now=0.0):
+    def __init__(self, node_id, config, PersistedState state not None, rng, double now=0.0, *, bint sync_log=False):
         if not isinstance(node_id, int) or node_id < 0:
             raise ValueError(f"node id must be a non-negative int, got {node_id!r}")
         self.node_id = node_id
@@ -105,6 +105,10 @@ cdef class Engine:
         self.quorum_factory = config.quorum_factory or from_configs
         self.rng = rng
         self.now_us = _us(now)
+        # The runtime's log store is durable when append returns (a memory store): an
+        # AppendLog counts as flushed when it is emitted, and on_log_flushed is never needed.
+        # A write then costs three engine events fewer (the leader's and each follower's flush).
+        self.sync_log = sync_log
         self.out = []
 
         self.vote = state.vote if state.vote is not None else Vote(make_leader_id(0, NO_NODE, self.std), False)

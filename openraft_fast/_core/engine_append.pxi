@@ -64,6 +64,7 @@ cdef recv_append(Engine self, from_id, AppendRequest req):
             self.out.append(AppendLog(entries if first_conflict == entries.start
                                       else self.log.c_slice(first_conflict, entries.stop)))
             _memberships_appended(self, first_conflict, entries.stop)
+            _appended(self, matched)
     # Commit only what is known to match the leader's log.
     if req.commit is not None and matched is not None:
         _set_committed(self, min(req.commit.index, matched.index))
@@ -106,13 +107,27 @@ cdef int _truncate_after(Engine self, int64_t after) except -1:
     return 0
 
 
+cdef int _appended(Engine self, LogId last) except -1:
+    """An AppendLog up to `last` was just emitted (and the log and memberships updated). With
+    sync_log it is durable before the next command runs, so its flush is handled now, in this
+    event: what on_log_flushed would release (acks, commits, applies) follows the AppendLog."""
+    if self.sync_log:
+        _log_flushed(self, last)
+    return 0
+
+
 cdef on_log_flushed(Engine self, LogId log_id):
+    _log_flushed(self, log_id)
+    return self._take()
+
+
+cdef int _log_flushed(Engine self, LogId log_id) except -1:
     cdef int64_t accepted
     cdef LeaderId ours = self.log.c_leader_at(log_id.index)
     if ours is None or leader_id_cmp(ours, log_id.leader_id) != ORD_EQUAL:
-        return self._take()      # truncated meanwhile
+        return 0        # truncated meanwhile
     if log_id.index <= _idx(self.flushed):
-        return self._take()
+        return 0
     self.flushed = log_id
     assert log_id.index <= self.log.last_index
     if self.state == ST_LEADER:
@@ -122,4 +137,4 @@ cdef on_log_flushed(Engine self, LogId log_id):
     if self.commit_target > self._committed_index():
         _set_committed(self, self.commit_target)
     _apply(self)
-    return self._take()
+    return 0

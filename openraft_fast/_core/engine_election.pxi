@@ -200,8 +200,9 @@ cdef int _become_leader(Engine self) except -1:
     self.granted = set()
     self.rejected = set()
     self.heartbeat_deadline = self.now_us + self.hb_interval_us
-    # A blank entry of our own lets everything before it commit at once.
+    # A blank entry of our own lets everything before it commit at once. Named before it is
+    # appended: with sync_log, appending it may already commit it.
+    self.leader_first_log_id = make_log_id(self.leader_committed_id, self.log.last_index + 1)
     _leader_append(self, [None], ENTRY_BLANK)
-    self.leader_first_log_id = self._last_log_id()
     _replicate_all(self)
     return 0

@@ -21,6 +21,7 @@ cdef initialize(Engine self, Membership membership, bint elect):
     self.log.c_append(make_leader_id(0, NO_NODE, self.std), [membership], ENTRY_MEMBERSHIP)
     self.out.append(AppendLog(self.log.c_slice(1, 2)))
     _memberships_appended(self, 1, 2)
+    _appended(self, self._last_log_id())
     if not self.elect_enabled:
         pass
     elif elect:

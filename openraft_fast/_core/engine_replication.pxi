@@ -20,6 +20,7 @@ cdef int _leader_append(Engine self, list payloads, int kind) except -1:
     self.out.append(AppendLog(self.log.c_slice(first, self.log.last_index + 1)))
     if kind == ENTRY_MEMBERSHIP:
         _memberships_appended(self, first, self.log.last_index + 1)
+    _appended(self, self._last_log_id())
     return 0
 
 

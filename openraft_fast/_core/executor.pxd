@@ -16,6 +16,8 @@ cdef class Executor(EventQueue):
     cdef readonly Peers peers
     cdef readonly RpcInbox inbox
     cdef object cmds                    # deque: commands of the current event not yet run
+    cdef readonly long long events_run  # engine events handled (one call into the engine each)
+    cdef readonly long long commands_run
     cdef bint blocked                   # a storage call the next command must wait for runs
     cdef object timer
     cdef double timer_at

@@ -32,6 +32,10 @@ cdef int INFO = logging.INFO
 cdef double INF = float("inf")
 
 
+def _already_flushed():
+    pass
+
+
 cdef class Executor(EventQueue):
     def __init__(self, loop, engine, log_store, sm, network_factory, double orphan_bound):
         self.loop = loop
@@ -113,9 +117,11 @@ cdef class Executor(EventQueue):
             while not self.blocked:
                 if cmds:
                     event = None
+                    self.commands_run += 1
                     self._exec(<Command>cmds.popleft())
                 elif events:
                     event = events.popleft()
+                    self.events_run += 1
                     out = event[0](*event[1])
                     if out:
                         cmds.extend(out)
@@ -177,7 +183,9 @@ cdef class Executor(EventQueue):
         elif code == CMD_APPEND_LOG:
             entries = (<AppendLog>cmd).entries
             try:
-                self.log_store.append(entries, partial(self.post, self.on_log_flushed, entries.last_log_id))
+                # A durable_on_append store: the engine took the flush as done (sync_log).
+                self.log_store.append(entries, _already_flushed if self.engine.sync_log else
+                                      partial(self.post, self.on_log_flushed, entries.last_log_id))
             except Exception as exc:
                 raise StorageError(f"append failed: {exc!r}") from exc
         elif code == CMD_RESPOND:

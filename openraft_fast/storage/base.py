@@ -26,6 +26,12 @@ class Snapshot(NamedTuple):
 class LogStore(ABC):
     """The Raft log and the vote. Indexes start at 1; the log never has a hole."""
 
+    #: True when `append` returns only once the entries are durable (a memory store, or one
+    #: that writes and syncs inline). The engine then counts them flushed when it asks for
+    #: the append: one event fewer per append on every node. `on_flushed` is still called
+    #: (the runtime passes one that does nothing).
+    durable_on_append: bool = False
+
     @abstractmethod
     async def get_log_state(self) -> LogState: ...
 
@@ -53,7 +59,8 @@ class LogStore(ABC):
     def append(self, entries: LogSlice, on_flushed: Callable[[], None]) -> None:
         """Append entries right after the last one. They are readable on return; call
         `on_flushed()` from the event loop's thread once they are durable (at once for a
-        memory store; after a group fsync for a durable one)."""
+        memory store; after a group fsync for a durable one). A store with
+        `durable_on_append` is durable when this returns."""
 
     @abstractmethod
     async def truncate_after(self, index: int) -> None:

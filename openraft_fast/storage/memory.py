@@ -16,6 +16,8 @@ class MemLogStore(LogStore):
     """The log in a LogBuffer; everything is "durable" at once. A node restarted in the same
     process from the same MemLogStore sees all it wrote."""
 
+    durable_on_append = True
+
     def __init__(self) -> None:
         self.log = LogBuffer()
         self.vote: Optional[Vote] = None

@@ -353,6 +353,24 @@ class LogStoreSuite(_AsyncSuite):
         await self._with_store(body)
 
     @_as_test
+    async def test_durable_on_append_means_durable_on_return(self):
+        """A store that sets `durable_on_append` (the engine then counts an append flushed at
+        once) holds the entries after a reopen straight after append() returns, before
+        on_flushed has run. Others must leave it a plain False."""
+        async def body(store):
+            flag = getattr(store, "durable_on_append", None)
+            assert flag is True or flag is False, f"durable_on_append is {flag!r}, not a bool"
+            if not flag:
+                return
+            s1 = _normal_slice(1, 4, leader(1, 1))
+            fut = await self.append(store, s1, wait=False)
+            fut.cancel()        # the reopen below must not depend on it
+            store = await self.reopen(store)
+            await self.assert_state(store, None, log_id(1, 1, 4))
+            assert_entries_equal(await store.get_log_entries(1, 5), s1, "after a reopen right after append")
+        await self._with_store(body)
+
+    @_as_test
     async def test_on_flushed_in_append_order(self):
         """Durability is signalled in append order (a later flush covers the earlier ones)."""
         async def body(store):

@@ -74,9 +74,10 @@ def config(mode, **kw):
 
 
 def new_engine(node_id, mode, *, voters=(1, 2, 3), membership=None, log=None, vote=None, committed=None,
-               snapshot=None, applied=None, now=0.0, seed=0, startup=True, **cfg):
+               snapshot=None, applied=None, now=0.0, seed=0, startup=True, sync_log=False, **cfg):
     """An engine restarted from durable state; by default its log is the initialize() entry
-    for `voters`, committed (and applied), and startup() has run (its output dropped)."""
+    for `voters`, committed (and applied), and startup() has run (its output dropped).
+    `sync_log`: its log store is durable when append returns (Engine(sync_log=True))."""
     if membership is None:
         membership = Membership(set(voters))
     if log is None:
@@ -86,7 +87,7 @@ def new_engine(node_id, mode, *, voters=(1, 2, 3), membership=None, log=None, vo
     if applied is None:
         applied = committed
     state = PersistedState(vote=vote, log=log, committed=committed, snapshot=snapshot, applied=applied)
-    e = Engine(node_id, config(mode, **cfg), state, random.Random(seed), now=now)
+    e = Engine(node_id, config(mode, **cfg), state, random.Random(seed), now=now, sync_log=sync_log)
     if startup:
         e.startup()
     return e
@@ -146,7 +147,8 @@ def settle(e, cmds, targets=None):
 
 
 # ---------------------------------------------------------------------------- roles
-_ENGINE_ARGS = {"voters", "membership", "log", "vote", "committed", "snapshot", "applied", "now", "seed", "startup"}
+_ENGINE_ARGS = {"voters", "membership", "log", "vote", "committed", "snapshot", "applied", "now", "seed", "startup",
+                "sync_log"}
 
 
 def restarted_out_of_lease(node_id, mode, voters, kw):

@@ -1,7 +1,10 @@
 """The storage conformance suite (openraft_fast.testing.conformance) on the stores we ship,
 under both event loops."""
+import asyncio
+
 import pytest
 
+from openraft_fast._core.log import LogBuffer
 from openraft_fast.storage import MemLogStore, MemStateMachine, NoopStateMachine
 from openraft_fast.testing.conformance import LogStoreSuite, StateMachineSuite
 
@@ -49,3 +52,45 @@ class TestNoopStateMachine(_BothLoops, StateMachineSuite):
 
     async def assert_same_state(self, a, b):
         assert await a.applied_state() == await b.applied_state()
+
+
+class _ClaimsDurableOnAppend(MemLogStore):
+    """Says durable_on_append but makes entries durable (in `disk`) only at its on_flushed,
+    a loop iteration later: what the suite must catch."""
+    durable_on_append = True
+
+    def __init__(self, disk=None):
+        super().__init__()
+        self.disk = disk if disk is not None else MemLogStore()
+        self.log = _copy_of_log(self.disk)
+
+    def append(self, entries, on_flushed):
+        self.log.append_slice(entries)
+        asyncio.get_running_loop().call_soon(self._flush, entries, on_flushed)
+
+    def _flush(self, entries, on_flushed):
+        self.disk.log.append_slice(entries)
+        on_flushed()
+
+
+def _copy_of_log(store):
+    copy = LogBuffer(store.log.purged)
+    if len(store.log):
+        copy.append_slice(store.log.slice(store.log.first_index, store.log.last_index + 1))
+    return copy
+
+
+class _SuiteOnAFalseClaim(LogStoreSuite):
+    def make_store(self):
+        return _ClaimsDurableOnAppend()
+
+    def reopen_store(self, store):
+        return _ClaimsDurableOnAppend(store.disk)
+
+
+def test_the_suite_catches_a_store_not_durable_when_append_returns():
+    suite = _SuiteOnAFalseClaim()
+    with pytest.raises(AssertionError, match="after a reopen right after append|last_log_id"):
+        suite.test_durable_on_append_means_durable_on_return()
+    # What the store does say is true (durable at on_flushed) still passes the rest.
+    suite.test_on_flushed_called_once_from_loop_thread()

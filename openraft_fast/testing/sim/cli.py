@@ -34,6 +34,9 @@ def main(argv=None):
                         "bridges, one-way cuts, healing), no election no fault explains")
     p.add_argument("--forward", action="store_true",
                    help="writes sent to a follower are forwarded to the leader it knows (client_write(forward=True))")
+    p.add_argument("--sync-log", type=float, default=None, metavar="SHARE",
+                   help="share of nodes whose log store is durable on append (Engine(sync_log=True)); "
+                        "default: drawn per seed from 0, 0.5, 1")
     a = p.parse_args(argv)
 
     modes = ("adv", "std") if a.mode == "both" else (a.mode,)
@@ -49,6 +52,8 @@ def main(argv=None):
         params["profile"] = a.profile
     if a.forward:
         params["forward"] = True
+    if a.sync_log is not None:
+        params["sync_log"] = a.sync_log
     work = [(s, a.steps, m, a.trace, params or None) for m in modes for s in seeds]
     t0 = time.perf_counter()
     results = []

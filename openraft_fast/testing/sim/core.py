@@ -49,6 +49,8 @@ def replay_command(seed, steps, mode, params=None):
         cmd += f" --profile {params['profile']}"
     if params.get("forward"):
         cmd += " --forward"
+    if params.get("sync_log") is not None:
+        cmd += f" --sync-log {params['sync_log']}"
     return cmd
 
 
@@ -66,6 +68,7 @@ class SimNode:
         self.tick_at = None            # sim time of the armed tick event
         self.stuck_ticks = 0
         self.flush_busy = False
+        self.sync_log = False          # its store is durable on append (Engine(sync_log=True))
         self.sm_busy = False
         self.snapshots_built = 0
         # Checker bookkeeping: last values seen, for "never goes backwards".
@@ -100,7 +103,7 @@ class Simulation:
     and the random client load: scenario tests drive those by hand. `config` overrides Config
     fields. `params` overrides the drawn shape: voters, learners, spares (nodes outside the
     initial membership), batch_crash (probability of a crash between two commands of a
-    batch), install ("sync" | "async") and strict_truncate (see below).
+    batch), install ("sync" | "async"), strict_truncate and sync_log (see below).
     """
 
     def __init__(self, seed, mode="adv", *, faults=True, workload=True, params=None, config=None,
@@ -133,6 +136,13 @@ class Simulation:
         # Writes sent to a follower are forwarded to the leader it knows (as the runtime's
         # client_write(..., forward=True)), from their own random stream.
         forward = params.pop("forward", False)
+        # Nodes whose log store is durable when append returns (Engine(sync_log=True), as with
+        # MemLogStore): their appends are durable at once, with no flush event. Drawn per node
+        # from its own stream (the other draws stay as they were); a share of 0 or 1 forces it.
+        sync_share = params.pop("sync_log", None)
+        slr = random.Random(f"openraft-sim-synclog:{mode}:{seed}")
+        if sync_share is None:
+            sync_share = slr.choice((0.0, 0.0, 0.5, 1.0))
         if self.profile not in ("default", "harsh", "stability"):
             raise TypeError(f"unknown simulation profile {self.profile!r}")
         hr = random.Random(f"openraft-sim-harsh:{mode}:{seed}") if self.profile == "harsh" else None
@@ -175,6 +185,8 @@ class Simulation:
         self.voters0 = ids[:n_voters]
         self.learners0 = ids[n_voters:n_voters + n_learners]
         self.nodes = {i: SimNode(i, rng) for i in ids}
+        for node in self.nodes.values():
+            node.sync_log = slr.random() < sync_share
         self.network = Network(self.rng, NetworkFaults(rng))
         # Follower reads' messages: the same faults and cut links, their own random stream.
         self.side_network = Network(random.Random(f"openraft-sim-side:{mode}:{seed}"), self.network.faults)
@@ -226,7 +238,8 @@ class Simulation:
                 f"nodes={len(self.nodes)} pre_vote={c.enable_pre_vote} snapshot_policy={c.snapshot_policy} "
                 f"keep={c.max_in_snapshot_log_to_keep} max_payload={c.max_payload_entries} "
                 f"inflight={c.max_inflight} lag={c.replication_lag_threshold} "
-                f"drop={self.network.faults.drop} dup={self.network.faults.duplicate}")
+                f"drop={self.network.faults.drop} dup={self.network.faults.duplicate} "
+                f"sync_log={sorted(n.id for n in self.nodes.values() if n.sync_log)}")
 
     # -- events --
     def schedule(self, delay, kind, *args):
@@ -516,8 +529,11 @@ class Simulation:
                     self._send(node, c.target, c.msg)
                 elif code == C.APPEND_LOG:
                     checker.on_append(node.id, store.log, c.entries)
-                    store.append(c.entries)
-                    self._kick_flush(node)
+                    if node.sync_log:
+                        store.append_durable(c.entries)
+                    else:
+                        store.append(c.entries)
+                        self._kick_flush(node)
                 elif code == C.APPLY:
                     e = node.engine
                     last = c.entries.stop - 1
@@ -636,7 +652,8 @@ class Simulation:
         rng = random.Random(self.rng.getrandbits(64))
         self.trace.append((self.steps, self.now, node.id, "start", (node.incarnation,)))
         try:
-            eng = Engine(node.id, self.config, PersistedState(**durable), rng, node.clock(self.now))
+            eng = Engine(node.id, self.config, PersistedState(**durable), rng, node.clock(self.now),
+                         sync_log=node.sync_log)
             node.engine = eng
             cmds = eng.startup()
         except Exception as e:

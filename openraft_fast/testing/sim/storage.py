@@ -89,6 +89,12 @@ class NodeStorage:
         self.flushes.append(rec)
         return rec
 
+    def append_durable(self, entries):
+        """A store durable on append: the entries survive a crash from now on."""
+        self.append(entries)
+        self.flushes.pop()
+        self.durable_upto = max(self.durable_upto, entries.stop - 1)
+
     def truncate(self, after):
         if after < self.log.first_index - 1:
             raise ContractError(f"TruncateLog(after={after}) cuts into the purged prefix "
