@@ -47,6 +47,7 @@ def _node_spec(text: str):
 
 
 _non_negative = bounded(int, 0, what="an integer")
+_positive = bounded(int, 1, what="an integer")
 _seconds = bounded(float, 0, inclusive=False, what="seconds")
 
 
@@ -118,10 +119,23 @@ def add_parsers(sub) -> None:
     p.add_argument("key", help="the key")
     p.add_argument("--consistency", choices=["linearizable", "lease", "local"], default="linearizable",
                    help="linearizable (read index, default), lease (the leader lease) or local (this node, may be stale)")
-    p = ksub.add_parser("delete", help="delete a key")
+    p = ksub.add_parser("delete", help="delete a key, or every key under --prefix (in one revision)")
     _common(p)
-    p.add_argument("key", help="the key")
+    p.add_argument("key", nargs="?", help="the key")
+    p.add_argument("--prefix", help="delete every key that starts with this (not empty) instead")
     p.add_argument("--no-retry", action="store_true", help="do not retry after an ambiguous failure (exit 3)")
+    p = ksub.add_parser("txn", help="a transaction: compares, then the success or failure ops, in one revision "
+                                    "(exit 1 when the compares fail)")
+    _common(p)
+    p.add_argument("request", help='the transaction as JSON: {"compare": [...], "success": [...], "failure": [...]} '
+                                   '(docs/kv.md); - reads it from stdin')
+    p = ksub.add_parser("watch", help="print every change under PREFIX as a line of JSON, in revision order, "
+                                      "until interrupted (rides out failovers)")
+    _common(p)
+    p.add_argument("prefix", help="the prefix of the keys to watch (with --key: the one key)")
+    p.add_argument("--key", action="store_true", help="watch exactly this key, not a prefix")
+    p.add_argument("--from-revision", type=_positive, metavar="R",
+                   help="start with the changes at revision R and later (default: after the current revision)")
     p = ksub.add_parser("cas", help="compare-and-swap: set if the value (or revision) is the expected one")
     _common(p)
     p.add_argument("key", help="the key")
@@ -239,7 +253,30 @@ async def _kv(args) -> int:
                 return EXIT_FAILED
             _print({"value": item.value, "revision": item.revision})
         elif cmd == "delete":
-            _print({"revision": await kv.delete(args.key, retry_ambiguous=not args.no_retry)})
+            if (args.key is None) == (args.prefix is None):
+                raise ValueError("give a key or --prefix PREFIX (exactly one)")
+            if args.prefix is not None:
+                revision, deleted = await kv.delete_range(args.prefix, retry_ambiguous=not args.no_retry)
+                _print({"revision": revision, "deleted": deleted})
+            else:
+                _print({"revision": await kv.delete(args.key, retry_ambiguous=not args.no_retry)})
+        elif cmd == "txn":
+            text = sys.stdin.read() if args.request == "-" else args.request
+            try:
+                request = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"the transaction is not valid JSON: {exc}") from None
+            if not isinstance(request, dict):
+                raise ValueError("the transaction must be a JSON object")
+            r = await kv.txn(request.get("compare", ()), request.get("success", ()), request.get("failure", ()))
+            _print({"succeeded": r.succeeded, "revision": r.revision, "results": r.results})
+            return 0 if r.succeeded else EXIT_FAILED
+        elif cmd == "watch":
+            changes = kv.watch(None if args.key else args.prefix, key=args.prefix if args.key else None,
+                               from_revision=args.from_revision)
+            async for c in changes:
+                print(json.dumps({"type": c.type, "key": c.key, "value": c.value, "revision": c.revision,
+                                  "prev_revision": c.prev_revision}, separators=(",", ":")), flush=True)
         elif cmd == "cas":
             if args.expected_revision is not None:
                 r = await kv.cas(args.key, args.value, expected_revision=args.expected_revision)
@@ -273,6 +310,8 @@ def main(args) -> int:
         return EXIT_USAGE
     try:
         return run(_cluster(args) if args.command == "cluster" else _kv(args))
+    except KeyboardInterrupt:           # how `kv watch` ends
+        return 130
     except KvOutcomeUnknown as exc:
         print(f"{name}: outcome unknown: {_line(exc)}", file=sys.stderr)
         return EXIT_OUTCOME_UNKNOWN

@@ -68,6 +68,9 @@ def add_parser(sub) -> None:
                         "not yet applied")
     p.add_argument("--max-value-bytes", type=bounded(int, 1, what="a byte count"), default=1 << 20, metavar="N",
                    help="largest key or value in UTF-8 bytes (default 1 MiB); larger ones get 413 too_large")
+    p.add_argument("--watch-history", type=bounded(int, 0, what="a revision count"), default=100000, metavar="N",
+                   help="keep the changes of the last N revisions for watchers (default 100000); a watcher that "
+                        "asks for an older revision gets 410 compacted")
     p.add_argument("--stall-warn", type=bounded(float, 0, what="milliseconds"), default=100.0, metavar="MS",
                    help="log a WARNING, with where it was, whenever the event loop is blocked longer than "
                         "this: heartbeats are late then and followers may stand for election (0: off)")
@@ -143,7 +146,7 @@ async def serve(args) -> int:
     log_store = raft = raft_server = http = client_server = factory = stall_watch = None
     code = 0
     try:
-        log_store, sm = open_kv_storage(args.data)
+        log_store, sm = open_kv_storage(args.data, watch_history=args.watch_history)
         factory = TcpNetworkFactory(args.id, config, ssl=client_ssl)
         raft = await Raft.start(args.id, config, factory, log_store, sm)
         try:

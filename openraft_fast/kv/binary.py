@@ -11,13 +11,15 @@ iteration leave in one write.
 
 | op | request | 200 body |
 |---|---|---|
-| 1 put | [1, key, value] | {"revision"} |
+| 1 put | [1, key, value(, lease)] | {"revision"}; 404 lease_not_found |
 | 2 delete | [2, key] | {"revision", "deleted"} |
 | 3 cas on value | [3, key, expected or None, value] | {"ok", "revision"[, "value"]} |
 | 4 cas on revision | [4, key, expected_revision, value] | the same |
 | 5 get | [5, key, consistency] | {"value", "revision"}; 404 key_not_found |
 | 6 list | [6, prefix, consistency, limit or None] | {"items": [{"key", "value", "revision"}]} |
 | 7 status | [7] | GET /v1/cluster/status's body |
+| 8 transaction | [8, {"compare", "success", "failure"}] | {"succeeded", "revision", "results"} (kv.txn) |
+| 9 range delete | [9, prefix] | {"revision", "deleted"} |
 """
 from __future__ import annotations
 
@@ -31,13 +33,15 @@ import msgpack
 
 from openraft_fast._core.codec import ClientRequest, ClientResponse
 from openraft_fast.errors import ForwardToLeader, InvalidArgument, InvalidArgumentType
-from openraft_fast.kv import commands
+from openraft_fast.kv import commands, txn
 from openraft_fast.kv.listener import Listener, WriteSink
+from openraft_fast.kv.txn import LEASE_NOT_FOUND
 from openraft_fast.network.tcp.frames import FrameConnection
 
 _log = logging.getLogger("openraft_fast.kv")
 
-OP_PUT, OP_DELETE, OP_CAS_VALUE, OP_CAS_REVISION, OP_GET, OP_LIST, OP_STATUS = range(1, 8)
+OP_PUT, OP_DELETE, OP_CAS_VALUE, OP_CAS_REVISION, OP_GET, OP_LIST, OP_STATUS, OP_TXN, OP_DELETE_RANGE = range(1, 10)
+_OP_NAMES = {OP_PUT: "put", OP_DELETE: "delete", OP_TXN: "txn", OP_DELETE_RANGE: "delete_range"}
 # A request frame is small; a list answer may be big.
 MAX_FRAME = 64 << 20
 MAX_BUFFERED = 64 << 20
@@ -82,15 +86,17 @@ class ClientConnection(FrameConnection):
 
 class _Sink(WriteSink):
     """A write's answer over the binary protocol (Raft.client_write_into)."""
-    __slots__ = ("server", "conn", "corr_id", "op", "t0")
+    __slots__ = ("server", "conn", "corr_id", "op", "t0", "parsed")
 
-    def __init__(self, server: "KvBinaryServer", conn: ClientConnection, corr_id: int, op: int, t0: float) -> None:
+    def __init__(self, server: "KvBinaryServer", conn: ClientConnection, corr_id: int, op: int, t0: float,
+                 parsed=None) -> None:
         super().__init__()
         self.server = server
         self.conn = conn
         self.corr_id = corr_id
         self.op = op
         self.t0 = t0
+        self.parsed = parsed            # a transaction's parsed request, to shape its answer
 
     def ok(self, data) -> None:
         self.conn.reply(self.corr_id, self.server.written(self, data))
@@ -145,8 +151,9 @@ class KvBinaryServer(Listener):
             conn.reply(corr_id, error(400, "bad_request", "the request is not a msgpack array [op, args...]"))
             return
         try:
-            if op == OP_PUT and len(req) == 3:
-                self._write(conn, corr_id, op, commands.put(self._key(req[1]), self._value(req[2], "value")))
+            if op == OP_PUT and 3 <= len(req) <= 4:
+                self._write(conn, corr_id, op, commands.put(self._key(req[1]), self._value(req[2], "value"),
+                                                            req[3] if len(req) == 4 else 0))
             elif op == OP_DELETE and len(req) == 2:
                 self._write(conn, corr_id, op, commands.delete(self._key(req[1])))
             elif op == OP_CAS_VALUE and len(req) == 4:
@@ -164,6 +171,11 @@ class KvBinaryServer(Listener):
                     raise InvalidArgument("list takes a str prefix and a limit that is None or an integer >= 0")
                 self._read(conn, corr_id, req[2], lambda: answer(200, {"items": [
                     {"key": k, "value": v, "revision": r} for k, v, r in self.sm.list(prefix, limit)]}))
+            elif op == OP_TXN and len(req) == 2:
+                payload, parsed = txn.txn_command(req[1], self.kv._sized)
+                self._write(conn, corr_id, op, payload, parsed)
+            elif op == OP_DELETE_RANGE and len(req) == 2:
+                self._write(conn, corr_id, op, commands.delete_range(req[1]))
             elif op == OP_STATUS and len(req) == 1:
                 from openraft_fast.kv.server import node_status
                 conn.reply(corr_id, answer(200, node_status(self.raft)))
@@ -182,23 +194,26 @@ class KvBinaryServer(Listener):
             raise InvalidArgumentType(f"{what} must be a str, got {type(text).__name__}")
         return self.kv._sized(text, what)
 
-    def _write(self, conn: ClientConnection, corr_id: int, op: int, payload: bytes) -> None:
+    def _write(self, conn: ClientConnection, corr_id: int, op: int, payload: bytes, parsed=None) -> None:
         t0 = time.monotonic()
-        sink = _Sink(self, conn, corr_id, op, t0)
+        sink = _Sink(self, conn, corr_id, op, t0, parsed)
         self._pending.append((t0 + self.kv.request_timeout, sink))
         self.raft.client_write_into(payload, sink)
 
     def written(self, sink: _Sink, data) -> bytes:
         """The answer to an applied write (what the state machine answered)."""
         op = sink.op
-        self.kv.metrics.write_latency.observe("put" if op == OP_PUT else "delete" if op == OP_DELETE else "cas",
-                                              time.monotonic() - sink.t0)
+        self.kv.metrics.write_latency.observe(_OP_NAMES.get(op, "cas"), time.monotonic() - sink.t0)
         if data is None:
             return error(500, "internal", "the state machine refused the command")
+        if data == LEASE_NOT_FOUND:
+            return error(404, "lease_not_found", "the write names a lease that does not exist; nothing was written")
         if op == OP_PUT:
             return _PUT_OK + _pack(data)
-        if op == OP_DELETE:
+        if op == OP_DELETE or op == OP_DELETE_RANGE:
             return answer(200, {"revision": data[0], "deleted": data[1]})
+        if op == OP_TXN:
+            return answer(200, txn.answer_json(sink.parsed, data))      # data is no LEASE_NOT_FOUND here
         ok, revision, current = data
         return answer(200, {"ok": True, "revision": revision} if ok else
                       {"ok": False, "value": current, "revision": revision})

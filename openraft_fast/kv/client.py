@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
-from openraft_fast.kv.binary import OP_CAS_REVISION, OP_CAS_VALUE, OP_DELETE, OP_GET, OP_LIST, OP_PUT, OP_STATUS
+from openraft_fast.kv.binary import (OP_CAS_REVISION, OP_CAS_VALUE, OP_DELETE, OP_DELETE_RANGE, OP_GET, OP_LIST, OP_PUT,
+                                     OP_STATUS, OP_TXN)
 from openraft_fast.kv.binary_client import BinaryChannel, ChannelClosed
 from openraft_fast.kv.endpoints import normalize_endpoint
 from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, KvUnavailable
-from openraft_fast.kv.state_machine import KvItem
+from openraft_fast.kv.state_machine import KvChange, KvItem
+from openraft_fast.kv.txn import TxnResult, parse_txn
+
+if TYPE_CHECKING:
+    from openraft_fast.kv.lease_client import Lease
 
 _UNSET: Any = object()
 # The HTTP scheme that goes with an endpoint's: a node's other addresses (health) are HTTP.
@@ -99,12 +104,14 @@ class KvClient:
         return self._session
 
     # ------------------------------------------------------------------ key-value calls
-    async def put(self, key: str, value: str, *, retry_ambiguous: Optional[bool] = None) -> int:
-        """Set `key`; returns its new revision."""
-        commands.check_key(key)
-        commands.check_value(value)
-        _, body = await self._call("PUT", _kv_path(key), {"value": value}, kind=self._write_kind(retry_ambiguous),
-                                   op=[OP_PUT, key, value])
+    async def put(self, key: str, value: str, *, lease: int = 0, retry_ambiguous: Optional[bool] = None) -> int:
+        """Set `key`; returns its new revision. With `lease` (an id from `lease()` or
+        `grant_lease`), the key is deleted when the lease is revoked or expires
+        (KvRequestError "lease_not_found" when it no longer exists)."""
+        commands.put(key, value, lease)             # checks the arguments
+        body_json: Dict[str, Any] = {"value": value, "lease": lease} if lease else {"value": value}
+        _, body = await self._call("PUT", _kv_path(key), body_json, kind=self._write_kind(retry_ambiguous),
+                                   op=[OP_PUT, key, value, lease] if lease else [OP_PUT, key, value])
         return body["revision"]
 
     async def get(self, key: str, consistency: str = "linearizable") -> Optional[KvItem]:
@@ -144,6 +151,67 @@ class KvClient:
         if body["ok"]:
             return CasResult(True, body["revision"], value)
         return CasResult(False, body.get("revision", 0), body.get("value"))
+
+    async def delete_range(self, prefix: str, *, retry_ambiguous: Optional[bool] = None) -> Tuple[int, int]:
+        """Delete every key under `prefix` (not empty) in one entry: (revision, keys deleted)."""
+        commands.check_prefix(prefix)
+        _, body = await self._call("DELETE", "/v1/kv", params={"prefix": prefix},
+                                   kind=self._write_kind(retry_ambiguous), op=[OP_DELETE_RANGE, prefix])
+        return body["revision"], body["deleted"]
+
+    async def txn(self, compare: Sequence[Dict[str, Any]] = (), success: Sequence[Dict[str, Any]] = (),
+                  failure: Sequence[Dict[str, Any]] = ()) -> TxnResult:
+        """One transaction (kv.txn: the forms of compares, ops and results): if every compare
+        holds, the `success` ops run, else the `failure` ops, in one entry. Raises
+        KvOutcomeUnknown when the outcome is unknown (never retried)."""
+        request = {"compare": list(compare), "success": list(success), "failure": list(failure)}
+        parse_txn(request)              # a bad transaction fails here, before anything is sent
+        _, body = await self._call("POST", "/v1/txn", request, kind="cas", op=[OP_TXN, request])
+        return TxnResult(body["succeeded"], body["revision"], body["results"])
+
+    # ------------------------------------------------------------------ leases (kv.leases)
+    def lease(self, ttl: float) -> "Lease":
+        """`async with kv.lease(10) as lease: await kv.put("k", "v", lease=lease.id)`: a lease
+        kept alive in the background (every ttl/3) and revoked on exit; `lease.lost` is set
+        if it expired or was revoked meanwhile (its keys are gone then)."""
+        from openraft_fast.kv.lease_client import Lease
+        return Lease(self, ttl)
+
+    async def grant_lease(self, ttl: float) -> int:
+        """A new lease of `ttl` seconds; returns its id. Keep it alive with `keepalive`."""
+        commands.check_ttl(ttl)
+        _, body = await self._call("POST", "/v1/lease", {"ttl": ttl}, kind="cas")
+        return body["id"]
+
+    async def keepalive(self, lease: int) -> float:
+        """Renew the lease for its TTL (the leader counts it from now); returns the TTL.
+        KvRequestError "lease_not_found" when it expired or was revoked."""
+        commands.check_lease(lease)
+        _, body = await self._call("POST", f"/v1/lease/{lease}/keepalive", kind="read")
+        return body["ttl"]
+
+    async def revoke_lease(self, lease: int) -> int:
+        """Revoke the lease: its keys are deleted at one revision; returns how many."""
+        commands.check_lease(lease)
+        _, body = await self._call("DELETE", f"/v1/lease/{lease}", kind="write")
+        return body["deleted"]
+
+    async def lease_info(self, lease: int) -> Dict[str, Any]:
+        """{"id", "ttl", "remaining", "keys"}, from the leader."""
+        commands.check_lease(lease)
+        _, body = await self._call("GET", f"/v1/lease/{lease}", kind="read")
+        return body
+
+    def watch(self, prefix: Optional[str] = None, *, key: Optional[str] = None,
+              from_revision: Optional[int] = None) -> AsyncIterator[KvChange]:
+        """The changes under `prefix` (or to `key`), in revision order, each once, as an async
+        iterator that never ends by itself: `async for change in kv.watch("jobs/"): ...`.
+        From `from_revision` on (inclusive), else after the current revision. It rides out
+        dropped connections, restarts and leader changes (kv.watch_client); raises
+        KvCompacted when the service no longer keeps `from_revision`, and KvUnavailable when
+        no endpoint served it for `timeout` seconds."""
+        from openraft_fast.kv.watch_client import watch
+        return watch(self, prefix, key, from_revision)
 
     async def list(self, prefix: str = "", consistency: str = "linearizable",
                    limit: Optional[int] = None) -> List[KvItem]:

@@ -31,3 +31,12 @@ class KvUnavailable(KvError):
 class KvOutcomeUnknown(KvError):
     """A write failed in a way that leaves its outcome unknown: it may have been applied (once)
     or not. Read the key to find out before retrying a non-idempotent write (a cas)."""
+
+
+class KvCompacted(KvRequestError):
+    """A watch asked for changes older than the service keeps (410 `compacted`): those from
+    `compacted_revision` + 1 on are still there; older ones are gone (read the keys instead)."""
+
+    def __init__(self, message: str, compacted_revision: int) -> None:
+        self.compacted_revision = compacted_revision
+        super().__init__("compacted", message, 410)

@@ -52,6 +52,47 @@ class Response:
         self.headers = headers
 
 
+class StreamResponse:
+    """An answer whose body is streamed (chunked) for as long as the handler wants: once its
+    head is sent, `start(stream)` gets the connection's `Stream` to write to and end; `on_close`
+    is called if the connection goes first. The connection serves nothing after it."""
+    __slots__ = ("content_type", "headers", "start", "on_close")
+
+    def __init__(self, content_type: str, start: Callable[["Stream"], None], on_close: Callable[[], None],
+                 headers: Optional[Dict[str, str]] = None) -> None:
+        self.content_type = content_type
+        self.start = start
+        self.on_close = on_close
+        self.headers = headers
+
+
+class Stream:
+    """The body of a StreamResponse on its connection: `write` a chunk, `buffered` bytes the
+    client has not taken yet, `end` the body (and the connection)."""
+    __slots__ = ("conn", "ended")
+
+    def __init__(self, conn: "HttpConnection") -> None:
+        self.conn = conn
+        self.ended = False
+
+    def write(self, data: bytes) -> None:
+        t = self.conn.transport
+        if data and not self.ended and t is not None and not t.is_closing():
+            t.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def buffered(self) -> int:
+        t = self.conn.transport
+        return 0 if t is None else t.get_write_buffer_size()
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            t = self.conn.transport
+            if t is not None and not t.is_closing():
+                t.write(b"0\r\n\r\n")
+                t.close()
+
+
 def json_response(obj: Any, status: int = 200, headers: Optional[Dict[str, str]] = None) -> Response:
     return Response(status, json.dumps(obj).encode(), JSON, headers)
 
@@ -97,7 +138,7 @@ class Slot:
     """The place of one request's answer in its connection's queue. A handler that answers
     later calls `answer(response)` (or `answer_json_200` with a prebuilt body) once; a slot
     given a `deadline` (monotonic) gets `on_timeout` from the sweep if nothing came by then."""
-    __slots__ = ("conn", "data", "keep_alive", "route", "status", "deadline", "on_timeout")
+    __slots__ = ("conn", "data", "keep_alive", "route", "status", "deadline", "on_timeout", "stream")
 
     def __init__(self, conn: "HttpConnection", keep_alive: bool, route: str) -> None:
         self.conn = conn
@@ -107,12 +148,25 @@ class Slot:
         self.status = 0
         self.deadline = 0.0
         self.on_timeout: Optional[Response] = None
+        self.stream: Optional[StreamResponse] = None
 
-    def answer(self, resp: Response) -> None:
-        if self.data is None:
+    def answer(self, resp) -> None:
+        """`resp`: a Response, or a StreamResponse (the connection's last answer)."""
+        if self.data is not None:
+            return
+        if type(resp) is StreamResponse:
+            self.status = 200
+            self.keep_alive = False
+            self.stream = resp
+            head = [f"HTTP/1.1 200 OK\r\nContent-Type: {resp.content_type}\r\nTransfer-Encoding: chunked\r\n"
+                    f"Cache-Control: no-cache\r\nConnection: close\r\n"]
+            if resp.headers:
+                head.extend(f"{k}: {v}\r\n" for k, v in resp.headers.items())
+            self.data = b"".join(("".join(head).encode("latin-1"), self.conn.server.date, b"\r\n"))
+        else:
             self.status = resp.status
             self.data = _encode(resp, self.keep_alive, self.conn.server.date)
-            self.conn.ready()
+        self.conn.ready()
 
     def answer_json_200(self, body: bytes) -> None:
         if self.data is None:
@@ -142,7 +196,7 @@ Counter = Callable[[str, int], None]
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "slots", "url", "headers", "body", "body_size", "header_bytes",
-                 "too_large", "started", "idle_since", "flushing", "closing", "paused", "reading_paused")
+                 "too_large", "started", "idle_since", "flushing", "closing", "paused", "reading_paused", "stream")
 
     def __init__(self, server: "HttpServer") -> None:
         self.server = server
@@ -161,6 +215,7 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False
         self.paused = False         # the transport asked us to stop writing
         self.reading_paused = False
+        self.stream: Optional[StreamResponse] = None    # streaming its last answer
 
     # ------------------------------------------------------------------ transport events
     def connection_made(self, transport) -> None:
@@ -170,7 +225,13 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.server.connections.discard(self)
         self.closing = True
+        for slot in self.slots:                 # a stream answered but not yet started
+            if slot.stream is not None:
+                slot.stream.on_close()
         self.slots.clear()
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            stream.on_close()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -273,6 +334,7 @@ class HttpConnection(asyncio.Protocol):
             return
         out: List[bytes] = []
         close = False
+        stream = None
         count = self.server.count
         while slots and slots[0].data is not None:
             s = slots.popleft()
@@ -280,10 +342,18 @@ class HttpConnection(asyncio.Protocol):
             count(s.route, s.status)
             if not s.keep_alive:
                 close = True
+                stream = s.stream
                 slots.clear()
                 break
         if out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if stream is not None:
+            # Nothing more is read: requests after it would land inside the stream's body.
+            self.closing = True
+            self._pause_reading()
+            self.stream = stream
+            stream.start(Stream(self))
+            return
         if close:
             self.transport.close()
             return
@@ -311,6 +381,8 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()     # type: ignore[union-attr]
 
     def sweep(self, now: float) -> None:
+        if self.stream is not None:
+            return                          # a stream lasts as long as its handler wants
         server = self.server
         for slot in self.slots:
             if slot.data is None and slot.on_timeout is not None and slot.deadline <= now:
@@ -365,7 +437,7 @@ class HttpServer(Listener):
             out = json_error(500, "internal", f"internal error: {exc!r}")
         if out is None:
             return
-        if isinstance(out, Response):
+        if isinstance(out, (Response, StreamResponse)):
             slot.answer(out)
             return
         self.spawn(out).add_done_callback(lambda t: self._task_done(t, slot))

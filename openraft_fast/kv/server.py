@@ -21,11 +21,14 @@ from openraft_fast._core.types import Node
 from openraft_fast.errors import (ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, InvalidArgument,
                                   InvalidArgumentType, LeaseExpired, NetworkError, OutcomeUnknown, QuorumNotEnough,
                                   RaftError, StorageError, Timeout, Unreachable)
-from openraft_fast.kv import commands
-from openraft_fast.kv.http import HttpServer, Request, Response, Slot, json_error, json_response
+from openraft_fast.kv import commands, txn
+from openraft_fast.kv.http import HttpServer, Request, Response, Slot, StreamResponse, json_error, json_response
 from openraft_fast.kv.listener import WriteSink
 from openraft_fast.kv.metrics import KvMetrics
-from openraft_fast.kv.state_machine import KvStateMachine
+from openraft_fast.kv.leases import LeaseKeeper
+from openraft_fast.kv.state_machine import LEASE_NOT_FOUND, CompactedRevision, KvStateMachine
+from openraft_fast.kv.txn import LeaseNotFound
+from openraft_fast.kv.watch import PROGRESS_INTERVAL, WatchHub
 from openraft_fast.raft import Raft, ReadPolicy
 
 _log = logging.getLogger("openraft_fast.kv")
@@ -140,7 +143,8 @@ class KvServer:
 
     def __init__(self, raft: Raft, state_machine: KvStateMachine, host: str = "127.0.0.1", port: int = 0, *,
                  ssl=None, request_timeout: float = 10.0, membership_timeout: float = 60.0, registry=None,
-                 health_max_lag: int = 10000, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+                 health_max_lag: int = 10000, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+                 watch_progress_interval: float = PROGRESS_INTERVAL) -> None:
         self.raft = raft
         self.sm = state_machine
         self.host = host
@@ -152,6 +156,9 @@ class KvServer:
         self.health_max_lag = health_max_lag
         self.max_value_bytes = max_value_bytes
         self.metrics = KvMetrics(raft, state_machine, registry)
+        self.watch_hub = WatchHub(state_machine)
+        self.leases = LeaseKeeper(raft, state_machine)
+        self.watch_progress_interval = watch_progress_interval
         # A body may hold a value of max_value_bytes escaped in JSON (up to 6 bytes a character).
         self.client_max_size = max(1 << 20, 6 * max_value_bytes + 65536)
         self.http = HttpServer(self._route, self._count, max_body_bytes=self.client_max_size,
@@ -167,7 +174,10 @@ class KvServer:
             "/v1/cluster/status": {"GET": self._status},
             "/v1/health": {"GET": self._health},
             "/metrics": {"GET": self._metrics},
-            "/v1/kv": {"GET": self._list},
+            "/v1/kv": {"GET": self._list, "DELETE": self._delete_range},
+            "/v1/txn": {"POST": self._txn},
+            "/v1/watch": {"GET": self._watch},
+            "/v1/lease": {"POST": self._lease_grant},
         }
         # Answers counted here and added to the Prometheus counter by the sampler and at a
         # scrape: a labelled counter's inc() per request would cost more than the rest.
@@ -180,6 +190,7 @@ class KvServer:
     async def start(self) -> "KvServer":
         self._port = await self.http.start(self.host, self._port, self.ssl)
         self._started = True
+        self.leases.start()
         self._sampler = asyncio.get_running_loop().create_task(self._sample())
         return self
 
@@ -195,15 +206,22 @@ class KvServer:
         if self._sampler is not None:
             self._sampler.cancel()
             self._sampler = None
+        self.watch_hub.close()
+        await self.leases.close()
         if self._started:
             self._started = False
             await self.http.close()
 
     async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(min(0.5, self.watch_progress_interval))
             self._fold_counts()
             self.metrics.observe()
+            if loop.time() - last_progress >= self.watch_progress_interval:
+                last_progress = loop.time()
+                self.watch_hub.progress()
 
     def _count(self, route: str, status: int) -> None:
         key = (route, status)
@@ -239,6 +257,16 @@ class KvServer:
             return json_error(405, "method_not_allowed", "Method Not Allowed",
                               {"Allow": "DELETE,GET,PUT" + (",POST" if key.endswith("/cas") else "")})
         methods = self._routes.get(path)
+        if methods is None and path.startswith("/v1/lease/") and len(path) > 10:
+            rest = path[10:]
+            if rest.endswith("/keepalive"):
+                request.match_info["id"] = rest[:-10]
+                methods = {"POST": self._lease_keepalive}
+                path = "/v1/lease/{id}/keepalive"
+            elif "/" not in rest:
+                request.match_info["id"] = rest
+                methods = {"GET": self._lease_info, "DELETE": self._lease_revoke}
+                path = "/v1/lease/{id}"
         if methods is None and path.startswith("/v1/cluster/nodes/") and "/" not in path[18:] and len(path) > 18:
             request.match_info["id"] = path[18:]
             methods = {"DELETE": self._remove_node}
@@ -269,6 +297,8 @@ class KvServer:
         """(status, code, message) of any exception but a redirect, as both protocols answer it."""
         if isinstance(exc, ApiError):
             return exc.status, exc.code, exc.message
+        if isinstance(exc, LeaseNotFound):
+            return 404, "lease_not_found", str(exc)
         if isinstance(exc, (InvalidArgument, InvalidArgumentType)):
             return 400, "bad_request", str(exc)
         if isinstance(exc, RaftError):
@@ -334,9 +364,10 @@ class KvServer:
         that applies the entry (no future, no task), and the sweep answers "outcome_unknown"
         after request_timeout."""
         answer = self._timeout_answers.get(op)
-        if answer is None:
-            answer = self._timeout_answers[op] = self._error(request, OutcomeUnknown(
-                "timeout", f"{op}: no outcome within {self.request_timeout}s; it may still apply"))
+        if answer is None:      # made once per op (not through _error: nothing timed out yet, nothing to log)
+            answer = self._timeout_answers[op] = json_error(
+                500, "outcome_unknown", str(OutcomeUnknown("timeout", f"{op}: no outcome within {self.request_timeout}s; "
+                                                                      f"it may still apply")))
         slot.on_timeout = answer
         t0 = time.monotonic()
         slot.deadline = t0 + self.request_timeout
@@ -347,6 +378,9 @@ class KvServer:
         self.metrics.write_latency.observe(sink.op, time.monotonic() - sink.t0)
         if data is None:
             slot.answer(json_error(500, "internal", f"the state machine refused the {sink.op} command"))
+        elif data == LEASE_NOT_FOUND:
+            slot.answer(json_error(404, "lease_not_found", "the put names a lease that does not exist (never "
+                                                           "granted, revoked or expired); nothing was written"))
         elif sink.op == "put":
             slot.answer_json_200(b'{"revision": %d}' % data)
         else:
@@ -362,7 +396,9 @@ class KvServer:
             await self._bounded(self.raft.ensure_linearizable(policy), self.request_timeout, "read", False)
 
     def _key(self, request: Request) -> str:
-        key = request.match_info["key"]
+        return self._key_text(request.match_info["key"])
+
+    def _key_text(self, key: str) -> str:
         try:
             commands.check_key(key)
         except InvalidArgument as exc:
@@ -383,16 +419,21 @@ class KvServer:
         try:
             key = self._key(request)
             plain = _PLAIN_PUT.match(request.body)
+            lease = 0
             if plain is not None:
                 value = plain.group(1).decode()     # the common body, without the JSON decoder
             else:
-                value = _field(self._json(request, "value"), "value", str)
+                body = self._json(request, "value", "lease")
+                value = _field(body, "value", str)
+                lease = _field(body, "lease", int, required=False, default=0)
+                if lease < 0:
+                    raise ApiError(400, "bad_request", "field 'lease' must be a lease id (>= 1), or 0 for none")
             value = self._sized(value, "value")
         except UnicodeDecodeError:
             return json_error(400, "bad_request", "the body is not valid JSON: it is not UTF-8")
         except ApiError as exc:
             return self._error(request, exc)
-        self._submit(request, slot, commands.put(key, value), "put")
+        self._submit(request, slot, commands.put(key, value, lease), "put")
         return None
 
     async def _get(self, request: Request) -> Response:
@@ -432,6 +473,82 @@ class KvServer:
         if ok:
             return json_response({"ok": True, "revision": revision})
         return json_response({"ok": False, "value": current, "revision": revision})
+
+    async def _delete_range(self, request: Request) -> Response:
+        """DELETE /v1/kv?prefix=p: every key under a non-empty prefix, in one entry."""
+        if "prefix" not in request.query:
+            raise ApiError(400, "bad_request", "DELETE /v1/kv takes ?prefix=... (a key is deleted at /v1/kv/{key})")
+        revision, deleted = await self._write(commands.delete_range(request.query["prefix"]), "delete_range")
+        return json_response({"revision": revision, "deleted": deleted})
+
+    async def _txn(self, request: Request) -> Response:
+        """POST /v1/txn: compares, then one branch of ops, in one entry (kv.txn)."""
+        payload, parsed = txn.txn_command(self._json(request, "compare", "success", "failure"), self._sized)
+        return json_response(txn.answer_json(parsed, await self._write(payload, "txn")))
+
+    async def _watch(self, request: Request) -> Any:
+        """GET /v1/watch?prefix=p|key=k[&from_revision=r]: a stream of JSON lines (kv.watch)."""
+        q = request.query
+        if ("prefix" in q) == ("key" in q):
+            raise ApiError(400, "bad_request", "give exactly one of prefix= and key=")
+        exact = "key" in q
+        pattern = self._key_text(q["key"]) if exact else q["prefix"]
+        from_revision = None
+        if "from_revision" in q:
+            from_revision = _node_id(q["from_revision"], "from_revision")
+            if from_revision < 1:
+                raise ApiError(400, "bad_request", "from_revision must be >= 1")
+        try:
+            watcher = self.watch_hub.watch(pattern, exact, from_revision)
+        except CompactedRevision as exc:
+            return json_response({"error": {"code": "compacted", "message": str(exc),
+                                            "compacted_revision": exc.compacted_revision},
+                                  "compacted_revision": exc.compacted_revision}, 410)
+        return StreamResponse("application/x-ndjson", lambda stream: watcher.attach(stream.write, stream.buffered,
+                                                                                     stream.end), watcher.close)
+
+    # ------------------------------------------------------------------ leases (kv.leases)
+    def _lease_id(self, request: Request) -> int:
+        lease = _node_id(request.match_info["id"], "lease id")
+        if lease < 1:
+            raise ApiError(400, "bad_request", "a lease id is >= 1")
+        return lease
+
+    async def _lease_grant(self, request: Request) -> Response:
+        ttl = _field(self._json(request, "ttl"), "ttl", (int, float))
+        lease, ttl = await self._write(commands.lease_grant(ttl), "lease_grant")
+        return json_response({"id": lease, "ttl": ttl})
+
+    async def _lease_keepalive(self, request: Request) -> Response:
+        lease = self._lease_id(request)
+        self._require_leader()
+        try:
+            ttl = await self.leases.keepalive(lease, self.request_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(503, "timeout", f"keepalive: no answer within {self.request_timeout}s (no quorum?)") from None
+        return json_response({"ttl": ttl})
+
+    async def _lease_revoke(self, request: Request) -> Response:
+        lease = self._lease_id(request)
+        revision, revoked, deleted = await self._write(commands.lease_revoke(lease), "lease_revoke")
+        if not revoked:
+            raise LeaseNotFound(f"lease {lease} does not exist (never granted, revoked or expired)")
+        return json_response({"revision": revision, "deleted": deleted})
+
+    async def _lease_info(self, request: Request) -> Response:
+        """The lease's TTL, the time left as the leader counts it, and its keys."""
+        lease = self._lease_id(request)
+        self._require_leader()
+        await self._bounded(self.raft.ensure_linearizable(ReadPolicy.LEASE_READ | ReadPolicy.READ_INDEX),
+                            self.request_timeout, "lease", False)
+        self._require_leader()
+        table = self.sm.leases
+        if lease not in table:
+            raise LeaseNotFound(f"lease {lease} does not exist (never granted, revoked or expired)")
+        remaining = self.leases.remaining(lease)
+        return json_response({"id": lease, "ttl": table.ttl[lease],
+                              "remaining": table.ttl[lease] if remaining is None else round(remaining, 3),
+                              "keys": sorted(table.keys[lease])})
 
     async def _list(self, request: Request) -> Response:
         prefix = request.query.get("prefix", "")

@@ -12,7 +12,8 @@ from openraft_fast.kv import KvClient
 def test_backup_during_writes_and_restore(run, tmp_path):
     async def body():
         ports = {i: tuple(free_ports(2)) for i in (1, 2, 3, 7)}
-        procs = await start_serve_cluster(str(tmp_path), (1, 2, 3), ("--snapshot-policy", "500"), ports=ports)
+        procs = await start_serve_cluster(str(tmp_path), (1, 2, 3),
+                                          ("--snapshot-policy", "500", "--watch-history", "1000"), ports=ports)
         nodes = node_args(procs)
         assert (await cli("cluster", "init", "--endpoint", procs[1].url, *nodes))[0] == 0
         ep = ",".join(p.url for p in procs.values())

@@ -151,7 +151,8 @@ def test_a_large_snapshot_is_packed_in_slices_of_the_state_when_it_began(run):
         sm = KvStateMachine()
         n = SNAPSHOT_SLICE * 3 + 5
         await apply(sm, *[commands.put(f"k{i:06d}", f"v{i}") for i in range(n)])
-        expected = msgpack.packb([SNAPSHOT_FORMAT, [[k, v, r] for k, v, r in sm.list()]])
+        expected = msgpack.packb([SNAPSHOT_FORMAT, [[k, v, r] for k, v, r in sm.list()], sm.compacted_revision,
+                                  [list(c) for c in sm.history], []])
         turns = 0
         writes = 0
 
