@@ -8,6 +8,7 @@ the outcome of a write is unknown.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -136,6 +137,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--key", action="store_true", help="watch exactly this key, not a prefix")
     p.add_argument("--from-revision", type=_positive, metavar="R",
                    help="start with the changes at revision R and later (default: after the current revision)")
+    p = ksub.add_parser("lock", help="run COMMAND while holding the lock NAME (waits for it, fairly); its exit "
+                                     "code is ours. The child gets the fencing token in OPENRAFT_FAST_LOCK_TOKEN "
+                                     "and is stopped if the lock is lost")
+    _common(p)
+    p.add_argument("name", help="the lock's name (a key prefix)")
+    p.add_argument("argv", nargs="+", metavar="COMMAND", help="the command and its arguments, after --")
+    p.add_argument("--ttl", type=bounded(float, 0, inclusive=False, what="seconds"), default=10.0,
+                   help="the lock's lease: released this long after this process dies (default 10 s)")
     p = ksub.add_parser("cas", help="compare-and-swap: set if the value (or revision) is the expected one")
     _common(p)
     p.add_argument("key", help="the key")
@@ -277,6 +286,8 @@ async def _kv(args) -> int:
             async for c in changes:
                 print(json.dumps({"type": c.type, "key": c.key, "value": c.value, "revision": c.revision,
                                   "prev_revision": c.prev_revision}, separators=(",", ":")), flush=True)
+        elif cmd == "lock":
+            return await _run_locked(kv, args)
         elif cmd == "cas":
             if args.expected_revision is not None:
                 r = await kv.cas(args.key, args.value, expected_revision=args.expected_revision)
@@ -289,6 +300,32 @@ async def _kv(args) -> int:
             items = await kv.list(args.prefix, args.consistency, args.limit)
             _print({"items": [{"key": i.key, "value": i.value, "revision": i.revision} for i in items]})
     return 0
+
+
+async def _run_locked(kv, args) -> int:
+    """`kv lock NAME -- COMMAND`: the command runs while the lock is held."""
+    async with kv.lock(args.name, args.ttl) as lock:
+        env = dict(os.environ, OPENRAFT_FAST_LOCK_TOKEN=str(lock.fencing_token))
+        try:
+            child = await asyncio.create_subprocess_exec(*args.argv, env=env)
+        except OSError as exc:
+            raise ValueError(f"cannot run {args.argv[0]!r}: {exc}") from None
+        done = asyncio.ensure_future(child.wait())
+        lost = asyncio.ensure_future(lock.lost.wait())
+        try:
+            await asyncio.wait([done, lost], return_when=asyncio.FIRST_COMPLETED)
+            if not done.done():
+                print(f"openraft-fast kv lock: error: the lock {args.name!r} was lost (its lease expired); "
+                      f"stopping the command", file=sys.stderr)
+                child.terminate()
+                await done
+                return EXIT_FAILED
+            return done.result()
+        finally:
+            lost.cancel()
+            if not done.done():
+                child.kill()
+                await done
 
 
 def _line(exc: BaseException) -> str:

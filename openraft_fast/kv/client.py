@@ -35,6 +35,7 @@ from openraft_fast.kv.txn import TxnResult, parse_txn
 
 if TYPE_CHECKING:
     from openraft_fast.kv.lease_client import Lease
+    from openraft_fast.kv.recipes import Election, Lock
 
 _UNSET: Any = object()
 # The HTTP scheme that goes with an endpoint's: a node's other addresses (health) are HTTP.
@@ -201,6 +202,20 @@ class KvClient:
         commands.check_lease(lease)
         _, body = await self._call("GET", f"/v1/lease/{lease}", kind="read")
         return body
+
+    # ------------------------------------------------------------------ recipes (kv.recipes)
+    def lock(self, name: str, ttl: float = 10.0) -> "Lock":
+        """`async with kv.lock("jobs/cleanup", ttl=10) as lock:`: a lock queued fairly by
+        revision, held while the block runs, released on exit or when the holder's lease
+        expires (it crashed, or was cut off for `ttl`). `lock.fencing_token` grows with each
+        holder: pass it to the resource the lock guards (kv.recipes)."""
+        from openraft_fast.kv.recipes import Lock
+        return Lock(self, name, ttl)
+
+    def election(self, name: str, ttl: float = 10.0) -> "Election":
+        """A leader election: `campaign(value)`, `resign()`, `leader()`, `observe()`."""
+        from openraft_fast.kv.recipes import Election
+        return Election(self, name, ttl)
 
     def watch(self, prefix: Optional[str] = None, *, key: Optional[str] = None,
               from_revision: Optional[int] = None) -> AsyncIterator[KvChange]:

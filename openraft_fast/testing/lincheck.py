@@ -181,7 +181,14 @@ class _KeyVerdict:
 
 def _search(ops: Sequence[Op], budget: int) -> _KeyVerdict:
     """Wing-Gong-Lowe search over one key's operations, after `_prepare`."""
-    ops, deadlines = _prepare(ops)
+    kept, deadlines = _prepare(ops)
+    return search(kept, deadlines, step, None, budget)
+
+
+def search(ops: Sequence[Any], deadlines: Sequence[float], step_fn, initial: Any, budget: int) -> _KeyVerdict:
+    """Wing-Gong-Lowe search: can `ops` (each with `invoke`, and the latest time it may take
+    effect in `deadlines`) be ordered consistently with real time so that `step_fn(state, op)
+    -> (legal, next state)` accepts each, from `initial`? States must be hashable."""
     n = len(ops)
     if n == 0:
         return _KeyVerdict(OK, 0)
@@ -212,10 +219,10 @@ def _search(ops: Sequence[Op], budget: int) -> _KeyVerdict:
     for i in range(n):
         match[call_of_op[i]] = ret_of_op[i]
 
-    state: Optional[str] = None
+    state: Any = initial
     linearized = 0
     cache = set()
-    stack: List[Tuple[int, Optional[str]]] = []
+    stack: List[Tuple[int, Any]] = []
     best_depth, best_prefix, best_stuck, best_deadline = -1, [], None, math.inf
     entry = nxt[head]
     steps = 0
@@ -225,7 +232,7 @@ def _search(ops: Sequence[Op], budget: int) -> _KeyVerdict:
             return _KeyVerdict(UNKNOWN, steps, considered=n)
         if is_call[entry]:
             i = op_of[entry]
-            legal, new_state = step(state, ops[i])
+            legal, new_state = step_fn(state, ops[i])
             if legal:
                 lin = linearized | (1 << i)
                 conf = (lin, new_state)

@@ -338,11 +338,7 @@ class Run:
             async with LocalCluster(self.n, self.dir, faults=net) as cluster:
                 await cluster.start()
                 self.t0 = time.monotonic()
-                wid = 0
-                for home in sorted(cluster.nodes):
-                    for _ in range(self.workers_per_node):
-                        wid += 1
-                        workers.append(asyncio.ensure_future(self.worker(wid, cluster, home)))
+                workers = await self.start_workers(cluster)
                 try:
                     await self.nemesis(cluster, net)
                 finally:
@@ -364,7 +360,7 @@ class Run:
                 t.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await net.close()
-        r = check(self.history.operations(), budget=5_000_000)
+        r = self.check_history()
         self.result.verdict = r.status
         self.result.keys = r.keys_checked
         if not r.ok:
@@ -376,6 +372,19 @@ class Run:
         self.result.elapsed = time.monotonic() - self.t0
         self._save()
         return self.result
+
+    async def start_workers(self, cluster: LocalCluster) -> List[asyncio.Task]:
+        """The clients that make the history: `workers_per_node` per node, each starting there."""
+        workers = []
+        wid = 0
+        for home in sorted(cluster.nodes):
+            for _ in range(self.workers_per_node):
+                wid += 1
+                workers.append(asyncio.ensure_future(self.worker(wid, cluster, home)))
+        return workers
+
+    def check_history(self):
+        return check(self.history.operations(), budget=5_000_000)
 
     def _save(self) -> None:
         res = self.result
