@@ -107,7 +107,7 @@ def _make_step(keys: List[str]):
         if not op.pending and succeeded != op.succeeded:
             return False, state
         new = list(state)
-        got = []
+        got: List[Any] = []
         for s in op.success if succeeded else op.failure:
             i = index[s[1]]
             if s[0] == PUT:
