@@ -23,10 +23,13 @@ def add_parser(sub) -> None:
                    help="measured seconds per row (default 3)")
     b.add_argument("--payload", type=int_list(0, "sizes"), default=None,
                    help="payload bytes, a list (default local 0; tcp 16,256)")
-    b.add_argument("--service", choices=["http", "binary"],
+    b.add_argument("--service", choices=["http", "binary", "control"],
                    help="the KV service: 3 `serve` processes loaded over HTTP (wrk) or the binary client protocol "
                         "(connections, or requests in flight, 1,16,64,256; 16 B), next to the engine's own "
-                        "--transport tcp --store wal rate in the same run")
+                        "--transport tcp --store wal rate in the same run; control: watch fan-out, lease "
+                        "keepalives, transactions and lock cycles per second")
+    b.add_argument("--watchers", type=bounded(int, 1, what="an integer"), default=1000,
+                   help="--service control: watchers of the fan-out row (default 1000)")
     b.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
                    help="--service: the load generator (auto: wrk when installed, else python, a client of ours "
                         "that costs more per request)")
@@ -50,6 +53,8 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from openraft_fast.bench.results import format_table, live_printer, results_json
+    if args.service == "control":
+        return _control(args)
     tcp = args.transport == "tcp"
     clients = args.clients or ([1, 256] if tcp else [1, 64, 256, 1024])
     payloads = args.payload if args.payload is not None else ([16, 256] if tcp else [0])
@@ -177,4 +182,21 @@ def main(args) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results_json(results), f, indent=2)
+    return 0
+
+
+def _control(args) -> int:
+    """bench --service control: its own table (bench.control)."""
+    from openraft_fast.bench.control import bench_control, format_control
+    from openraft_fast.errors import RaftError
+    try:
+        rows = run(bench_control(args.seconds, args.watchers, args.data, lambda m: print(m, file=sys.stderr)),
+                   use_uvloop=not args.no_uvloop)
+    except RaftError as exc:
+        print(f"openraft-fast bench: error: {exc}", file=sys.stderr)
+        return 1
+    print(format_control(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
     return 0

@@ -56,3 +56,16 @@ def test_bench_service_http_with_wrk_or_a_clear_refusal_without_it(tmp_path):
 def test_bench_service_refuses_flags_that_do_not_apply(args):
     rc, _, err = cli_sync("bench", *args)
     assert rc == 2 and err.strip(), err
+
+
+def test_bench_service_control(tmp_path):
+    """Every control-plane row is measured (watchers got every event, keepalives, txns and
+    lock cycles completed); no speed is asserted."""
+    out_file = tmp_path / "control.json"
+    rc, out, err = cli_sync("bench", "--service", "control", "--watchers", "20", "--seconds", "0.5",
+                            "--json", str(out_file), timeout=180)
+    assert rc == 0, err
+    rows = {r["bench"]: r for r in json.loads(out_file.read_text())}
+    assert sorted(rows) == ["lease keepalive", "lock cycle", "transaction", "watch fan-out"]
+    assert all(r["rate"] > 0 for r in rows.values())
+    assert "20 watchers" in rows["watch fan-out"]["note"] and "events/s" in out
