@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 import aiohttp
 
@@ -26,7 +26,7 @@ class ControlBenchError(RaftError):
     """The control-plane bench could not run."""
 
 
-async def _for(seconds: float, concurrency: int, op: Callable[[int], "asyncio.Future"]) -> float:
+async def _for(seconds: float, concurrency: int, op: Callable[[int], Awaitable[Any]]) -> float:
     """Run `op(worker)` in `concurrency` loops for `seconds`; returns completed ops per second."""
     done = 0
     stop = time.monotonic() + seconds
@@ -119,7 +119,7 @@ async def bench_control(seconds: float, watchers: int = 1000, data: Optional[str
                 if progress:
                     progress("transactions")
 
-                def transfer(w: int):
+                def transfer(w: int) -> Awaitable[Any]:
                     a, b = f"acct/{w}", f"acct/{w + 64}"
                     return kv.txn(compare=[{"key": a, "target": "exists", "op": "==", "value": True}],
                                   success=[{"put": {"key": a, "value": "1"}}, {"put": {"key": b, "value": "2"}}],
