@@ -20,6 +20,10 @@ iteration leave in one write.
 | 7 status | [7] | GET /v1/cluster/status's body |
 | 8 transaction | [8, {"compare", "success", "failure"}] | {"succeeded", "revision", "results"} (kv.txn) |
 | 9 range delete | [9, prefix] | {"revision", "deleted"} |
+| 10 lease grant | [10, ttl] | {"id", "ttl"} |
+| 11 lease keepalive | [11, id] | {"ttl"}; 404 lease_not_found |
+| 12 lease revoke | [12, id] | {"revision", "deleted"}; 404 lease_not_found |
+| 13 lease info | [13, id] | {"id", "ttl", "remaining", "keys"} |
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ from openraft_fast.network.tcp.frames import FrameConnection
 
 _log = logging.getLogger("openraft_fast.kv")
 
-OP_PUT, OP_DELETE, OP_CAS_VALUE, OP_CAS_REVISION, OP_GET, OP_LIST, OP_STATUS, OP_TXN, OP_DELETE_RANGE = range(1, 10)
+(OP_PUT, OP_DELETE, OP_CAS_VALUE, OP_CAS_REVISION, OP_GET, OP_LIST, OP_STATUS, OP_TXN, OP_DELETE_RANGE,
+ OP_LEASE_GRANT, OP_LEASE_KEEPALIVE, OP_LEASE_REVOKE, OP_LEASE_INFO) = range(1, 14)
 _OP_NAMES = {OP_PUT: "put", OP_DELETE: "delete", OP_TXN: "txn", OP_DELETE_RANGE: "delete_range"}
 # A request frame is small; a list answer may be big.
 MAX_FRAME = 64 << 20
@@ -176,6 +181,14 @@ class KvBinaryServer(Listener):
                 self._write(conn, corr_id, op, payload, parsed)
             elif op == OP_DELETE_RANGE and len(req) == 2:
                 self._write(conn, corr_id, op, commands.delete_range(req[1]))
+            elif op == OP_LEASE_GRANT and len(req) == 2:
+                self._answer_later(conn, corr_id, self.kv.lease_grant(req[1]))
+            elif op == OP_LEASE_KEEPALIVE and len(req) == 2:
+                self._answer_later(conn, corr_id, self.kv.lease_keepalive(req[1]))
+            elif op == OP_LEASE_REVOKE and len(req) == 2:
+                self._answer_later(conn, corr_id, self.kv.lease_revoke(commands.check_lease(req[1])))
+            elif op == OP_LEASE_INFO and len(req) == 2:
+                self._answer_later(conn, corr_id, self.kv.lease_info(req[1]))
             elif op == OP_STATUS and len(req) == 1:
                 from openraft_fast.kv.server import node_status
                 conn.reply(corr_id, answer(200, node_status(self.raft)))
@@ -217,6 +230,17 @@ class KvBinaryServer(Listener):
         ok, revision, current = data
         return answer(200, {"ok": True, "revision": revision} if ok else
                       {"ok": False, "value": current, "revision": revision})
+
+    def _answer_later(self, conn: ClientConnection, corr_id: int, call) -> None:
+        """Answer with what the coroutine `call` returns (a body), or with its error."""
+        async def run() -> None:
+            try:
+                body = await call
+            except Exception as exc:
+                conn.reply(corr_id, self.error_answer(exc))
+                return
+            conn.reply(corr_id, answer(200, body))
+        self.spawn(run())
 
     def _get(self, key: str) -> bytes:
         item = self.sm.get(key)

@@ -25,8 +25,9 @@ import aiohttp
 
 from openraft_fast.errors import InvalidArgument, InvalidArgumentType
 from openraft_fast.kv import commands
-from openraft_fast.kv.binary import (OP_CAS_REVISION, OP_CAS_VALUE, OP_DELETE, OP_DELETE_RANGE, OP_GET, OP_LIST, OP_PUT,
-                                     OP_STATUS, OP_TXN)
+from openraft_fast.kv.binary import (OP_CAS_REVISION, OP_CAS_VALUE, OP_DELETE, OP_DELETE_RANGE, OP_GET,
+                                     OP_LEASE_GRANT, OP_LEASE_INFO, OP_LEASE_KEEPALIVE, OP_LEASE_REVOKE, OP_LIST,
+                                     OP_PUT, OP_STATUS, OP_TXN)
 from openraft_fast.kv.binary_client import BinaryChannel, ChannelClosed
 from openraft_fast.kv.endpoints import normalize_endpoint
 from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError, KvUnavailable
@@ -181,26 +182,26 @@ class KvClient:
     async def grant_lease(self, ttl: float) -> int:
         """A new lease of `ttl` seconds; returns its id. Keep it alive with `keepalive`."""
         commands.check_ttl(ttl)
-        _, body = await self._call("POST", "/v1/lease", {"ttl": ttl}, kind="cas")
+        _, body = await self._call("POST", "/v1/lease", {"ttl": ttl}, kind="cas", op=[OP_LEASE_GRANT, ttl])
         return body["id"]
 
     async def keepalive(self, lease: int) -> float:
         """Renew the lease for its TTL (the leader counts it from now); returns the TTL.
         KvRequestError "lease_not_found" when it expired or was revoked."""
         commands.check_lease(lease)
-        _, body = await self._call("POST", f"/v1/lease/{lease}/keepalive", kind="read")
+        _, body = await self._call("POST", f"/v1/lease/{lease}/keepalive", kind="read", op=[OP_LEASE_KEEPALIVE, lease])
         return body["ttl"]
 
     async def revoke_lease(self, lease: int) -> int:
         """Revoke the lease: its keys are deleted at one revision; returns how many."""
         commands.check_lease(lease)
-        _, body = await self._call("DELETE", f"/v1/lease/{lease}", kind="write")
+        _, body = await self._call("DELETE", f"/v1/lease/{lease}", kind="write", op=[OP_LEASE_REVOKE, lease])
         return body["deleted"]
 
     async def lease_info(self, lease: int) -> Dict[str, Any]:
         """{"id", "ttl", "remaining", "keys"}, from the leader."""
         commands.check_lease(lease)
-        _, body = await self._call("GET", f"/v1/lease/{lease}", kind="read")
+        _, body = await self._call("GET", f"/v1/lease/{lease}", kind="read", op=[OP_LEASE_INFO, lease])
         return body
 
     # ------------------------------------------------------------------ recipes (kv.recipes)
@@ -391,8 +392,8 @@ class KvClient:
         """One attempt over the binary protocol: (status, body, redirect location, failure);
         status 0: nothing was sent; -1: sent, no answer (outcome unknown)."""
         if op is None:
-            raise InvalidArgument(f"{what} needs an http(s):// endpoint (the binary protocol has key-value calls "
-                                  f"and status only), got {base}")
+            raise InvalidArgument(f"{what} needs an http(s):// endpoint (the binary protocol has key-value, "
+                                  f"transaction and lease calls and status only), got {base}")
         channel = self._channels.get(base)
         if channel is None:
             u = urlsplit(base)

@@ -68,6 +68,14 @@ class _RaftCollector:
             snaps.add_metric(["built"], sm.snapshots_built)
             snaps.add_metric(["installed"], sm.snapshots_installed)
             yield snaps
+            yield GaugeMetricFamily("kv_leases", "leases that exist", value=len(sm.leases))
+            yield GaugeMetricFamily("kv_compacted_revision", "watch history: changes kept after this revision",
+                                    value=sm.compacted_revision)
+        if svc.watch_hub is not None:
+            yield GaugeMetricFamily("kv_watchers", "watch streams this node serves", value=len(svc.watch_hub.watchers))
+        if svc.lease_keeper is not None:
+            yield CounterMetricFamily("kv_leases_expired", "leases this node revoked (as leader) because they expired",
+                                      value=svc.lease_keeper.expired)
 
 
 class LatencyHistogram:
@@ -104,6 +112,8 @@ class KvMetrics:
     def __init__(self, raft, state_machine=None, registry: Optional[CollectorRegistry] = None) -> None:
         self.raft = raft
         self.state_machine = state_machine
+        self.watch_hub = None           # set by the server: kv.watch.WatchHub
+        self.lease_keeper = None        # kv.leases.LeaseKeeper
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_RaftCollector(self))
         self.write_latency = LatencyHistogram("kv_write_seconds", "time from receiving a write to answering it",

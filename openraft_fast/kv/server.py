@@ -158,6 +158,7 @@ class KvServer:
         self.metrics = KvMetrics(raft, state_machine, registry)
         self.watch_hub = WatchHub(state_machine)
         self.leases = LeaseKeeper(raft, state_machine)
+        self.metrics.watch_hub, self.metrics.lease_keeper = self.watch_hub, self.leases
         self.watch_progress_interval = watch_progress_interval
         # A body may hold a value of max_value_bytes escaped in JSON (up to 6 bytes a character).
         self.client_max_size = max(1 << 20, 6 * max_value_bytes + 65536)
@@ -515,29 +516,38 @@ class KvServer:
         return lease
 
     async def _lease_grant(self, request: Request) -> Response:
-        ttl = _field(self._json(request, "ttl"), "ttl", (int, float))
-        lease, ttl = await self._write(commands.lease_grant(ttl), "lease_grant")
-        return json_response({"id": lease, "ttl": ttl})
+        return json_response(await self.lease_grant(_field(self._json(request, "ttl"), "ttl", (int, float))))
 
     async def _lease_keepalive(self, request: Request) -> Response:
-        lease = self._lease_id(request)
-        self._require_leader()
-        try:
-            ttl = await self.leases.keepalive(lease, self.request_timeout)
-        except asyncio.TimeoutError:
-            raise ApiError(503, "timeout", f"keepalive: no answer within {self.request_timeout}s (no quorum?)") from None
-        return json_response({"ttl": ttl})
+        return json_response(await self.lease_keepalive(self._lease_id(request)))
 
     async def _lease_revoke(self, request: Request) -> Response:
-        lease = self._lease_id(request)
+        return json_response(await self.lease_revoke(self._lease_id(request)))
+
+    async def _lease_info(self, request: Request) -> Response:
+        return json_response(await self.lease_info(self._lease_id(request)))
+
+    # The lease calls of both protocols: their answers' bodies.
+    async def lease_grant(self, ttl) -> Dict[str, Any]:
+        lease, ttl = await self._write(commands.lease_grant(ttl), "lease_grant")
+        return {"id": lease, "ttl": ttl}
+
+    async def lease_keepalive(self, lease: int) -> Dict[str, Any]:
+        self._require_leader()
+        try:
+            return {"ttl": await self.leases.keepalive(commands.check_lease(lease), self.request_timeout)}
+        except asyncio.TimeoutError:
+            raise ApiError(503, "timeout", f"keepalive: no answer within {self.request_timeout}s (no quorum?)") from None
+
+    async def lease_revoke(self, lease: int) -> Dict[str, Any]:
         revision, revoked, deleted = await self._write(commands.lease_revoke(lease), "lease_revoke")
         if not revoked:
             raise LeaseNotFound(f"lease {lease} does not exist (never granted, revoked or expired)")
-        return json_response({"revision": revision, "deleted": deleted})
+        return {"revision": revision, "deleted": deleted}
 
-    async def _lease_info(self, request: Request) -> Response:
+    async def lease_info(self, lease: int) -> Dict[str, Any]:
         """The lease's TTL, the time left as the leader counts it, and its keys."""
-        lease = self._lease_id(request)
+        commands.check_lease(lease)
         self._require_leader()
         await self._bounded(self.raft.ensure_linearizable(ReadPolicy.LEASE_READ | ReadPolicy.READ_INDEX),
                             self.request_timeout, "lease", False)
@@ -546,9 +556,9 @@ class KvServer:
         if lease not in table:
             raise LeaseNotFound(f"lease {lease} does not exist (never granted, revoked or expired)")
         remaining = self.leases.remaining(lease)
-        return json_response({"id": lease, "ttl": table.ttl[lease],
-                              "remaining": table.ttl[lease] if remaining is None else round(remaining, 3),
-                              "keys": sorted(table.keys[lease])})
+        return {"id": lease, "ttl": table.ttl[lease],
+                "remaining": table.ttl[lease] if remaining is None else round(remaining, 3),
+                "keys": sorted(table.keys[lease])}
 
     async def _list(self, request: Request) -> Response:
         prefix = request.query.get("prefix", "")

@@ -96,7 +96,7 @@ def test_bad_lease_arguments():
 # ---------------------------------------------------------------------------- over the service
 def test_lease_routes(run):
     from kv_support import KvCluster
-    from test_kv_http import call, followers
+    from test_kv_http import call, followers, scrape
 
     async def body():
         async with KvCluster() as c:
@@ -109,6 +109,8 @@ def test_lease_routes(run):
             assert st == 200
             st, b, _ = await call("GET", f"{u}/v1/lease/{lease}")
             assert st == 200 and b["keys"] == ["svc/a"] and 29 < b["remaining"] <= 30
+            families = await scrape(u)
+            assert families["kv_leases"].samples[0].value == 1
             st, b, _ = await call("POST", f"{u}/v1/lease/{lease}/keepalive")
             assert (st, b) == (200, {"ttl": 30})
             f = followers(c, lead)[0]
@@ -202,4 +204,33 @@ def test_client_lease_keeps_its_keys_and_says_when_it_is_lost(run):
                 async with kv.lease(0.6) as lease:
                     await other.revoke_lease(lease.id)             # someone revokes it meanwhile
                     await asyncio.wait_for(lease.lost.wait(), 5)
+    run(body())
+
+
+@pytest.mark.parametrize("protocol", ["http", "orf"])
+def test_lease_calls_over_both_protocols(run, protocol):
+    from test_kv_binary import BinaryCluster
+    from openraft_fast.kv import KvClient
+    from openraft_fast.kv.errors import KvRequestError
+
+    async def body():
+        async with BinaryCluster() as c:
+            lead = await c.start_kv([1, 2, 3])
+            f = next(i for i in (1, 2, 3) if i != lead)
+            async with KvClient([c.url(f) if protocol == "http" else c.orf(f)]) as kv:
+                lease = await kv.grant_lease(30)
+                await kv.put("svc/a", "1", lease=lease)
+                assert await kv.keepalive(lease) == 30
+                info = await kv.lease_info(lease)
+                assert info["keys"] == ["svc/a"] and info["ttl"] == 30
+                assert await kv.revoke_lease(lease) == 1
+                assert await kv.get("svc/a") is None
+                for call in (kv.keepalive(lease), kv.revoke_lease(lease), kv.lease_info(lease),
+                             kv.put("svc/b", "1", lease=lease)):
+                    with pytest.raises(KvRequestError, match="lease_not_found"):
+                        await call
+            # A put that also gives a TTL is refused, not silently stored without one.
+            from test_kv_http import call
+            st, b, _ = await call("PUT", c.url(lead) + "/v1/kv/svc/c", {"value": "v", "ttl": 5})
+            assert (st, b["error"]["code"]) == (400, "unknown_field")
     run(body())

@@ -128,7 +128,7 @@ def test_watch_route_streams_json_lines_on_any_node(run):
     import aiohttp
 
     from kv_support import WAIT, KvCluster
-    from test_kv_http import call
+    from test_kv_http import call, scrape
 
     async def body():
         async with KvCluster() as c:
@@ -147,6 +147,7 @@ def test_watch_route_streams_json_lines_on_any_node(run):
                         lines.append(json.loads(await r.content.readline()))
                     puts = [(e["key"], e["value"]) for e in lines if e["type"] == "put"]
                     assert puts == [("cfg/a", "1"), ("cfg/b", "2")]
+                    assert (await scrape(c.url(follower)))["kv_watchers"].samples[0].value == 1
             for query, status, code in (("", 400, "bad_request"), ("?prefix=a&key=b", 400, "bad_request"),
                                         ("?prefix=a&from_revision=0", 400, "bad_request"),
                                         ("?prefix=a&from_revision=x", 400, "bad_request")):
