@@ -7,7 +7,7 @@ HTTP answers, snapshots, purges) are counted as they happen or as `observe()` se
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -112,8 +112,8 @@ class KvMetrics:
     def __init__(self, raft, state_machine=None, registry: Optional[CollectorRegistry] = None) -> None:
         self.raft = raft
         self.state_machine = state_machine
-        self.watch_hub = None           # set by the server: kv.watch.WatchHub
-        self.lease_keeper = None        # kv.leases.LeaseKeeper
+        self.watch_hub: Any = None      # set by the server: kv.watch.WatchHub
+        self.lease_keeper: Any = None   # kv.leases.LeaseKeeper
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_RaftCollector(self))
         self.write_latency = LatencyHistogram("kv_write_seconds", "time from receiving a write to answering it",
