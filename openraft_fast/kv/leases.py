@@ -37,7 +37,10 @@ class LeaseKeeper:
         self.check_interval = check_interval
         self.loop = asyncio.get_event_loop()
         self.deadlines: Dict[int, float] = {}
+        # At most one entry per lease, at or before its deadline: a keepalive moves only the
+        # deadline, and check() puts an entry back at the new one when it finds it early.
         self._heap: List[Tuple[float, int]] = []
+        self._queued: Set[int] = set()
         self._revoking: Set[int] = set()        # expired, revoke entry proposed
         self._leading = False
         self._task: Optional[asyncio.Task] = None
@@ -60,12 +63,15 @@ class LeaseKeeper:
     def _set(self, lease: int, ttl: float) -> None:
         deadline = self.loop.time() + ttl
         self.deadlines[lease] = deadline
-        heapq.heappush(self._heap, (deadline, lease))
+        if lease not in self._queued:
+            self._queued.add(lease)
+            heapq.heappush(self._heap, (deadline, lease))
 
     def _restart_all(self) -> None:
         """Every lease gets its full TTL from now."""
         self.deadlines.clear()
         self._heap.clear()
+        self._queued.clear()
         self._revoking.clear()
         for lease, ttl in self.sm.leases.ttl.items():
             self._set(lease, ttl)
@@ -120,9 +126,16 @@ class LeaseKeeper:
         heap = self._heap
         expired = []
         while heap and heap[0][0] <= now:
-            deadline, lease = heapq.heappop(heap)
-            if self.deadlines.get(lease) == deadline and lease not in self._revoking:
-                expired.append(lease)
+            _, lease = heapq.heappop(heap)
+            deadline = self.deadlines.get(lease)
+            if deadline is None:
+                self._queued.discard(lease)             # revoked
+            elif deadline > now:
+                heapq.heappush(heap, (deadline, lease))  # kept alive meanwhile
+            else:
+                self._queued.discard(lease)
+                if lease not in self._revoking:
+                    expired.append(lease)
         if expired:
             self._revoking.update(expired)
             self.loop.create_task(self._revoke(expired))
@@ -135,3 +148,8 @@ class LeaseKeeper:
         except Exception as exc:        # not the leader any more, or no quorum: the next leader decides
             _log.info("node %s: revoking expired leases %s failed: %s", self.raft.node_id, leases, exc)
             self._revoking.difference_update(leases)
+            for lease in leases:        # still leading: the next check tries again
+                deadline = self.deadlines.get(lease)
+                if deadline is not None and lease not in self._queued:
+                    self._queued.add(lease)
+                    heapq.heappush(self._heap, (deadline, lease))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Optional, Tuple
 
 from openraft_fast.errors import InvalidArgument
 from openraft_fast.kv import commands
-from openraft_fast.kv.errors import KvCompacted
+from openraft_fast.kv.errors import KvCompacted, KvError
 from openraft_fast.kv.lease_client import Lease
 
 if TYPE_CHECKING:
@@ -79,8 +79,11 @@ class _Queue:
             return          # its history is gone: look at the queue again
 
 
-class LockLost(Exception):
-    """The lease of a lock (or a candidacy) expired: its key is gone."""
+class LockLost(KvError):
+    """The lease of a lock (or a candidacy) expired while it waited: its key is gone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("lock_lost", message)
 
 
 class Lock:

@@ -234,3 +234,28 @@ def test_lease_calls_over_both_protocols(run, protocol):
             st, b, _ = await call("PUT", c.url(lead) + "/v1/kv/svc/c", {"value": "v", "ttl": 5})
             assert (st, b["error"]["code"]) == (400, "unknown_field")
     run(body())
+
+
+def test_the_keeper_holds_one_queue_entry_per_lease_however_many_keepalives(run):
+    from kv_support import KvCluster
+    from openraft_fast.kv import KvClient
+
+    async def body():
+        async with KvCluster() as c:
+            lead = await c.start_kv([1, 2, 3])
+            async with KvClient(c.urls()) as kv:
+                leases = [await kv.grant_lease(30) for _ in range(3)]
+                for _ in range(50):
+                    await asyncio.gather(*(kv.keepalive(lease) for lease in leases))
+                keeper = c.servers[lead].leases
+                assert len(keeper._heap) == 3 and keeper._queued == set(leases)
+                short = await kv.grant_lease(0.3)
+                await kv.put("eph", "x", lease=short)
+                for _ in range(3):                      # kept alive past its first deadline
+                    await asyncio.sleep(0.15)
+                    await kv.keepalive(short)
+                assert await kv.get("eph") is not None
+                while await kv.get("eph") is not None:
+                    await asyncio.sleep(0.05)
+                assert keeper.expired == 1 and len(keeper._heap) == 3
+    run(body())
