@@ -45,10 +45,11 @@ class Watcher:
     """One watch: a key (`exact`) or a prefix, and where its lines go. Until `attach(write,
     buffered, close)` gives it a way out, it keeps its lines (bounded like the socket)."""
 
-    def __init__(self, hub: "WatchHub", pattern: str, exact: bool) -> None:
+    def __init__(self, hub: "WatchHub", pattern: str, exact: bool, start: int) -> None:
         self.hub = hub
         self.pattern = pattern
         self.exact = exact
+        self.start = start              # the first revision it wants (a lagging node applies older ones)
         self.revision = 0               # every change up to this one was handed on
         self._write: Optional[Callable[[bytes], None]] = None
         self._buffered: Optional[Callable[[], int]] = None
@@ -120,8 +121,8 @@ class WatchHub:
     def watch(self, pattern: str, exact: bool, from_revision: Optional[int]) -> Watcher:
         """A watcher registered now, its backlog (the kept changes from `from_revision` on)
         already queued, and a first progress line; CompactedRevision when the backlog is gone."""
-        w = Watcher(self, pattern, exact)
         current = self.sm.revision
+        w = Watcher(self, pattern, exact, current + 1 if from_revision is None else from_revision)
         backlog = b""
         if from_revision is not None:
             backlog = b"".join(change_line(tuple(c)) for c in self.sm.changes(from_revision) if w.matches(c.key))
@@ -138,12 +139,13 @@ class WatchHub:
                 w.end_with_error("snapshot_installed", "this node installed a snapshot; resume from the last "
                                                        "revision received")
             return
-        lines = [(c[2], change_line(c)) for c in changes]
+        lines = [(c[0], c[2], change_line(c)) for c in changes]
         for w in list(self.watchers):
+            start = w.start
             if w.exact:
-                data = b"".join(line for key, line in lines if key == w.pattern)
+                data = b"".join(line for rev, key, line in lines if key == w.pattern and rev >= start)
             else:
-                data = b"".join(line for key, line in lines if key.startswith(w.pattern))
+                data = b"".join(line for rev, key, line in lines if key.startswith(w.pattern) and rev >= start)
             if data:
                 w.send(data, revision)
             else:

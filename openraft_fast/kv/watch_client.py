@@ -99,6 +99,8 @@ async def watch(client: "KvClient", prefix: Optional[str], key: Optional[str],
                     got_any = True
                     if kind == "put" or kind == "delete":
                         revision = event["revision"]
+                        if pos.start is not None and revision < pos.start:
+                            continue                # before where this stream was asked to start
                         if skip and revision == pos.start:
                             skip -= 1
                             continue
