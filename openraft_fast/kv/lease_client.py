@@ -5,12 +5,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Optional
 
-from openraft_fast.kv.errors import KvError, KvRequestError
+from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError
 
 if TYPE_CHECKING:
     from openraft_fast.kv.client import KvClient
 
 _log = logging.getLogger("openraft_fast.kv")
+
+# A grant whose outcome is unknown is asked again, at most this many times in all.
+_GRANT_RETRIES = 5
 
 
 class Lease:
@@ -27,7 +30,14 @@ class Lease:
         self._keeper: Optional[asyncio.Task] = None
 
     async def __aenter__(self) -> "Lease":
-        self.id = await self.client.grant_lease(self.ttl)
+        for attempt in range(_GRANT_RETRIES):
+            try:
+                self.id = await self.client.grant_lease(self.ttl)
+                break
+            except KvOutcomeUnknown:
+                # A grant that did apply is a lease nobody keeps alive: it expires unused.
+                if attempt == _GRANT_RETRIES - 1:
+                    raise
         self._keeper = asyncio.get_running_loop().create_task(self._keep_alive())
         return self
 
