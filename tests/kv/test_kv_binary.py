@@ -39,6 +39,11 @@ class BinaryCluster(KvCluster):
     def orf(self, i):
         return self.binary[i].url
 
+    def follower_endpoint(self, lead, protocol):
+        """A follower's http:// or orf:// address (its writes are redirected to `lead`)."""
+        f = next(i for i in sorted(self.servers) if i != lead)
+        return self.url(f) if protocol == "http" else self.orf(f)
+
     async def shutdown(self):
         for b in self.binary.values():
             await b.close()

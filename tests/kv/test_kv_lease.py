@@ -7,10 +7,14 @@ import time
 import msgpack
 import pytest
 
+from kv_support import KvCluster
 from openraft_fast.errors import InvalidArgument
-from openraft_fast.kv import KvItem, KvStateMachine, commands, txn
+from openraft_fast.kv import KvClient, KvItem, KvStateMachine, commands, txn
+from openraft_fast.kv.errors import KvRequestError
 from openraft_fast.kv.lease_table import LeaseTable
 from openraft_fast.kv.state_machine import LEASE_NOT_FOUND, KvChange
+from test_kv_binary import BinaryCluster
+from test_kv_http import call, followers, scrape
 from test_kv_state_machine import apply, entries
 
 
@@ -95,9 +99,6 @@ def test_bad_lease_arguments():
 
 # ---------------------------------------------------------------------------- over the service
 def test_lease_routes(run):
-    from kv_support import KvCluster
-    from test_kv_http import call, followers, scrape
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
@@ -133,9 +134,6 @@ def test_lease_routes(run):
 
 
 def test_a_lease_expires_no_earlier_than_its_ttl_after_the_last_keepalive(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with KvCluster() as c:
             await c.start_kv([1, 2, 3])
@@ -159,9 +157,6 @@ def test_a_lease_expires_no_earlier_than_its_ttl_after_the_last_keepalive(run):
 
 
 def test_a_new_leader_gives_every_lease_its_full_ttl_again(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
@@ -189,9 +184,6 @@ def test_a_new_leader_gives_every_lease_its_full_ttl_again(run):
 
 
 def test_client_lease_keeps_its_keys_and_says_when_it_is_lost(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with KvCluster() as c:
             await c.start_kv([1, 2, 3])
@@ -209,15 +201,10 @@ def test_client_lease_keeps_its_keys_and_says_when_it_is_lost(run):
 
 @pytest.mark.parametrize("protocol", ["http", "orf"])
 def test_lease_calls_over_both_protocols(run, protocol):
-    from test_kv_binary import BinaryCluster
-    from openraft_fast.kv import KvClient
-    from openraft_fast.kv.errors import KvRequestError
-
     async def body():
         async with BinaryCluster() as c:
             lead = await c.start_kv([1, 2, 3])
-            f = next(i for i in (1, 2, 3) if i != lead)
-            async with KvClient([c.url(f) if protocol == "http" else c.orf(f)]) as kv:
+            async with KvClient([c.follower_endpoint(lead, protocol)]) as kv:
                 lease = await kv.grant_lease(30)
                 await kv.put("svc/a", "1", lease=lease)
                 assert await kv.keepalive(lease) == 30
@@ -237,9 +224,6 @@ def test_lease_calls_over_both_protocols(run, protocol):
 
 
 def test_the_keeper_holds_one_queue_entry_per_lease_however_many_keepalives(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])

@@ -1,11 +1,16 @@
 """Transactions and range deletes in the KvStateMachine (kv.txn), and the watch history: the
 changes of the last N revisions, what is compacted, and both through snapshots."""
+
 import msgpack
 import pytest
 
+from kv_support import KvCluster, cli
 from openraft_fast.errors import InvalidArgument
-from openraft_fast.kv import KvItem, KvStateMachine, commands, txn
-from openraft_fast.kv.state_machine import KvChange, CompactedRevision
+from openraft_fast.kv import KvClient, KvItem, KvStateMachine, commands, txn
+from openraft_fast.kv.state_machine import CompactedRevision, KvChange
+from test_kv_binary import BinaryCluster
+from test_kv_cli import one_line_error
+from test_kv_http import call, followers
 from test_kv_state_machine import apply
 
 
@@ -170,9 +175,6 @@ def test_watch_history_must_be_a_count():
 
 # ---------------------------------------------------------------------------- over the service
 def test_txn_and_range_delete_routes_over_http(run):
-    from test_kv_http import call, followers
-    from kv_support import KvCluster
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
@@ -211,15 +213,10 @@ def test_txn_and_range_delete_routes_over_http(run):
 
 @pytest.mark.parametrize("protocol", ["http", "orf"])
 def test_client_txn_and_delete_range(run, protocol):
-    from test_kv_binary import BinaryCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with BinaryCluster() as c:
             lead = await c.start_kv([1, 2, 3])
-            f = next(i for i in (1, 2, 3) if i != lead)
-            endpoint = c.url(f) if protocol == "http" else c.orf(f)
-            async with KvClient([endpoint]) as kv:
+            async with KvClient([c.follower_endpoint(lead, protocol)]) as kv:
                 r = await kv.put("acct/a", "70")
                 await kv.put("acct/b", "30")
                 res = await kv.txn(compare=[cmp("acct/a", "revision", "==", r)],
@@ -238,8 +235,6 @@ def test_client_txn_and_delete_range(run, protocol):
 def test_cli_txn_and_delete_prefix(run):
     import json
 
-    from kv_support import KvCluster, cli
-    from test_kv_cli import one_line_error
 
     async def body():
         async with KvCluster() as c:

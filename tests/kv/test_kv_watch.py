@@ -6,9 +6,12 @@ import json
 
 import pytest
 
-from openraft_fast.kv import KvStateMachine, commands
+from kv_support import WAIT, KvCluster
+from openraft_fast.kv import KvClient, KvStateMachine, commands
+from openraft_fast.kv.errors import KvCompacted
 from openraft_fast.kv.state_machine import CompactedRevision
 from openraft_fast.kv.watch import WatchHub
+from test_kv_http import call, scrape
 from test_kv_state_machine import apply
 
 
@@ -143,8 +146,6 @@ def test_installing_a_snapshot_ends_every_watch_so_it_resumes_from_its_revision(
 def test_watch_route_streams_json_lines_on_any_node(run):
     import aiohttp
 
-    from kv_support import WAIT, KvCluster
-    from test_kv_http import call, scrape
 
     async def body():
         async with KvCluster() as c:
@@ -173,9 +174,6 @@ def test_watch_route_streams_json_lines_on_any_node(run):
 
 
 def test_watch_of_a_compacted_revision_answers_410(run):
-    from kv_support import KvCluster
-    from test_kv_http import call
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
@@ -190,9 +188,6 @@ def test_watch_of_a_compacted_revision_answers_410(run):
 
 # ---------------------------------------------------------------------------- KvClient.watch
 def test_client_watch_delivers_each_change_once_in_order_across_node_stops(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-
     async def body():
         async with KvCluster() as c:
             await c.start_kv([1, 2, 3, 4, 5])
@@ -232,10 +227,6 @@ def test_client_watch_delivers_each_change_once_in_order_across_node_stops(run):
 
 
 def test_client_watch_from_a_compacted_revision_raises(run):
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
-    from openraft_fast.kv.errors import KvCompacted
-
     async def body():
         async with KvCluster() as c:
             lead = await c.start_kv([1, 2, 3])
@@ -257,8 +248,6 @@ def test_client_watch_from_a_compacted_revision_raises(run):
 def test_cli_kv_watch_prints_one_line_per_change(run):
     import sys
 
-    from kv_support import KvCluster
-    from openraft_fast.kv import KvClient
 
     async def body():
         async with KvCluster() as c:
