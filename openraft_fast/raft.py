@@ -527,19 +527,37 @@ class Raft:
         if to is None:
             _log.info("node %s: stopping as leader with no healthy voter to hand over to", core.node_id)
             return
-        try:
-            await core.call(lambda: (None, engine.transfer_leader(to)))
-        except RaftError as exc:           # lost leadership meanwhile: nothing to hand over
-            _log.info("node %s: no hand-off to %s: %s", core.node_id, to, exc)
-            return
         me = core.node_id
+        # A target that stopped a moment ago still looks healthy: if its TimeoutNow cannot be
+        # delivered, stop at once instead of waiting out the bound.
+        unreachable = core.loop.create_future()
+        peers = core.peers
+
+        def timeout_now_failed(target, exc) -> None:
+            if target == to and not unreachable.done():
+                unreachable.set_result(exc)
+
+        peers.on_timeout_now_failed = timeout_now_failed
+        taken_over = core.wait_core(lambda c: c.engine.leader_id not in (None, me))
         try:
-            await asyncio.wait_for(core.wait_core(lambda c: c.engine.leader_id not in (None, me)),
-                                   self.config.election_timeout_max)
-            _log.info("node %s: handed leadership to %s", me, engine.leader_id)
-        except asyncio.TimeoutError:
-            _log.warning("node %s: hand-off to %s did not finish within %ss; stopping anyway", me, to,
-                         self.config.election_timeout_max)
+            try:
+                await core.call(lambda: (None, engine.transfer_leader(to)))
+            except RaftError as exc:           # lost leadership meanwhile: nothing to hand over
+                _log.info("node %s: no hand-off to %s: %s", me, to, exc)
+                return
+            await asyncio.wait((taken_over, unreachable), timeout=self.config.election_timeout_max,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if taken_over.done() and not taken_over.cancelled() and taken_over.exception() is None:
+                _log.info("node %s: handed leadership to %s", me, engine.leader_id)
+            elif unreachable.done():
+                _log.info("node %s: no hand-off: %s cannot be reached (%r); stopping", me, to, unreachable.result())
+            else:
+                _log.warning("node %s: hand-off to %s did not finish within %ss; stopping anyway", me, to,
+                             self.config.election_timeout_max)
+        finally:
+            peers.on_timeout_now_failed = None
+            taken_over.cancel()
+            unreachable.cancel()
 
     # ------------------------------------------------------------------ receiving side
     def _rpc(self, kind: str, msg) -> "asyncio.Future":

@@ -9,6 +9,7 @@ cdef class Peers:
     cdef dict nodes                     # target -> the Node its client was made for
     cdef object membership              # the engine's membership the clients were checked against
     cdef object on_append_response, on_vote_response
+    cdef public object on_timeout_now_failed    # on_timeout_now_failed(target, exc), or None
 
     cpdef object client(self, object target)
     cdef int _check_addresses(self) except -1

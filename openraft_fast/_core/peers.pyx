@@ -27,6 +27,7 @@ cdef class Peers:
         self.membership = None
         self.on_append_response = engine.recv_append_response
         self.on_vote_response = engine.recv_vote_response
+        self.on_timeout_now_failed = None
 
     cpdef object client(self, object target):
         """The client for `target`, or None when the membership has no address for it."""
@@ -70,7 +71,7 @@ cdef class Peers:
             _watch(client.vote(msg), partial(self._vote_done, target))
         elif t is TimeoutNow:
             log.debug("node %s: TimeoutNow to %s", self.engine.node_id, target)
-            _watch(client.timeout_now(msg), _ignore_result)
+            _watch(client.timeout_now(msg), partial(self._timeout_now_done, target))
         return 0
 
     cdef int heartbeat(self, object target, object msg) except -1:
@@ -90,6 +91,13 @@ cdef class Peers:
         log.debug("node %s: vote response from %s: %r", self.engine.node_id, target, fut.result())
         self.q.push(self.on_vote_response, (target, fut.result()))
 
+    def _timeout_now_done(self, target, fut):
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None and self.on_timeout_now_failed is not None and self.q.stopped is None:
+            self.on_timeout_now_failed(target, exc)
+
     def close_all(self):
         for c in self.clients.values():
             try:
@@ -98,8 +106,3 @@ cdef class Peers:
                 log.exception("closing a network client")
         self.clients.clear()
         self.nodes.clear()
-
-
-def _ignore_result(fut):
-    if not fut.cancelled():
-        fut.exception()

@@ -32,6 +32,27 @@ def test_leader_shutdown_hands_leadership_over(run):
     run(body())
 
 
+def test_leader_shutdown_does_not_wait_for_a_hand_off_target_that_just_stopped(run, caplog):
+    """Nodes shut down in turn: the voters the leader heard from a moment ago look healthy but
+    are stopped. The TimeoutNow to the one it picks cannot be delivered, so the leader stops
+    at once instead of waiting out election_timeout_max for a leader that cannot come."""
+    async def body():
+        async with Cluster() as c:
+            lead = await c.start([1, 2, 3])
+            await c.write(lead, "a", 1)
+            for i in (1, 2, 3):
+                if i != lead:
+                    await c.rafts[i].shutdown(transfer=False)       # still in the router: sends fail
+                    c.stopped.add(i)
+            caplog.clear()
+            with caplog.at_level("INFO", logger="openraft_fast"):
+                await c.rafts[lead].shutdown()
+            c.stopped.add(lead)
+            text = caplog.text
+            assert "cannot be reached" in text and "did not finish" not in text, text
+    run(body())
+
+
 def test_shutdown_without_transfer_leaves_at_once(run):
     async def body():
         async with Cluster() as c:
