@@ -104,7 +104,7 @@ class Watcher:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.hub.watchers.discard(self)
+            self.hub.forget(self)
             if self._close is not None:
                 self._close()
 
@@ -116,7 +116,6 @@ class WatchHub:
         self.sm = sm
         self.max_buffered = max_buffered
         self.watchers: Set[Watcher] = set()
-        sm.change_listeners.append(self._publish)
 
     def watch(self, pattern: str, exact: bool, from_revision: Optional[int]) -> Watcher:
         """A watcher registered now, its backlog (the kept changes from `from_revision` on)
@@ -126,8 +125,10 @@ class WatchHub:
         backlog = b""
         if from_revision is not None:
             backlog = b"".join(change_line(tuple(c)) for c in self.sm.changes(from_revision) if w.matches(c.key))
-        w.send(backlog + progress_line(current), current)
+        if not self.watchers:
+            self.sm.change_listeners.append(self._publish)     # told of applies only while watched
         self.watchers.add(w)
+        w.send(backlog + progress_line(current), current)      # may cut it off at once (too big)
         return w
 
     def _publish(self, changes: Optional[List[tuple]], revision: int) -> None:
@@ -158,8 +159,11 @@ class WatchHub:
         for w in list(self.watchers):
             w.send(line, revision)
 
+    def forget(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        if not self.watchers and self._publish in self.sm.change_listeners:
+            self.sm.change_listeners.remove(self._publish)
+
     def close(self) -> None:
         for w in list(self.watchers):
             w.close()
-        if self._publish in self.sm.change_listeners:
-            self.sm.change_listeners.remove(self._publish)

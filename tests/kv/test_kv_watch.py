@@ -46,6 +46,7 @@ def test_a_watcher_gets_its_backlog_then_live_changes_filtered_by_prefix_or_key(
         sm = KvStateMachine()
         hub = WatchHub(sm)
         await apply(sm, commands.put("a/1", "x"), commands.put("b", "y"))           # 1, 2
+        assert sm.change_listeners == []         # nobody watches: applies build no lines
         from_start, live, exact = Sink(), Sink(), Sink()
         hub.watch("a/", False, 1).attach(from_start.write, from_start.buffered, from_start.close)
         hub.watch("a/", False, None).attach(live.write, live.buffered, live.close)
