@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional, TypeVar
 
 from openraft_fast.kv.errors import KvError, KvOutcomeUnknown, KvRequestError
 
@@ -11,9 +11,21 @@ if TYPE_CHECKING:
     from openraft_fast.kv.client import KvClient
 
 _log = logging.getLogger("openraft_fast.kv")
+T = TypeVar("T")
 
-# A grant whose outcome is unknown is asked again, at most this many times in all.
-_GRANT_RETRIES = 5
+# How many times in all a step that is safe to repeat is tried after ambiguous failures.
+AMBIGUOUS_ATTEMPTS = 5
+
+
+async def retry_ambiguous(call: Callable[[], Awaitable[T]]) -> T:
+    """`await call()`, again after a KvOutcomeUnknown (a leader lost mid-request), for a step
+    whose repeat is harmless; the last failure is raised."""
+    for attempt in range(AMBIGUOUS_ATTEMPTS - 1):
+        try:
+            return await call()
+        except KvOutcomeUnknown:
+            pass
+    return await call()
 
 
 class Lease:
@@ -30,14 +42,9 @@ class Lease:
         self._keeper: Optional[asyncio.Task] = None
 
     async def __aenter__(self) -> "Lease":
-        for attempt in range(_GRANT_RETRIES):
-            try:
-                self.id = await self.client.grant_lease(self.ttl)
-                break
-            except KvOutcomeUnknown:
-                # A grant that did apply is a lease nobody keeps alive: it expires unused.
-                if attempt == _GRANT_RETRIES - 1:
-                    raise
+        # A repeated grant after an ambiguous one: if the first did apply, nobody keeps that
+        # lease alive and it expires unused.
+        self.id = await retry_ambiguous(lambda: self.client.grant_lease(self.ttl))
         self._keeper = asyncio.get_running_loop().create_task(self._keep_alive())
         return self
 

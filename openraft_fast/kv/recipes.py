@@ -22,16 +22,12 @@ from typing import TYPE_CHECKING, AsyncIterator, Optional, Tuple
 
 from openraft_fast.errors import InvalidArgument
 from openraft_fast.kv import commands
-from openraft_fast.kv.errors import KvCompacted, KvError, KvOutcomeUnknown
-from openraft_fast.kv.lease_client import Lease
+from openraft_fast.kv.errors import KvCompacted, KvError
+from openraft_fast.kv.lease_client import Lease, retry_ambiguous
 
 if TYPE_CHECKING:
     from openraft_fast.kv.client import KvClient
     from openraft_fast.kv.state_machine import KvItem
-
-
-# Idempotent steps of the recipes retried after an ambiguous failure, at most this many times.
-_AMBIGUOUS_RETRIES = 5
 
 
 def _prefix(name: str) -> str:
@@ -54,16 +50,10 @@ class _Queue:
     async def join(self, value: str) -> None:
         """Create our key with `value`. The transaction is idempotent (a repeat finds the key
         and reads its revision), so an ambiguous failure (a leader lost mid-request) is retried."""
-        for attempt in range(_AMBIGUOUS_RETRIES):
-            try:
-                r = await self.client.txn(
-                    compare=[{"key": self.key, "target": "exists", "op": "==", "value": False}],
-                    success=[{"put": {"key": self.key, "value": value, "lease": self.lease.id}}],
-                    failure=[{"get": {"key": self.key}}])
-                break
-            except KvOutcomeUnknown:
-                if attempt == _AMBIGUOUS_RETRIES - 1:
-                    raise
+        r = await retry_ambiguous(lambda: self.client.txn(
+            compare=[{"key": self.key, "target": "exists", "op": "==", "value": False}],
+            success=[{"put": {"key": self.key, "value": value, "lease": self.lease.id}}],
+            failure=[{"get": {"key": self.key}}]))
         got = r.results[0]
         assert got is not None, f"{self.key}: created or found, it has a revision"
         self.revision = got["revision"]
